@@ -47,10 +47,14 @@ impl FromStr for Precision {
     type Err = UnknownPrecision;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "fp32" | "f32" | "float32" => Ok(Precision::Fp32),
-            "int8" | "i8" | "u8" => Ok(Precision::Int8),
-            _ => Err(UnknownPrecision),
+        // Case-insensitive without allocating, so that this works without `std`.
+        let is = |names: &[&str]| names.iter().any(|n| n.eq_ignore_ascii_case(s));
+        if is(&["fp32", "f32", "float32"]) {
+            Ok(Precision::Fp32)
+        } else if is(&["int8", "i8", "u8"]) {
+            Ok(Precision::Int8)
+        } else {
+            Err(UnknownPrecision)
         }
     }
 }
