@@ -1,4 +1,11 @@
 //! `ferry-offload` owns everything between "a request exists" and "it ran somewhere": the wire
 //! protocol, the transports to the edge (MQTT over TLS, CoAP over DTLS), the estimators, the
 //! cost model and policy that decide, and the scheduler that carries a decision out.
+//!
+//! # Layout
+//!
+//! - [`protocol`]: the request/response envelopes, their binary codec (total, zero-copy,
+//!   allocation-free decoding) and the MQTT topic names.
 #![deny(unsafe_code, missing_docs)]
+
+pub mod protocol;
