@@ -33,8 +33,10 @@ impl<'a> Reader<'a> {
     }
 
     fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
-        let (head, tail) =
-            self.rest.split_first_chunk::<N>().ok_or(DecodeError::Truncated { field })?;
+        let (head, tail) = self
+            .rest
+            .split_first_chunk::<N>()
+            .ok_or(DecodeError::Truncated { field })?;
         self.rest = tail;
         Ok(*head)
     }
@@ -104,20 +106,32 @@ fn read_prefix(r: &mut Reader<'_>, expected: MessageKind) -> Result<Prefix, Deco
     let version = r.u8("version")?;
     let kind = r.u8("kind")?;
     if kind != expected.code() {
-        return Err(DecodeError::WrongKind { expected, found: kind });
+        return Err(DecodeError::WrongKind {
+            expected,
+            found: kind,
+        });
     }
     let flags = r.u8("flags")?;
     let request_id = r.u64("request id")?;
-    Ok(Prefix { version, flags, request_id })
+    Ok(Prefix {
+        version,
+        flags,
+        request_id,
+    })
 }
 
 /// Checks what depends on the whole message and on the version, once the sender is known.
 fn check_envelope(buf: &[u8], prefix: &Prefix, limits: &Limits) -> Result<(), DecodeError> {
     if buf.len() > limits.max_message_size {
-        return Err(DecodeError::TooLarge { size: buf.len(), max: limits.max_message_size });
+        return Err(DecodeError::TooLarge {
+            size: buf.len(),
+            max: limits.max_message_size,
+        });
     }
     if prefix.version != PROTOCOL_VERSION {
-        return Err(DecodeError::UnsupportedVersion { found: prefix.version });
+        return Err(DecodeError::UnsupportedVersion {
+            found: prefix.version,
+        });
     }
     if prefix.flags != 0 {
         return Err(DecodeError::ReservedFlags(prefix.flags));
@@ -136,13 +150,27 @@ pub fn decode_request<'a>(
     limits: &Limits,
 ) -> Result<RequestRef<'a>, RequestDecodeError> {
     let mut r = Reader::new(buf);
-    let anonymous = |error| RequestDecodeError { identity: None, error };
+    let anonymous = |error| RequestDecodeError {
+        identity: None,
+        error,
+    };
     let prefix = read_prefix(&mut r, MessageKind::Request).map_err(anonymous)?;
     let device_raw = r.name("device id").map_err(anonymous)?;
-    let device_id = DeviceId::from_bytes(device_raw)
-        .map_err(|error| anonymous(DecodeError::InvalidName { field: "device id", error }))?;
-    let identity = RequestIdentity { request_id: prefix.request_id, device_id, version: prefix.version };
-    let known = |error| RequestDecodeError { identity: Some(identity), error };
+    let device_id = DeviceId::from_bytes(device_raw).map_err(|error| {
+        anonymous(DecodeError::InvalidName {
+            field: "device id",
+            error,
+        })
+    })?;
+    let identity = RequestIdentity {
+        request_id: prefix.request_id,
+        device_id,
+        version: prefix.version,
+    };
+    let known = |error| RequestDecodeError {
+        identity: Some(identity),
+        error,
+    };
 
     check_envelope(buf, &prefix, limits).map_err(known)?;
     let body = request_body(&mut r).map_err(known)?;
@@ -169,20 +197,34 @@ fn request_body<'a>(r: &mut Reader<'a>) -> Result<RequestBody<'a>, DecodeError> 
     let sent_at_us = r.u64("sent-at time")?;
     let deadline = r.u32("deadline")?;
     let precision_code = r.u8("precision")?;
-    let precision = Precision::from_code(precision_code)
-        .ok_or(DecodeError::UnknownCode { field: "precision", code: precision_code })?;
+    let precision = Precision::from_code(precision_code).ok_or(DecodeError::UnknownCode {
+        field: "precision",
+        code: precision_code,
+    })?;
     let model_raw = r.name("model name")?;
-    let model = ModelName::from_bytes(model_raw)
-        .map_err(|error| DecodeError::InvalidName { field: "model name", error })?;
+    let model = ModelName::from_bytes(model_raw).map_err(|error| DecodeError::InvalidName {
+        field: "model name",
+        error,
+    })?;
     let input = match r.u8("input kind")? {
         wire::INPUT_IMAGE => {
             let code = r.u8("image format")?;
-            let format = ImageFormat::from_code(code)
-                .ok_or(DecodeError::UnknownCode { field: "image format", code })?;
-            InputRef::Image { format, bytes: r.bytes_u32("image")? }
+            let format = ImageFormat::from_code(code).ok_or(DecodeError::UnknownCode {
+                field: "image format",
+                code,
+            })?;
+            InputRef::Image {
+                format,
+                bytes: r.bytes_u32("image")?,
+            }
         }
         wire::INPUT_TENSOR => InputRef::Tensor(tensor(r, "input tensor")?),
-        code => return Err(DecodeError::UnknownCode { field: "input kind", code }),
+        code => {
+            return Err(DecodeError::UnknownCode {
+                field: "input kind",
+                code,
+            })
+        }
     };
     r.finish()?;
     Ok(RequestBody {
@@ -196,7 +238,10 @@ fn request_body<'a>(r: &mut Reader<'a>) -> Result<RequestBody<'a>, DecodeError> 
 
 fn tensor<'a>(r: &mut Reader<'a>, field: &'static str) -> Result<TensorRef<'a>, DecodeError> {
     let code = r.u8(field)?;
-    let dtype = DType::from_code(code).ok_or(DecodeError::UnknownCode { field: "dtype", code })?;
+    let dtype = DType::from_code(code).ok_or(DecodeError::UnknownCode {
+        field: "dtype",
+        code,
+    })?;
     let ndim = usize::from(r.u8(field)?);
     if ndim > MAX_DIMS {
         return Err(TensorError::TooManyDims { ndim }.into());
@@ -227,7 +272,14 @@ pub(crate) fn split_top_k_entry(bytes: &[u8]) -> Result<(TopKEntry<'_>, &[u8]), 
     let class = r.u32("top-k class")?;
     let score = f32::from_bits(r.u32("top-k score")?);
     let label = r.str_u8("top-k label")?;
-    Ok((TopKEntry { class, score, label }, r.rest))
+    Ok((
+        TopKEntry {
+            class,
+            score,
+            label,
+        },
+        r.rest,
+    ))
 }
 
 /// Reads just the version-independent header of a response: works on a response of any
@@ -236,8 +288,15 @@ pub fn peek_response_header(buf: &[u8]) -> Result<ResponseHeader, DecodeError> {
     let mut r = Reader::new(buf);
     let prefix = read_prefix(&mut r, MessageKind::Response)?;
     let code = r.u8("status")?;
-    let status = Status::from_code(code).ok_or(DecodeError::UnknownCode { field: "status", code })?;
-    Ok(ResponseHeader { version: prefix.version, request_id: prefix.request_id, status })
+    let status = Status::from_code(code).ok_or(DecodeError::UnknownCode {
+        field: "status",
+        code,
+    })?;
+    Ok(ResponseHeader {
+        version: prefix.version,
+        request_id: prefix.request_id,
+        status,
+    })
 }
 
 /// Decodes a response without copying or allocating: detail, labels and output tensor are
@@ -250,14 +309,27 @@ pub fn decode_response<'a>(
     limits: &Limits,
 ) -> Result<ResponseRef<'a>, ResponseDecodeError> {
     let mut r = Reader::new(buf);
-    let anonymous = |error| ResponseDecodeError { header: None, error };
+    let anonymous = |error| ResponseDecodeError {
+        header: None,
+        error,
+    };
     let prefix = read_prefix(&mut r, MessageKind::Response).map_err(anonymous)?;
     let code = r.u8("status").map_err(anonymous)?;
     let status = Status::from_code(code)
-        .ok_or(DecodeError::UnknownCode { field: "status", code })
+        .ok_or(DecodeError::UnknownCode {
+            field: "status",
+            code,
+        })
         .map_err(anonymous)?;
-    let header = ResponseHeader { version: prefix.version, request_id: prefix.request_id, status };
-    let known = |error| ResponseDecodeError { header: Some(header), error };
+    let header = ResponseHeader {
+        version: prefix.version,
+        request_id: prefix.request_id,
+        status,
+    };
+    let known = |error| ResponseDecodeError {
+        header: Some(header),
+        error,
+    };
 
     check_envelope(buf, &prefix, limits).map_err(known)?;
     response_body(&mut r, prefix.request_id, status).map_err(known)
@@ -286,8 +358,20 @@ fn response_body<'a>(
     let output = match r.u8("output kind")? {
         wire::OUTPUT_NONE => None,
         wire::OUTPUT_TENSOR => Some(tensor(r, "output tensor")?),
-        code => return Err(DecodeError::UnknownCode { field: "output kind", code }),
+        code => {
+            return Err(DecodeError::UnknownCode {
+                field: "output kind",
+                code,
+            })
+        }
     };
     r.finish()?;
-    Ok(ResponseRef { request_id, status, detail, timings, top_k, output })
+    Ok(ResponseRef {
+        request_id,
+        status,
+        detail,
+        timings,
+        top_k,
+        output,
+    })
 }

@@ -104,19 +104,27 @@ fn put_name(out: &mut Vec<u8>, name: &[u8]) {
 }
 
 fn text_len(field: &'static str, s: &str) -> Result<u8, EncodeError> {
-    u8::try_from(s.len()).map_err(|_| EncodeError::TextTooLong { field, len: s.len() })
+    u8::try_from(s.len()).map_err(|_| EncodeError::TextTooLong {
+        field,
+        len: s.len(),
+    })
 }
 
 /// Encodes a response into `out` (replacing its contents); returns the message length.
 pub fn encode_response(resp: &ResponseRef<'_>, out: &mut Vec<u8>) -> Result<usize, EncodeError> {
     out.clear();
     let detail_len = text_len("detail", resp.detail)?;
-    let count = u8::try_from(resp.top_k.len())
-        .map_err(|_| EncodeError::TooManyTopK { count: resp.top_k.len() })?;
+    let count = u8::try_from(resp.top_k.len()).map_err(|_| EncodeError::TooManyTopK {
+        count: resp.top_k.len(),
+    })?;
     for e in resp.top_k.iter() {
         text_len("top-k label", e.label)?;
     }
-    let output_len = resp.output.as_ref().map(|t| check_payload(t.data().len())).transpose()?;
+    let output_len = resp
+        .output
+        .as_ref()
+        .map(|t| check_payload(t.data().len()))
+        .transpose()?;
     let len = encoded_response_len(resp);
     out.reserve(len);
 
@@ -192,7 +200,13 @@ pub fn encode_decode_failure(
     let mut detail = TextBuf::default();
     // TextBuf never fails, it truncates.
     let _ = write!(detail, "{}", failure.error);
-    encode_error_response(identity.request_id, failure.error.status(), detail.as_str(), timings, out);
+    encode_error_response(
+        identity.request_id,
+        failure.error.status(),
+        detail.as_str(),
+        timings,
+        out,
+    );
     Some(identity.device_id)
 }
 
@@ -204,7 +218,10 @@ struct TextBuf {
 
 impl Default for TextBuf {
     fn default() -> Self {
-        TextBuf { bytes: [0; MAX_TEXT_LEN], len: 0 }
+        TextBuf {
+            bytes: [0; MAX_TEXT_LEN],
+            len: 0,
+        }
     }
 }
 

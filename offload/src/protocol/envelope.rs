@@ -101,7 +101,10 @@ impl<'a> InputRef<'a> {
     /// Copies into an owned [`Input`].
     pub fn to_input(&self) -> Input {
         match self {
-            InputRef::Image { format, bytes } => Input::Image { format: *format, bytes: bytes.to_vec() },
+            InputRef::Image { format, bytes } => Input::Image {
+                format: *format,
+                bytes: bytes.to_vec(),
+            },
             InputRef::Tensor(t) => Input::Tensor(t.to_tensor()),
         }
     }
@@ -125,7 +128,10 @@ impl Input {
     /// A borrowed view.
     pub fn as_ref(&self) -> InputRef<'_> {
         match self {
-            Input::Image { format, bytes } => InputRef::Image { format: *format, bytes },
+            Input::Image { format, bytes } => InputRef::Image {
+                format: *format,
+                bytes,
+            },
             Input::Tensor(t) => InputRef::Tensor(t.as_ref()),
         }
     }
@@ -167,8 +173,10 @@ pub struct RequestRef<'a> {
 impl RequestRef<'_> {
     /// Absolute deadline in µs since the epoch (device clock), if any.
     pub fn deadline_at_us(&self) -> Option<u64> {
-        self.deadline_ms
-            .map(|ms| self.sent_at_us.saturating_add(u64::from(ms).saturating_mul(1000)))
+        self.deadline_ms.map(|ms| {
+            self.sent_at_us
+                .saturating_add(u64::from(ms).saturating_mul(1000))
+        })
     }
 
     /// The identity an error response is addressed with.
@@ -330,7 +338,11 @@ pub struct TopKEntry<'a> {
 impl TopKEntry<'_> {
     /// Copies into an owned [`TopK`].
     pub fn to_top_k(&self) -> TopK {
-        TopK { class: self.class, score: self.score, label: self.label.to_owned() }
+        TopK {
+            class: self.class,
+            score: self.score,
+            label: self.label.to_owned(),
+        }
     }
 }
 
@@ -348,7 +360,11 @@ pub struct TopK {
 impl TopK {
     /// A borrowed view.
     pub fn as_entry(&self) -> TopKEntry<'_> {
-        TopKEntry { class: self.class, score: self.score, label: &self.label }
+        TopKEntry {
+            class: self.class,
+            score: self.score,
+            label: &self.label,
+        }
     }
 }
 
@@ -360,7 +376,10 @@ pub struct TopKList<'a>(TopKSource<'a>);
 #[derive(Debug, Clone, Copy)]
 enum TopKSource<'a> {
     /// Validated wire bytes holding `count` entries.
-    Wire { count: u8, bytes: &'a [u8] },
+    Wire {
+        count: u8,
+        bytes: &'a [u8],
+    },
     Entries(&'a [TopKEntry<'a>]),
     Owned(&'a [TopK]),
 }
@@ -486,7 +505,14 @@ pub struct ResponseRef<'a> {
 impl<'a> ResponseRef<'a> {
     /// An error response with no result.
     pub fn error(request_id: u64, status: Status, detail: &'a str, timings: EdgeTimings) -> Self {
-        ResponseRef { request_id, status, detail, timings, top_k: TopKList::EMPTY, output: None }
+        ResponseRef {
+            request_id,
+            status,
+            detail,
+            timings,
+            top_k: TopKList::EMPTY,
+            output: None,
+        }
     }
 
     /// Copies into an owned [`Response`].

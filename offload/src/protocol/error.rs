@@ -44,7 +44,10 @@ pub enum DecodeError {
     #[error("not a Ferry message (bad magic)")]
     BadMagic,
     /// The message's protocol version is not spoken here.
-    #[error("protocol version {found} is not supported (this side speaks {})", super::PROTOCOL_VERSION)]
+    #[error(
+        "protocol version {found} is not supported (this side speaks {})",
+        super::PROTOCOL_VERSION
+    )]
     UnsupportedVersion {
         /// The version byte found.
         found: u8,

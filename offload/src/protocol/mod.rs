@@ -120,6 +120,8 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_message_size: DEFAULT_MAX_MESSAGE_SIZE }
+        Limits {
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+        }
     }
 }

@@ -44,7 +44,10 @@ pub(crate) fn validate_name(bytes: &[u8]) -> Result<(), NameError> {
         .iter()
         .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')))
     {
-        Some(at) => Err(NameError::BadByte { byte: bytes[at], at }),
+        Some(at) => Err(NameError::BadByte {
+            byte: bytes[at],
+            at,
+        }),
         None => Ok(()),
     }
 }

@@ -77,7 +77,10 @@ impl Shape {
         let mut inline = [0u32; MAX_DIMS];
         inline[..dims.len()].copy_from_slice(dims);
         // dims.len() <= MAX_DIMS (8) was checked above.
-        Ok(Self { ndim: dims.len() as u8, dims: inline })
+        Ok(Self {
+            ndim: dims.len() as u8,
+            dims: inline,
+        })
     }
 
     /// The dimensions.
@@ -113,7 +116,10 @@ impl core::fmt::Debug for Shape {
 fn check_len(dtype: DType, shape: &Shape, len: usize) -> Result<(), TensorError> {
     let expected = shape.byte_len(dtype).ok_or(TensorError::Overflow)?;
     if expected != len {
-        return Err(TensorError::LengthMismatch { expected, actual: len });
+        return Err(TensorError::LengthMismatch {
+            expected,
+            actual: len,
+        });
     }
     Ok(())
 }
@@ -151,7 +157,11 @@ impl<'a> TensorRef<'a> {
 
     /// Copies the tensor into an owned [`Tensor`].
     pub fn to_tensor(&self) -> Tensor {
-        Tensor { dtype: self.dtype, shape: self.shape, data: self.data.to_vec() }
+        Tensor {
+            dtype: self.dtype,
+            shape: self.shape,
+            data: self.data.to_vec(),
+        }
     }
 
     /// The elements as `f32`s, if the dtype is [`DType::F32`] (decoded one by one, so the
@@ -188,7 +198,11 @@ impl Tensor {
 
     /// A borrowed view of this tensor.
     pub fn as_ref(&self) -> TensorRef<'_> {
-        TensorRef { dtype: self.dtype, shape: self.shape, data: &self.data }
+        TensorRef {
+            dtype: self.dtype,
+            shape: self.shape,
+            data: &self.data,
+        }
     }
 
     /// Element type.

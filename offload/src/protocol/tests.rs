@@ -18,7 +18,10 @@ fn image_request(bytes: &[u8]) -> RequestRef<'_> {
         precision: Precision::Int8,
         deadline_ms: Some(250),
         sent_at_us: 1_700_000_000_000_000,
-        input: InputRef::Image { format: ImageFormat::Jpeg, bytes },
+        input: InputRef::Image {
+            format: ImageFormat::Jpeg,
+            bytes,
+        },
     }
 }
 
@@ -81,14 +84,29 @@ fn encoding_reuses_and_replaces_the_callers_buffer() {
 
 #[test]
 fn response_with_top_k_and_output_round_trips() {
-    let entries =
-        [TopKEntry { class: 281, score: 0.91, label: "tabby cat" }, TopKEntry { class: 282, score: 0.05, label: "" }];
+    let entries = [
+        TopKEntry {
+            class: 281,
+            score: 0.91,
+            label: "tabby cat",
+        },
+        TopKEntry {
+            class: 282,
+            score: 0.05,
+            label: "",
+        },
+    ];
     let output = Tensor::from_f32(Shape::new(&[1, 2]).unwrap(), &[0.25, -1.5]).unwrap();
     let resp = ResponseRef {
         request_id: 7,
         status: Status::Ok,
         detail: "",
-        timings: EdgeTimings { queue_wait_us: 1200, compute_us: 8000, batch_size: 4, queue_depth: 3 },
+        timings: EdgeTimings {
+            queue_wait_us: 1200,
+            compute_us: 8000,
+            batch_size: 4,
+            queue_depth: 3,
+        },
         top_k: TopKList::from_entries(&entries),
         output: Some(output.as_ref()),
     };
@@ -98,7 +116,14 @@ fn response_with_top_k_and_output_round_trips() {
     let back = decode_response(&buf, &Limits::default()).unwrap();
     assert_eq!(back, resp);
     assert_eq!(back.top_k.iter().collect::<Vec<_>>(), entries);
-    assert_eq!(back.output.unwrap().f32_values().unwrap().collect::<Vec<_>>(), [0.25, -1.5]);
+    assert_eq!(
+        back.output
+            .unwrap()
+            .f32_values()
+            .unwrap()
+            .collect::<Vec<_>>(),
+        [0.25, -1.5]
+    );
     let owned = back.to_response();
     assert_eq!(owned.as_ref(), resp);
     assert_eq!(owned.top_k[0].label, "tabby cat");
@@ -108,7 +133,16 @@ fn response_with_top_k_and_output_round_trips() {
 fn error_response_carries_status_and_clipped_detail() {
     let long = "é".repeat(200); // 400 bytes, cut at a char boundary
     let mut buf = Vec::new();
-    encode_error_response(9, Status::Busy, &long, EdgeTimings { queue_depth: 64, ..Default::default() }, &mut buf);
+    encode_error_response(
+        9,
+        Status::Busy,
+        &long,
+        EdgeTimings {
+            queue_depth: 64,
+            ..Default::default()
+        },
+        &mut buf,
+    );
     let back = decode_response(&buf, &Limits::default()).unwrap();
     assert_eq!(back.status, Status::Busy);
     assert_eq!(back.request_id, 9);
@@ -124,7 +158,10 @@ fn request_of_unknown_version_is_refused_but_its_sender_is_identified() {
     let err = decode_req(&buf).unwrap_err();
     assert_eq!(err.error, DecodeError::UnsupportedVersion { found: 0 });
     let id = err.identity.unwrap();
-    assert_eq!((id.request_id, id.device_id, id.version), (0x0102_0304_0506_0708, device(), 0));
+    assert_eq!(
+        (id.request_id, id.device_id, id.version),
+        (0x0102_0304_0506_0708, device(), 0)
+    );
 
     let mut out = Vec::new();
     let to = encode_decode_failure(&err, EdgeTimings::default(), &mut out).unwrap();
@@ -139,8 +176,20 @@ fn request_of_unknown_version_is_refused_but_its_sender_is_identified() {
 fn oversized_request_is_too_large_with_identity() {
     let payload = vec![0u8; 2000];
     let buf = encode_req(&image_request(&payload));
-    let err = decode_request(&buf, &Limits { max_message_size: 1000 }).unwrap_err();
-    assert_eq!(err.error, DecodeError::TooLarge { size: buf.len(), max: 1000 });
+    let err = decode_request(
+        &buf,
+        &Limits {
+            max_message_size: 1000,
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.error,
+        DecodeError::TooLarge {
+            size: buf.len(),
+            max: 1000
+        }
+    );
     assert_eq!(err.error.status(), Status::TooLarge);
     assert_eq!(err.identity.unwrap().device_id, device());
 }
@@ -151,24 +200,51 @@ fn bad_body_keeps_identity_bad_prefix_loses_it() {
     let model_len_at = wire::PREFIX_LEN + 1 + device().as_bytes().len() + 8 + 4 + 1;
     buf[model_len_at + 1] = b'/'; // model name now has a '/'
     let err = decode_req(&buf).unwrap_err();
-    assert!(matches!(err.error, DecodeError::InvalidName { field: "model name", .. }));
+    assert!(matches!(
+        err.error,
+        DecodeError::InvalidName {
+            field: "model name",
+            ..
+        }
+    ));
     assert!(err.identity.is_some());
     assert_eq!(err.error.status(), Status::Malformed);
 
     let mut buf = encode_req(&image_request(b"img"));
     buf[wire::PREFIX_LEN + 1] = b'#'; // device id now has a '#'
     let err = decode_req(&buf).unwrap_err();
-    assert!(matches!(err.error, DecodeError::InvalidName { field: "device id", .. }));
+    assert!(matches!(
+        err.error,
+        DecodeError::InvalidName {
+            field: "device id",
+            ..
+        }
+    ));
     assert_eq!(err.identity, None);
-    assert_eq!(encode_decode_failure(&err, EdgeTimings::default(), &mut Vec::new()), None);
+    assert_eq!(
+        encode_decode_failure(&err, EdgeTimings::default(), &mut Vec::new()),
+        None
+    );
 }
 
 #[test]
 fn foreign_bytes_are_bad_magic_and_short_prefixes_are_truncated() {
-    assert_eq!(decode_req(b"GET / HTTP/1.1").unwrap_err().error, DecodeError::BadMagic);
-    assert_eq!(decode_req(b"").unwrap_err().error, DecodeError::Truncated { field: "magic" });
-    assert_eq!(decode_req(b"FR").unwrap_err().error, DecodeError::Truncated { field: "magic" });
-    assert_eq!(decode_req(b"FRY\x01").unwrap_err().error, DecodeError::Truncated { field: "kind" });
+    assert_eq!(
+        decode_req(b"GET / HTTP/1.1").unwrap_err().error,
+        DecodeError::BadMagic
+    );
+    assert_eq!(
+        decode_req(b"").unwrap_err().error,
+        DecodeError::Truncated { field: "magic" }
+    );
+    assert_eq!(
+        decode_req(b"FR").unwrap_err().error,
+        DecodeError::Truncated { field: "magic" }
+    );
+    assert_eq!(
+        decode_req(b"FRY\x01").unwrap_err().error,
+        DecodeError::Truncated { field: "kind" }
+    );
 }
 
 #[test]
@@ -176,21 +252,42 @@ fn response_is_not_a_request() {
     let mut buf = Vec::new();
     encode_error_response(1, Status::Internal, "x", EdgeTimings::default(), &mut buf);
     let err = decode_req(&buf).unwrap_err().error;
-    assert_eq!(err, DecodeError::WrongKind { expected: MessageKind::Request, found: 2 });
+    assert_eq!(
+        err,
+        DecodeError::WrongKind {
+            expected: MessageKind::Request,
+            found: 2
+        }
+    );
     let req = encode_req(&image_request(b""));
     let err = decode_response(&req, &Limits::default()).unwrap_err().error;
-    assert_eq!(err, DecodeError::WrongKind { expected: MessageKind::Response, found: 1 });
+    assert_eq!(
+        err,
+        DecodeError::WrongKind {
+            expected: MessageKind::Response,
+            found: 1
+        }
+    );
 }
 
 #[test]
 fn response_from_a_newer_edge_still_tells_its_status() {
     let mut buf = Vec::new();
-    encode_error_response(5, Status::UnsupportedVersion, "speaks 2", EdgeTimings::default(), &mut buf);
+    encode_error_response(
+        5,
+        Status::UnsupportedVersion,
+        "speaks 2",
+        EdgeTimings::default(),
+        &mut buf,
+    );
     buf[3] = 2;
     let err = decode_response(&buf, &Limits::default()).unwrap_err();
     assert_eq!(err.error, DecodeError::UnsupportedVersion { found: 2 });
     let header = err.header.unwrap();
-    assert_eq!((header.version, header.request_id, header.status), (2, 5, Status::UnsupportedVersion));
+    assert_eq!(
+        (header.version, header.request_id, header.status),
+        (2, 5, Status::UnsupportedVersion)
+    );
     assert_eq!(peek_response_header(&buf).unwrap(), header);
 }
 
@@ -198,10 +295,16 @@ fn response_from_a_newer_edge_still_tells_its_status() {
 fn reserved_flags_and_trailing_bytes_are_malformed() {
     let mut buf = encode_req(&image_request(b"img"));
     buf[5] = 0x80;
-    assert_eq!(decode_req(&buf).unwrap_err().error, DecodeError::ReservedFlags(0x80));
+    assert_eq!(
+        decode_req(&buf).unwrap_err().error,
+        DecodeError::ReservedFlags(0x80)
+    );
     let mut buf = encode_req(&image_request(b"img"));
     buf.push(0);
-    assert_eq!(decode_req(&buf).unwrap_err().error, DecodeError::TrailingBytes(1));
+    assert_eq!(
+        decode_req(&buf).unwrap_err().error,
+        DecodeError::TrailingBytes(1)
+    );
 }
 
 #[test]
@@ -209,7 +312,10 @@ fn declared_lengths_beyond_the_message_are_truncation_not_allocation() {
     let mut buf = encode_req(&image_request(b"img"));
     let n = buf.len();
     buf[n - 7..n - 3].copy_from_slice(&u32::MAX.to_le_bytes()); // image length
-    assert_eq!(decode_req(&buf).unwrap_err().error, DecodeError::Truncated { field: "image" });
+    assert_eq!(
+        decode_req(&buf).unwrap_err().error,
+        DecodeError::Truncated { field: "image" }
+    );
 }
 
 #[test]
@@ -220,7 +326,13 @@ fn tensor_shape_must_match_data_and_not_overflow() {
     let dims_at = buf.len() - 48 - 4 - 16;
     buf[dims_at..dims_at + 4].copy_from_slice(&2u32.to_le_bytes());
     let err = decode_req(&buf).unwrap_err().error;
-    assert_eq!(err, DecodeError::Tensor(TensorError::LengthMismatch { expected: 96, actual: 48 }));
+    assert_eq!(
+        err,
+        DecodeError::Tensor(TensorError::LengthMismatch {
+            expected: 96,
+            actual: 48
+        })
+    );
 
     for d in 0..4 {
         buf[dims_at + 4 * d..dims_at + 4 * d + 4].copy_from_slice(&u32::MAX.to_le_bytes());
@@ -230,7 +342,10 @@ fn tensor_shape_must_match_data_and_not_overflow() {
 
     buf[dims_at - 1] = 9; // ndim
     let err = decode_req(&buf).unwrap_err().error;
-    assert_eq!(err, DecodeError::Tensor(TensorError::TooManyDims { ndim: 9 }));
+    assert_eq!(
+        err,
+        DecodeError::Tensor(TensorError::TooManyDims { ndim: 9 })
+    );
 }
 
 #[test]
@@ -239,9 +354,15 @@ fn tensors_are_checked_at_construction() {
     assert!(TensorRef::new(DType::I64, shape, &[0; 48]).is_ok());
     assert_eq!(
         TensorRef::new(DType::I32, shape, &[0; 23]).unwrap_err(),
-        TensorError::LengthMismatch { expected: 24, actual: 23 }
+        TensorError::LengthMismatch {
+            expected: 24,
+            actual: 23
+        }
     );
-    assert_eq!(Shape::new(&[1; 9]).unwrap_err(), TensorError::TooManyDims { ndim: 9 });
+    assert_eq!(
+        Shape::new(&[1; 9]).unwrap_err(),
+        TensorError::TooManyDims { ndim: 9 }
+    );
     let scalar = Shape::new(&[]).unwrap();
     assert_eq!(scalar.byte_len(DType::F16), Some(2));
 }
@@ -253,34 +374,66 @@ fn unknown_codes_are_named() {
     buf[precision_at] = 200;
     assert_eq!(
         decode_req(&buf).unwrap_err().error,
-        DecodeError::UnknownCode { field: "precision", code: 200 }
+        DecodeError::UnknownCode {
+            field: "precision",
+            code: 200
+        }
     );
 }
 
 #[test]
 fn encoder_refuses_what_the_wire_cannot_say() {
     let label = "x".repeat(256);
-    let entries = [TopKEntry { class: 0, score: 0.0, label: &label }];
-    let resp = ResponseRef { top_k: TopKList::from_entries(&entries), ..ResponseRef::error(1, Status::Ok, "", EdgeTimings::default()) };
+    let entries = [TopKEntry {
+        class: 0,
+        score: 0.0,
+        label: &label,
+    }];
+    let resp = ResponseRef {
+        top_k: TopKList::from_entries(&entries),
+        ..ResponseRef::error(1, Status::Ok, "", EdgeTimings::default())
+    };
     let mut out = vec![1, 2, 3];
     assert_eq!(
         encode_response(&resp, &mut out).unwrap_err(),
-        EncodeError::TextTooLong { field: "top-k label", len: 256 }
+        EncodeError::TextTooLong {
+            field: "top-k label",
+            len: 256
+        }
     );
     assert!(out.is_empty());
-    let many = vec![TopKEntry { class: 0, score: 0.0, label: "" }; 256];
-    let resp = ResponseRef { top_k: TopKList::from_entries(&many), ..resp };
-    assert_eq!(encode_response(&resp, &mut out).unwrap_err(), EncodeError::TooManyTopK { count: 256 });
+    let many = vec![
+        TopKEntry {
+            class: 0,
+            score: 0.0,
+            label: ""
+        };
+        256
+    ];
+    let resp = ResponseRef {
+        top_k: TopKList::from_entries(&many),
+        ..resp
+    };
+    assert_eq!(
+        encode_response(&resp, &mut out).unwrap_err(),
+        EncodeError::TooManyTopK { count: 256 }
+    );
 }
 
 #[test]
 fn names_accept_topic_safe_ascii_only() {
     assert!(DeviceId::new("cam-01_a.b").is_ok());
     assert_eq!(DeviceId::new("").unwrap_err(), NameError::Empty);
-    assert_eq!(DeviceId::new(&"a".repeat(65)).unwrap_err(), NameError::TooLong { len: 65 });
+    assert_eq!(
+        DeviceId::new(&"a".repeat(65)).unwrap_err(),
+        NameError::TooLong { len: 65 }
+    );
     assert!(ModelName::new(&"a".repeat(64)).is_ok());
     for bad in ["a/b", "a+", "#", "$SYS", "a b", "é", "a\0"] {
-        assert!(matches!(DeviceId::new(bad), Err(NameError::BadByte { .. })), "{bad:?}");
+        assert!(
+            matches!(DeviceId::new(bad), Err(NameError::BadByte { .. })),
+            "{bad:?}"
+        );
     }
     assert_eq!(device(), "pi4-kitchen_01.lab");
     assert_eq!(format!("{:?}", model()), "\"mobilenet_v2\"");
@@ -290,10 +443,19 @@ fn names_accept_topic_safe_ascii_only() {
 fn request_topic_round_trips_through_the_parser() {
     let topic = topics::request_topic(&device(), &model());
     assert_eq!(topic, "ferry/pi4-kitchen_01.lab/req/mobilenet_v2");
-    assert_eq!(topics::parse_request_topic(&topic).unwrap(), (device(), model()));
-    assert_eq!(topics::response_topic(&device()), "ferry/pi4-kitchen_01.lab/resp");
+    assert_eq!(
+        topics::parse_request_topic(&topic).unwrap(),
+        (device(), model())
+    );
+    assert_eq!(
+        topics::response_topic(&device()),
+        "ferry/pi4-kitchen_01.lab/resp"
+    );
     assert_eq!(topics::parse_response_topic("ferry/d1/resp").unwrap(), "d1");
-    assert_eq!(topics::device_filter(&device()), "ferry/pi4-kitchen_01.lab/#");
+    assert_eq!(
+        topics::device_filter(&device()),
+        "ferry/pi4-kitchen_01.lab/#"
+    );
 }
 
 #[test]
@@ -312,13 +474,22 @@ fn malformed_request_topics_are_rejected() {
     ] {
         assert!(parse_request_topic(bad).is_err(), "{bad:?} accepted");
     }
-    assert!(matches!(parse_request_topic("ferry/+/req/m"), Err(TopicError::Device(_))));
-    assert!(matches!(parse_request_topic("ferry/d1/req/#"), Err(TopicError::Model(_))));
+    assert!(matches!(
+        parse_request_topic("ferry/+/req/m"),
+        Err(TopicError::Device(_))
+    ));
+    assert!(matches!(
+        parse_request_topic("ferry/d1/req/#"),
+        Err(TopicError::Model(_))
+    ));
 }
 
 #[test]
 fn edge_and_telemetry_topics() {
-    assert_eq!(topics::edge_request_subscription("edges").unwrap(), "$share/edges/ferry/+/req/+");
+    assert_eq!(
+        topics::edge_request_subscription("edges").unwrap(),
+        "$share/edges/ferry/+/req/+"
+    );
     assert!(topics::edge_request_subscription("a/b").is_err());
     assert_eq!(
         topics::telemetry_topic(&device(), "decisions/mobilenet_v2").unwrap(),

@@ -104,9 +104,13 @@ pub fn edge_request_subscription(group: &str) -> Result<String, TopicError> {
 pub fn parse_request_topic(topic: &str) -> Result<(DeviceId, ModelName), TopicError> {
     const EXPECTED: &str = "ferry/<device>/req/<model>";
     let mut levels = topic.split('/');
-    let (Some(ROOT), Some(device), Some(REQ_LEVEL), Some(model), None) =
-        (levels.next(), levels.next(), levels.next(), levels.next(), levels.next())
-    else {
+    let (Some(ROOT), Some(device), Some(REQ_LEVEL), Some(model), None) = (
+        levels.next(),
+        levels.next(),
+        levels.next(),
+        levels.next(),
+        levels.next(),
+    ) else {
         return Err(TopicError::Shape { expected: EXPECTED });
     };
     let device = DeviceId::new(device).map_err(TopicError::Device)?;
