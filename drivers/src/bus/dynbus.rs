@@ -112,7 +112,18 @@ impl DynDelay {
 impl<T: i2c::ErrorType> i2c::ErrorType for MapErr<T> {
     type Error = BusFault;
 }
+// Every method is forwarded, not just `transaction`: implementations (and mocks) may treat a
+// plain `write_read` differently from a general transaction.
 impl<T: I2c> I2c for MapErr<T> {
+    fn read(&mut self, address: u8, read: &mut [u8]) -> Result<(), BusFault> {
+        self.0.read(address, read).map_err(|e| BusFault::of(&e))
+    }
+    fn write(&mut self, address: u8, write: &[u8]) -> Result<(), BusFault> {
+        self.0.write(address, write).map_err(|e| BusFault::of(&e))
+    }
+    fn write_read(&mut self, address: u8, write: &[u8], read: &mut [u8]) -> Result<(), BusFault> {
+        self.0.write_read(address, write, read).map_err(|e| BusFault::of(&e))
+    }
     fn transaction(&mut self, address: u8, ops: &mut [i2c::Operation<'_>]) -> Result<(), BusFault> {
         self.0.transaction(address, ops).map_err(|e| BusFault::of(&e))
     }
@@ -121,6 +132,15 @@ impl i2c::ErrorType for DynI2c {
     type Error = BusFault;
 }
 impl I2c for DynI2c {
+    fn read(&mut self, address: u8, read: &mut [u8]) -> Result<(), BusFault> {
+        self.0.read(address, read)
+    }
+    fn write(&mut self, address: u8, write: &[u8]) -> Result<(), BusFault> {
+        self.0.write(address, write)
+    }
+    fn write_read(&mut self, address: u8, write: &[u8], read: &mut [u8]) -> Result<(), BusFault> {
+        self.0.write_read(address, write, read)
+    }
     fn transaction(&mut self, address: u8, ops: &mut [i2c::Operation<'_>]) -> Result<(), BusFault> {
         self.0.transaction(address, ops)
     }
@@ -133,6 +153,9 @@ impl<T: SpiDevice> SpiDevice for MapErr<T> {
     fn transaction(&mut self, ops: &mut [spi::Operation<'_, u8>]) -> Result<(), BusFault> {
         self.0.transaction(ops).map_err(|e| BusFault::of(&e))
     }
+    fn transfer_in_place(&mut self, buf: &mut [u8]) -> Result<(), BusFault> {
+        self.0.transfer_in_place(buf).map_err(|e| BusFault::of(&e))
+    }
 }
 impl spi::ErrorType for DynSpi {
     type Error = BusFault;
@@ -140,6 +163,9 @@ impl spi::ErrorType for DynSpi {
 impl SpiDevice for DynSpi {
     fn transaction(&mut self, ops: &mut [spi::Operation<'_, u8>]) -> Result<(), BusFault> {
         self.0.transaction(ops)
+    }
+    fn transfer_in_place(&mut self, buf: &mut [u8]) -> Result<(), BusFault> {
+        self.0.transfer_in_place(buf)
     }
 }
 

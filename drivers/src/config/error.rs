@@ -109,7 +109,9 @@ impl<'a> Errors<'a> {
             let (field, tail) = rest.split_once('`').unwrap_or((rest, ""));
             let expected = tail.trim_start_matches(',').trim().trim_start_matches("expected ").to_owned();
             let expected = if expected.is_empty() { "no keys here".to_owned() } else { format!("a known key: {expected}") };
-            self.push(join(&key, field), expected, Some("an unknown key".into()));
+            // serde_path_to_error's path already ends at the unknown field.
+            let key = if key == field || key.ends_with(&format!(".{field}")) { key } else { join(&key, field) };
+            self.push(key, expected, Some("an unknown key".into()));
         } else if let Some(rest) = message.strip_prefix("missing field `") {
             let field = rest.split('`').next().unwrap_or(rest);
             self.push(join(&key, field), "this key (it is required)", Some("nothing".into()));
