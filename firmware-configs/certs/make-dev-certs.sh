@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Makes a development PKI for Ferry's MQTT/TLS path: a CA, the broker's server certificate,
+# the edge server's client certificate and one client certificate per device. Never use
+# these keys outside a lab.
+#
+#   make-dev-certs.sh [--rogue] OUTDIR [DEVICE_ID...]
+#
+# OUTDIR gets (all EC P-256, PEM):
+#   ca.crt ca.key                 the development CA
+#   broker.crt broker.key         CN=broker, SAN IP:127.0.0.1, DNS:localhost (server auth)
+#   ferry-edge.crt ferry-edge.key CN=ferry-edge: the identity the broker ACL gives the edge
+#   <id>.crt <id>.key             CN=<id> for each device id (client auth)
+# with --rogue also:
+#   rogue-ca.crt rogue-ca.key     a second, untrusted CA
+#   rogue-<id>.crt rogue-<id>.key a client cert with CN=<first device id, or "rogue">
+#                                 signed by the rogue CA, for tests that must be refused
+#
+# Idempotent: existing files are kept as long as they still verify against their CA (a
+# rebuilt CA reissues every certificate under it). Quiet: prints nothing on success; on
+# failure prints openssl's output and exits non-zero.
+#
+# Device ids become MQTT topic levels and broker usernames (use_identity_as_username), so
+# they must be 1-64 characters of [A-Za-z0-9_.-] and may not be "broker" or "ferry-edge".
+set -euo pipefail
+
+EDGE_CN=ferry-edge
+DAYS=3650
+
+usage() {
+    echo "usage: $0 [--rogue] OUTDIR [DEVICE_ID...]" >&2
+    exit 2
+}
+
+rogue=false
+args=()
+for a in "$@"; do
+    case "$a" in
+        --rogue) rogue=true ;;
+        -h|--help) usage ;;
+        -*) echo "unknown option: $a" >&2; usage ;;
+        *) args+=("$a") ;;
+    esac
+done
+[ "${#args[@]}" -ge 1 ] || usage
+out=${args[0]}
+devices=("${args[@]:1}")
+
+for id in "${devices[@]}"; do
+    if ! [[ "$id" =~ ^[A-Za-z0-9_.-]{1,64}$ ]]; then
+        echo "invalid device id '$id': use 1-64 characters of [A-Za-z0-9_.-]" >&2
+        exit 2
+    fi
+    if [ "$id" = broker ] || [ "$id" = "$EDGE_CN" ]; then
+        echo "device id '$id' is reserved" >&2
+        exit 2
+    fi
+done
+
+command -v openssl >/dev/null || { echo "openssl not found" >&2; exit 1; }
+mkdir -p "$out"
+umask 077
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# Runs openssl, showing its chatter only when it fails.
+ossl() {
+    if ! openssl "$@" >"$log" 2>&1; then
+        echo "openssl $1 failed:" >&2
+        cat "$log" >&2
+        exit 1
+    fi
+}
+
+newkey() { ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"; }
+
+# make_ca NAME CN: a self-signed CA, kept if present and still a valid CA certificate.
+make_ca() {
+    local name=$1 cn=$2
+    if [ -s "$out/$name.key" ] && [ -s "$out/$name.crt" ] &&
+        openssl x509 -in "$out/$name.crt" -noout -checkend 86400 >/dev/null 2>&1; then
+        return
+    fi
+    newkey "$out/$name.key"
+    ossl req -x509 -new -key "$out/$name.key" -sha256 -days "$DAYS" -subj "/O=Ferry dev/CN=$cn" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -addext "subjectKeyIdentifier=hash" \
+        -out "$out/$name.crt"
+}
+
+# make_leaf CA NAME CN EXTENSIONS: a certificate signed by CA, kept if it still verifies.
+make_leaf() {
+    local ca=$1 name=$2 cn=$3 ext=$4
+    if [ -s "$out/$name.key" ] && [ -s "$out/$name.crt" ] &&
+        openssl verify -CAfile "$out/$ca.crt" "$out/$name.crt" >/dev/null 2>&1; then
+        return
+    fi
+    newkey "$out/$name.key"
+    local extfile
+    extfile=$(mktemp)
+    printf '%s\n' "$ext" >"$extfile"
+    ossl req -new -key "$out/$name.key" -subj "/O=Ferry dev/CN=$cn" -out "$out/$name.csr"
+    ossl x509 -req -in "$out/$name.csr" -CA "$out/$ca.crt" -CAkey "$out/$ca.key" \
+        -CAcreateserial -CAserial "$out/$ca.srl" -sha256 -days "$DAYS" \
+        -extfile "$extfile" -out "$out/$name.crt"
+    rm -f "$out/$name.csr" "$extfile"
+}
+
+CLIENT_EXT='basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=clientAuth'
+SERVER_EXT='basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,DNS:localhost'
+
+make_ca ca "Ferry dev CA"
+make_leaf ca broker broker "$SERVER_EXT"
+make_leaf ca "$EDGE_CN" "$EDGE_CN" "$CLIENT_EXT"
+for id in "${devices[@]}"; do
+    make_leaf ca "$id" "$id" "$CLIENT_EXT"
+done
+
+if $rogue; then
+    rogue_cn=${devices[0]:-rogue}
+    make_ca rogue-ca "Ferry rogue CA"
+    make_leaf rogue-ca "rogue-$rogue_cn" "$rogue_cn" "$CLIENT_EXT"
+fi
+
+# Certificates are public; keys stay owner-only (umask above), except the broker's: started
+# as root, mosquitto drops to the "mosquitto" user before it loads its key, so that one key
+# must be world-readable. Acceptable for a development key only.
+chmod 755 "$out"
+chmod 644 "$out"/*.crt "$out/broker.key"
