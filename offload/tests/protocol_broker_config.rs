@@ -8,24 +8,40 @@ use std::path::PathBuf;
 use ferry_offload::protocol::{topics, DEFAULT_MAX_MESSAGE_SIZE};
 
 fn read(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../firmware-configs/mosquitto").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../firmware-configs/mosquitto")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Non-comment, non-empty lines, trimmed.
 fn directives(text: &str) -> Vec<String> {
-    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect()
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect()
 }
 
 #[test]
 fn acl_lets_the_edge_read_requests_and_write_responses_and_confines_devices() {
     let acl = directives(&read("acl"));
-    let edge = acl.iter().position(|l| l == "user ferry-edge").expect("edge user");
-    let edge_rules: Vec<&str> =
-        acl[edge + 1..].iter().take_while(|l| l.starts_with("topic ")).map(String::as_str).collect();
+    let edge = acl
+        .iter()
+        .position(|l| l == "user ferry-edge")
+        .expect("edge user");
+    let edge_rules: Vec<&str> = acl[edge + 1..]
+        .iter()
+        .take_while(|l| l.starts_with("topic "))
+        .map(String::as_str)
+        .collect();
     assert!(edge_rules.contains(&format!("topic read {}", topics::REQUEST_FILTER).as_str()));
     assert!(edge_rules.contains(&"topic write ferry/+/resp"));
-    assert_eq!(edge_rules.len(), 2, "edge has more rights than it needs: {edge_rules:?}");
+    assert_eq!(
+        edge_rules.len(),
+        2,
+        "edge has more rights than it needs: {edge_rules:?}"
+    );
     // The device pattern is the filter protocol::topics::device_filter builds.
     assert!(acl.contains(&"pattern readwrite ferry/%u/#".to_string()));
     assert!(acl.iter().filter(|l| l.starts_with("pattern ")).count() == 1);
@@ -54,7 +70,10 @@ fn template_has_the_security_settings_and_fits_the_message_limit() {
         .and_then(|v| v.parse().ok())
         .expect("max_packet_size");
     // Room for the MQTT fixed header, topic (≤ 5 + 64 + 4 + 64 bytes) and v5 properties.
-    assert!(max_packet >= DEFAULT_MAX_MESSAGE_SIZE + 1024, "{max_packet}");
+    assert!(
+        max_packet >= DEFAULT_MAX_MESSAGE_SIZE + 1024,
+        "{max_packet}"
+    );
 }
 
 #[test]
