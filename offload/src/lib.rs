@@ -6,6 +6,9 @@
 //!
 //! - [`protocol`]: the request/response envelopes, their binary codec (total, zero-copy,
 //!   allocation-free decoding) and the MQTT topic names.
+//! - [`decide`]: estimators, cost model, policies, thermal governor, the per-request scheduler
+//!   state machine, and the trace-driven simulator; synchronous, no I/O.
 #![deny(unsafe_code, missing_docs)]
 
+pub mod decide;
 pub mod protocol;

@@ -1,0 +1,90 @@
+//! The default policy: least predicted cost among paths whose planning quantile meets the
+//! deadline, ranked by the quantile when the deadline is tight, damped by hysteresis, biased
+//! toward the edge by the thermal governor, and hedged when the deadline is at risk.
+
+use super::config::Mode;
+use super::cost::{least, PathEstimate};
+use super::hysteresis::Hysteresis;
+use super::policy::{Choice, Context, Policy, Why};
+
+/// The adaptive policy.
+#[derive(Debug, Clone, Default)]
+pub struct Adaptive {
+    hysteresis: Hysteresis,
+}
+
+impl Adaptive {
+    /// With no history.
+    pub fn new() -> Adaptive {
+        Adaptive::default()
+    }
+}
+
+impl Policy for Adaptive {
+    fn name(&self) -> &'static str {
+        "adaptive"
+    }
+
+    fn choose(&mut self, ctx: &Context<'_>) -> (Choice, Why) {
+        let cands = ctx.candidates;
+        let cfg = ctx.config;
+        let factor = ctx.local_cost_factor as f32;
+        let bias = |p: &PathEstimate, x: f32| if p.local { x * factor } else { x };
+        let deadline = ctx.request.deadline_us.map(|d| d as f32 / 1e3);
+        let feasible = |p: &PathEstimate| deadline.is_none_or(|d| p.quantile_ms <= d);
+        let Some(fastest) = least(cands.as_slice().iter(), |p| p.mean_ms) else {
+            return (Choice::Nowhere, Why::NoTarget);
+        };
+        let tight = deadline.is_some_and(|d| fastest.mean_ms > cfg.tight_fraction as f32 * d);
+        let rank_by_quantile = tight && cfg.mode == Mode::Latency;
+        let key = |p: &PathEstimate| {
+            let raw = if rank_by_quantile {
+                p.quantile_ms
+            } else if cfg.mode == Mode::Energy {
+                p.energy_mj
+            } else {
+                p.mean_ms
+            };
+            bias(p, raw)
+        };
+        let (best, why) = match least(cands.as_slice().iter().filter(|p| feasible(p)), key) {
+            Some(p) if rank_by_quantile => (*p, Why::TightDeadline),
+            Some(p) => (*p, Why::Cheapest),
+            None => match least(cands.as_slice().iter(), |p| bias(p, p.quantile_ms)) {
+                Some(p) => (*p, Why::NoneMeetsDeadline),
+                None => return (Choice::Nowhere, Why::NoTarget),
+            },
+        };
+        let best_ok = feasible(&best);
+        let margin_abs = if cfg.mode == Mode::Latency { cfg.hysteresis_ms as f32 } else { 0.0 };
+        let (chosen, held) = self.hysteresis.apply(
+            ctx.request.model,
+            best,
+            cands,
+            key,
+            |prev| !best_ok || feasible(prev),
+            cfg.hysteresis_margin as f32,
+            margin_abs,
+        );
+        let why = if held { Why::Hysteresis } else { why };
+
+        if cfg.hedge {
+            if let Some(d) = deadline {
+                // At risk: the plan's quantile misses the deadline, but the other kind of path
+                // could still make it.
+                if chosen.quantile_ms > d {
+                    let other = if chosen.local { cands.best_edge() } else { cands.best_local() };
+                    if let Some(o) = other.filter(|o| o.mean_ms <= d) {
+                        let (edge, local) = if chosen.local { (o.id(), chosen.id()) } else { (chosen.id(), o.id()) };
+                        return (Choice::Hedge { edge, local }, Why::AtRisk);
+                    }
+                }
+            }
+        }
+        if chosen.local {
+            (Choice::Local(chosen.id()), why)
+        } else {
+            (Choice::Offload(chosen.id()), why)
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The cost model: predicted latency (mean, σ, planning quantile) and energy of every path a
+//! request could take, from the estimators. Allocation-free: candidates live in a fixed array.
+
+use super::config::{DecideConfig, EnergyConfig, MAX_TARGETS};
+use super::estimators::Estimators;
+use super::ewma::Ewma;
+use super::targets::{ModelId, TargetId, TargetKind, Targets};
+
+/// What is being decided about: one request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RequestInfo {
+    /// Its model.
+    pub model: ModelId,
+    /// Bytes it sends when offloaded (envelope + input).
+    pub up_bytes: u32,
+    /// Bytes expected back.
+    pub down_bytes: u32,
+    /// Relative deadline, µs, if any.
+    pub deadline_us: Option<u32>,
+}
+
+/// The prediction for one path. `f32` to keep decisions small; times in ms.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PathEstimate {
+    /// The target.
+    pub target: u8,
+    /// Local (true) or edge.
+    pub local: bool,
+    /// Expected latency, ms (edge: includes the expected cost of a failure and fallback).
+    pub mean_ms: f32,
+    /// Standard deviation, ms.
+    pub std_ms: f32,
+    /// Planning quantile mean + k·σ, ms.
+    pub quantile_ms: f32,
+    /// Expected energy on the board, mJ.
+    pub energy_mj: f32,
+    /// Probability the path ends without an answer (edge only).
+    pub fail_p: f32,
+}
+
+impl PathEstimate {
+    /// Its target id.
+    pub fn id(&self) -> TargetId {
+        TargetId(self.target)
+    }
+}
+
+/// The available paths for one request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Candidates {
+    list: [PathEstimate; MAX_TARGETS],
+    len: u8,
+}
+
+impl Candidates {
+    /// None.
+    pub const fn empty() -> Candidates {
+        Candidates {
+            list: [PathEstimate {
+                target: 0,
+                local: false,
+                mean_ms: 0.0,
+                std_ms: 0.0,
+                quantile_ms: 0.0,
+                energy_mj: 0.0,
+                fail_p: 0.0,
+            }; MAX_TARGETS],
+            len: 0,
+        }
+    }
+
+    /// Adds one (silently ignores more than [`MAX_TARGETS`], which validation prevents).
+    pub fn push(&mut self, p: PathEstimate) {
+        if usize::from(self.len) < MAX_TARGETS {
+            self.list[usize::from(self.len)] = p;
+            self.len += 1;
+        }
+    }
+
+    /// As a slice.
+    pub fn as_slice(&self) -> &[PathEstimate] {
+        &self.list[..usize::from(self.len)]
+    }
+
+    /// The one for a target.
+    pub fn get(&self, id: TargetId) -> Option<&PathEstimate> {
+        self.as_slice().iter().find(|p| p.target == id.0)
+    }
+
+    /// The local one with least mean latency.
+    pub fn best_local(&self) -> Option<&PathEstimate> {
+        least(self.as_slice().iter().filter(|p| p.local), |p| p.mean_ms)
+    }
+
+    /// The edge one with least mean latency.
+    pub fn best_edge(&self) -> Option<&PathEstimate> {
+        least(self.as_slice().iter().filter(|p| !p.local), |p| p.mean_ms)
+    }
+}
+
+/// The element with the least key (first on ties).
+pub fn least<'a>(it: impl Iterator<Item = &'a PathEstimate>, key: impl Fn(&PathEstimate) -> f32) -> Option<&'a PathEstimate> {
+    let mut best: Option<&PathEstimate> = None;
+    for p in it {
+        if best.is_none_or(|b| key(p) < key(b)) {
+            best = Some(p);
+        }
+    }
+    best
+}
+
+/// Predicts every path the request can take now. Edges that are down or at their in-flight
+/// limit are not candidates.
+pub fn predict(
+    targets: &Targets,
+    est: &Estimators,
+    cfg: &DecideConfig,
+    energy: &EnergyConfig,
+    req: &RequestInfo,
+    now_us: u64,
+) -> Candidates {
+    let k = cfg.quantile_k;
+    let idle_mj_per_ms = energy.idle_mw / 1000.0;
+    let mut out = Candidates::empty();
+    let mut best_local_mean_us = f64::INFINITY;
+    for t in targets.iter().filter(|t| t.is_local() && t.serves(req.model)) {
+        let TargetKind::Local { mj_per_inference, .. } = t.kind else { continue };
+        let (compute, std) = est.local_compute_us(t.id);
+        let mean = est.local_queue.wait_us(now_us, compute) + compute;
+        best_local_mean_us = best_local_mean_us.min(mean);
+        out.push(PathEstimate {
+            target: t.id.0,
+            local: true,
+            mean_ms: (mean / 1e3) as f32,
+            std_ms: (std / 1e3) as f32,
+            quantile_ms: ((mean + k * std) / 1e3) as f32,
+            energy_mj: (mj_per_inference + idle_mj_per_ms * mean / 1e3) as f32,
+            fail_p: 0.0,
+        });
+    }
+    for t in targets.iter().filter(|t| !t.is_local() && t.serves(req.model)) {
+        let TargetKind::Edge { max_inflight, .. } = t.kind else { continue };
+        let e = est.edge(t.id);
+        if e.is_down(now_us) || e.inflight >= max_inflight {
+            continue;
+        }
+        let (net, net_var) = e.link.predict(req.up_bytes, req.down_bytes);
+        let compute = e.compute(req.model.index()).copied().unwrap_or(Ewma::new(0.2));
+        let ok_mean = net + e.queue().mean() + compute.mean();
+        let ok_var = net_var + e.queue().var() + compute.var();
+        // A failed attempt costs about its own time, then the local run.
+        let p = e.failure_probability();
+        let fallback = if best_local_mean_us.is_finite() { best_local_mean_us } else { ok_mean };
+        let penalty = ok_mean + fallback;
+        let mean = ok_mean + p * penalty;
+        let var = ok_var + p * (1.0 - p) * penalty * penalty;
+        let bytes = f64::from(req.up_bytes) + f64::from(req.down_bytes);
+        let radio = bytes * energy.radio_nj_per_byte / 1e6 + energy.radio_tail_mj;
+        out.push(PathEstimate {
+            target: t.id.0,
+            local: false,
+            mean_ms: (mean / 1e3) as f32,
+            std_ms: (var.sqrt() / 1e3) as f32,
+            quantile_ms: ((mean + k * var.sqrt()) / 1e3) as f32,
+            energy_mj: (radio + idle_mj_per_ms * mean / 1e3) as f32,
+            fail_p: p as f32,
+        });
+    }
+    out
+}

@@ -1,0 +1,189 @@
+//! Edge estimator: the link to it, its reported queue wait and compute time, its availability.
+
+use super::config::MAX_MODELS;
+use super::ewma::Ewma;
+use super::link::LinkEstimator;
+
+/// What the decision knows about one edge endpoint.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EdgeEstimator {
+    /// The link to it.
+    pub link: LinkEstimator,
+    queue_us: Ewma,
+    compute_us: [Ewma; MAX_MODELS],
+    /// Share of recent attempts that failed (error or timeout), as an EWMA of 0/1.
+    fail_rate: Ewma,
+    /// Share of recent attempts answered "busy".
+    busy_rate: Ewma,
+    consecutive_errors: u32,
+    down_until_us: Option<u64>,
+    backoff_us: u64,
+    /// Requests in flight now.
+    pub inflight: u16,
+    /// When the path last carried a request or probe, µs.
+    pub last_used_us: u64,
+    /// A probe is out.
+    pub probing: bool,
+}
+
+const MIN_BACKOFF_US: u64 = 500_000;
+const MAX_BACKOFF_US: u64 = 30_000_000;
+
+impl EdgeEstimator {
+    /// Starts from priors.
+    pub fn new(alpha: f64, compute_prior_us: f64) -> EdgeEstimator {
+        EdgeEstimator {
+            link: LinkEstimator::new(alpha),
+            queue_us: Ewma::with_prior(alpha, 0.0, 1_000.0),
+            compute_us: [Ewma::with_prior(alpha, compute_prior_us, compute_prior_us * 0.5); MAX_MODELS],
+            fail_rate: Ewma::new(alpha),
+            busy_rate: Ewma::new(alpha),
+            consecutive_errors: 0,
+            down_until_us: None,
+            backoff_us: MIN_BACKOFF_US,
+            inflight: 0,
+            last_used_us: 0,
+            probing: false,
+        }
+    }
+
+    /// Reported queue wait.
+    pub fn queue(&self) -> &Ewma {
+        &self.queue_us
+    }
+
+    /// Reported compute time of a model.
+    pub fn compute(&self, model: usize) -> Option<&Ewma> {
+        self.compute_us.get(model)
+    }
+
+    /// Probability that an attempt now ends without an answer (error, timeout or busy).
+    pub fn failure_probability(&self) -> f64 {
+        (self.fail_rate.mean() + self.busy_rate.mean()).clamp(0.0, 1.0)
+    }
+
+    /// Whether the circuit breaker has it marked down at `now_us`.
+    pub fn is_down(&self, now_us: u64) -> bool {
+        self.down_until_us.is_some_and(|t| now_us < t)
+    }
+
+    /// Whether the breaker has tripped at all (down, or waiting for a probe to confirm).
+    pub fn tripped(&self) -> bool {
+        self.down_until_us.is_some()
+    }
+
+    /// A successful answer: the edge's own timings and the bytes moved.
+    pub fn on_answer(&mut self, model: usize, up: u32, down: u32, total_us: f64, queue_us: f64, compute_us: f64) {
+        self.link.on_transfer(up, down, total_us - queue_us - compute_us);
+        self.queue_us.update(queue_us);
+        if let Some(c) = self.compute_us.get_mut(model) {
+            c.update(compute_us);
+        }
+        self.on_alive();
+    }
+
+    /// A "busy" refusal, with the queue wait the edge reported if any.
+    pub fn on_busy(&mut self, reported_queue_us: Option<f64>) {
+        self.busy_rate.update(1.0);
+        self.fail_rate.update(0.0);
+        if let Some(q) = reported_queue_us {
+            self.queue_us.update(q);
+        }
+        self.consecutive_errors = 0;
+    }
+
+    /// An error or a timeout. Enough in a row mark the edge down with doubling backoff.
+    pub fn on_error(&mut self, now_us: u64, breaker_errors: u32) {
+        self.fail_rate.update(1.0);
+        self.busy_rate.update(0.0);
+        self.consecutive_errors = self.consecutive_errors.saturating_add(1);
+        if self.consecutive_errors >= breaker_errors.max(1) {
+            self.down_until_us = Some(now_us.saturating_add(self.backoff_us));
+            self.backoff_us = (self.backoff_us * 2).min(MAX_BACKOFF_US);
+        }
+    }
+
+    /// Any sign of life: a good answer or a good probe.
+    pub fn on_alive(&mut self) {
+        self.fail_rate.update(0.0);
+        self.busy_rate.update(0.0);
+        self.consecutive_errors = 0;
+        self.down_until_us = None;
+        self.backoff_us = MIN_BACKOFF_US;
+    }
+
+    /// A probe came back: ping RTT, a payload exchange, and the queue wait if reported.
+    pub fn on_probe(&mut self, rtt_us: f64, up: u32, down: u32, transfer_us: f64, queue_us: Option<f64>) {
+        self.probing = false;
+        self.link.on_rtt(rtt_us);
+        self.link.on_transfer(up, down, transfer_us);
+        if let Some(q) = queue_us {
+            self.queue_us.update(q);
+        }
+        self.on_alive();
+    }
+
+    /// Whether a probe should go out now: unused for `after_us`, or down and due a retry.
+    pub fn probe_due(&self, now_us: u64, after_us: u64) -> bool {
+        if self.probing {
+            return false;
+        }
+        match self.down_until_us {
+            Some(t) => now_us >= t,
+            None => self.inflight == 0 && now_us.saturating_sub(self.last_used_us) >= after_us,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reported_queue_and_compute_are_tracked() {
+        let mut e = EdgeEstimator::new(0.2, 20_000.0);
+        for _ in 0..50 {
+            e.on_answer(1, 150_000, 1_000, 60_000.0, 5_000.0, 15_000.0);
+        }
+        assert!((e.queue().mean() - 5_000.0).abs() < 10.0);
+        assert!((e.compute(1).map(Ewma::mean).unwrap_or(0.0) - 15_000.0).abs() < 10.0);
+        // Model 0 was never seen: still the prior.
+        assert_eq!(e.compute(0).map(Ewma::mean), Some(20_000.0));
+    }
+
+    #[test]
+    fn three_errors_trip_the_breaker_and_a_probe_resets_it() {
+        let mut e = EdgeEstimator::new(0.2, 20_000.0);
+        e.on_error(1_000, 3);
+        e.on_error(2_000, 3);
+        assert!(!e.is_down(2_000));
+        e.on_error(3_000, 3);
+        assert!(e.is_down(3_000));
+        assert!(!e.probe_due(3_000, 1_000_000));
+        assert!(e.probe_due(3_000 + MIN_BACKOFF_US, 1_000_000));
+        e.on_probe(5_000.0, 16_384, 64, 10_000.0, Some(0.0));
+        assert!(!e.is_down(3_000 + MIN_BACKOFF_US));
+        assert!(!e.tripped());
+    }
+
+    #[test]
+    fn busy_answers_raise_the_failure_probability_without_tripping() {
+        let mut e = EdgeEstimator::new(0.2, 20_000.0);
+        for _ in 0..10 {
+            e.on_busy(Some(200_000.0));
+        }
+        assert!(e.failure_probability() > 0.8);
+        assert!(!e.tripped());
+        assert!(e.queue().mean() > 100_000.0);
+    }
+
+    #[test]
+    fn an_unused_path_becomes_due_for_a_probe() {
+        let mut e = EdgeEstimator::new(0.2, 20_000.0);
+        e.last_used_us = 10_000;
+        assert!(!e.probe_due(500_000, 1_000_000));
+        assert!(e.probe_due(1_010_000, 1_000_000));
+        e.inflight = 1;
+        assert!(!e.probe_due(1_010_000, 1_000_000));
+    }
+}

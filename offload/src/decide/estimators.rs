@@ -1,0 +1,260 @@
+//! All estimators of one board, and the observations that feed them.
+//!
+//! Plain data in fixed arrays: the decision path reads it through `&Estimators` with no lock
+//! and no allocation. Whoever owns the decider feeds it [`Observation`]s in time order.
+
+use super::config::{DecideConfig, MAX_TARGETS};
+use super::edge::EdgeEstimator;
+use super::ewma::Ewma;
+use super::local::{LocalCompute, LocalQueue, Slowdown, SystemState};
+use super::targets::{ModelId, TargetId, TargetKind, Targets};
+
+/// Something the device measured. Times in µs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Observation {
+    /// A system probe sweep (CPU load of other processes, clock ratio, temperature).
+    System(SystemState),
+    /// A request was queued for the local runner.
+    LocalQueued(TargetId),
+    /// The local runner started one (it left the queue).
+    LocalStarted(TargetId),
+    /// A queued local run was dropped before it started.
+    LocalDropped(TargetId),
+    /// A local run finished; `compute_us` excludes time spent queued.
+    LocalFinished {
+        /// Where it ran.
+        target: TargetId,
+        /// Measured compute time.
+        compute_us: u32,
+        /// Whether it produced a result.
+        ok: bool,
+    },
+    /// A request was sent to an edge.
+    OffloadSent(TargetId),
+    /// An edge answered.
+    OffloadAnswered {
+        /// The edge.
+        target: TargetId,
+        /// The model it ran.
+        model: ModelId,
+        /// Bytes sent.
+        up_bytes: u32,
+        /// Bytes received.
+        down_bytes: u32,
+        /// Send to answer, as the device measured it.
+        total_us: u32,
+        /// Queue wait the edge reported.
+        edge_queue_us: u32,
+        /// Compute time the edge reported.
+        edge_compute_us: u32,
+    },
+    /// The edge refused: busy.
+    OffloadBusy {
+        /// The edge.
+        target: TargetId,
+        /// Queue wait it reported with the refusal, if any.
+        edge_queue_us: Option<u32>,
+    },
+    /// Transport error or hard timeout.
+    OffloadFailed(TargetId),
+    /// The device stopped waiting (the other path answered first) after `waited_us`; if that is
+    /// longer than predicted, it still says the link is at least this slow.
+    OffloadAbandoned {
+        /// The edge.
+        target: TargetId,
+        /// The model.
+        model: ModelId,
+        /// Bytes sent.
+        up_bytes: u32,
+        /// Bytes expected back.
+        down_bytes: u32,
+        /// How long it had been out.
+        waited_us: u32,
+    },
+    /// A probe was sent.
+    ProbeSent(TargetId),
+    /// A probe came back.
+    ProbeAnswered {
+        /// The edge.
+        target: TargetId,
+        /// Ping round trip (no payload).
+        rtt_us: u32,
+        /// Payload bytes up.
+        up_bytes: u32,
+        /// Payload bytes down.
+        down_bytes: u32,
+        /// Time of the payload exchange.
+        transfer_us: u32,
+        /// Queue wait the edge reported, if any.
+        edge_queue_us: Option<u32>,
+    },
+    /// A probe failed or timed out.
+    ProbeFailed(TargetId),
+}
+
+/// Every estimator.
+#[derive(Debug, Clone)]
+pub struct Estimators {
+    /// Latest system state.
+    pub system: SystemState,
+    /// Load/throttle slowdown.
+    pub slowdown: Slowdown,
+    local: [LocalCompute; MAX_TARGETS],
+    /// The local runner.
+    pub local_queue: LocalQueue,
+    edges: [EdgeEstimator; MAX_TARGETS],
+    interarrival_us: Ewma,
+    last_request_us: Option<u64>,
+    breaker_errors: u32,
+}
+
+impl Estimators {
+    /// Fresh estimators with the targets' priors.
+    pub fn new(targets: &Targets, config: &DecideConfig) -> Estimators {
+        let a = config.alpha;
+        let mut local = [LocalCompute::new(a, 50_000.0); MAX_TARGETS];
+        let mut edges = [EdgeEstimator::new(a, 20_000.0); MAX_TARGETS];
+        for t in targets.iter() {
+            match t.kind {
+                TargetKind::Local { prior_us, .. } => local[t.id.index()] = LocalCompute::new(a, prior_us),
+                TargetKind::Edge { compute_prior_us, .. } => {
+                    edges[t.id.index()] = EdgeEstimator::new(a, compute_prior_us)
+                }
+            }
+        }
+        Estimators {
+            system: SystemState::default(),
+            slowdown: Slowdown::new(a),
+            local,
+            local_queue: LocalQueue::default(),
+            edges,
+            interarrival_us: Ewma::with_prior(a, 1_000_000.0, 0.0),
+            last_request_us: None,
+            breaker_errors: config.breaker_errors,
+        }
+    }
+
+    /// A local target's compute estimator (meaningless for edge ids).
+    pub fn local(&self, id: TargetId) -> &LocalCompute {
+        &self.local[id.index() % MAX_TARGETS]
+    }
+
+    /// An edge target's estimator (meaningless for local ids).
+    pub fn edge(&self, id: TargetId) -> &EdgeEstimator {
+        &self.edges[id.index() % MAX_TARGETS]
+    }
+
+    /// Predicted local compute for a target under the current system state (mean, std), µs.
+    pub fn local_compute_us(&self, id: TargetId) -> (f64, f64) {
+        let f = self.slowdown.factor(&self.system);
+        let b = self.local(id).base();
+        (b.mean() * f, b.std() * f)
+    }
+
+    /// Mean time between requests, µs.
+    pub fn interarrival_us(&self) -> f64 {
+        self.interarrival_us.mean()
+    }
+
+    /// Records a request arrival (for the demand estimate).
+    pub fn on_request(&mut self, now_us: u64) {
+        if let Some(last) = self.last_request_us {
+            self.interarrival_us.update(now_us.saturating_sub(last) as f64);
+        }
+        self.last_request_us = Some(now_us);
+    }
+
+    /// Applies one observation made at `now_us`.
+    pub fn observe(&mut self, obs: Observation, now_us: u64) {
+        match obs {
+            Observation::System(s) => self.system = s.sanitized(),
+            Observation::LocalQueued(_) => self.local_queue.waiting = self.local_queue.waiting.saturating_add(1),
+            Observation::LocalDropped(_) => self.local_queue.waiting = self.local_queue.waiting.saturating_sub(1),
+            Observation::LocalStarted(t) => {
+                self.local_queue.waiting = self.local_queue.waiting.saturating_sub(1);
+                self.local_queue.running = Some((now_us, self.local_compute_us(t).0));
+            }
+            Observation::LocalFinished { target, compute_us, ok } => {
+                self.local_queue.running = None;
+                if ok {
+                    let s = self.system;
+                    let i = target.index() % MAX_TARGETS;
+                    self.local[i].update(f64::from(compute_us), &s, &mut self.slowdown);
+                }
+            }
+            Observation::OffloadSent(t) => {
+                let e = &mut self.edges[t.index() % MAX_TARGETS];
+                e.inflight = e.inflight.saturating_add(1);
+                e.last_used_us = now_us;
+            }
+            Observation::OffloadAnswered { target, model, up_bytes, down_bytes, total_us, edge_queue_us, edge_compute_us } => {
+                let e = &mut self.edges[target.index() % MAX_TARGETS];
+                e.inflight = e.inflight.saturating_sub(1);
+                e.last_used_us = now_us;
+                e.on_answer(
+                    model.index(),
+                    up_bytes,
+                    down_bytes,
+                    f64::from(total_us),
+                    f64::from(edge_queue_us),
+                    f64::from(edge_compute_us),
+                );
+            }
+            Observation::OffloadBusy { target, edge_queue_us } => {
+                let e = &mut self.edges[target.index() % MAX_TARGETS];
+                e.inflight = e.inflight.saturating_sub(1);
+                e.last_used_us = now_us;
+                e.on_busy(edge_queue_us.map(f64::from));
+            }
+            Observation::OffloadFailed(t) => {
+                let breaker = self.breaker_errors;
+                let e = &mut self.edges[t.index() % MAX_TARGETS];
+                e.inflight = e.inflight.saturating_sub(1);
+                e.on_error(now_us, breaker);
+            }
+            Observation::OffloadAbandoned { target, model, up_bytes, down_bytes, waited_us } => {
+                let e = &mut self.edges[target.index() % MAX_TARGETS];
+                e.inflight = e.inflight.saturating_sub(1);
+                let edge_time = e.queue().mean() + e.compute(model.index()).map_or(0.0, Ewma::mean);
+                let (net, _) = e.link.predict(up_bytes, down_bytes);
+                let waited_net = f64::from(waited_us) - edge_time;
+                // Censored: only a wait longer than predicted carries information.
+                if waited_net > net {
+                    e.link.on_transfer(up_bytes, down_bytes, waited_net);
+                }
+            }
+            Observation::ProbeSent(t) => {
+                let e = &mut self.edges[t.index() % MAX_TARGETS];
+                e.probing = true;
+                e.last_used_us = now_us;
+            }
+            Observation::ProbeAnswered { target, rtt_us, up_bytes, down_bytes, transfer_us, edge_queue_us } => {
+                let e = &mut self.edges[target.index() % MAX_TARGETS];
+                e.last_used_us = now_us;
+                e.on_probe(
+                    f64::from(rtt_us),
+                    up_bytes,
+                    down_bytes,
+                    f64::from(transfer_us),
+                    edge_queue_us.map(f64::from),
+                );
+            }
+            Observation::ProbeFailed(t) => {
+                let breaker = self.breaker_errors;
+                let e = &mut self.edges[t.index() % MAX_TARGETS];
+                e.probing = false;
+                e.last_used_us = now_us;
+                e.on_error(now_us, breaker);
+            }
+        }
+    }
+
+    /// The first edge due a probe at `now_us`, if any.
+    pub fn probe_due(&self, targets: &Targets, now_us: u64, after_us: u64) -> Option<TargetId> {
+        targets
+            .iter()
+            .filter(|t| !t.is_local())
+            .find(|t| self.edge(t.id).probe_due(now_us, after_us))
+            .map(|t| t.id)
+    }
+}

@@ -1,0 +1,188 @@
+//! Local estimators: compute time per (model, precision), slowdown under load and throttling,
+//! and the local queue.
+
+use super::ewma::Ewma;
+
+/// What the drivers' probes say about the board right now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SystemState {
+    /// CPU share used by *other* processes, 0..=1 (total busy minus Ferry's own).
+    pub cpu_load: f64,
+    /// Current over maximum CPU clock, (0, 1]; below 1 when throttled.
+    pub freq_ratio: f64,
+    /// SoC temperature, °C.
+    pub temp_c: f64,
+}
+
+impl Default for SystemState {
+    fn default() -> Self {
+        SystemState { cpu_load: 0.0, freq_ratio: 1.0, temp_c: 40.0 }
+    }
+}
+
+impl SystemState {
+    /// Clamps the inputs into their ranges (sensors lie).
+    pub fn sanitized(self) -> SystemState {
+        let fin = |x: f64, d: f64| if x.is_finite() { x } else { d };
+        SystemState {
+            cpu_load: fin(self.cpu_load, 0.0).clamp(0.0, 1.0),
+            freq_ratio: fin(self.freq_ratio, 1.0).clamp(0.05, 1.0),
+            temp_c: fin(self.temp_c, 40.0),
+        }
+    }
+}
+
+/// How much slower local compute runs under other processes' load:
+/// `slowdown = (1 + k·cpu_load) / freq_ratio`, with k learned online.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Slowdown {
+    k: Ewma,
+}
+
+impl Slowdown {
+    /// Starts with k = 1 (a fully loaded CPU doubles compute time).
+    pub fn new(alpha: f64) -> Slowdown {
+        Slowdown { k: Ewma::with_prior(alpha, 1.0, 0.5) }
+    }
+
+    /// The factor for a system state.
+    pub fn factor(&self, s: &SystemState) -> f64 {
+        (1.0 + self.k.mean().max(0.0) * s.cpu_load) / s.freq_ratio
+    }
+
+    /// The learned k.
+    pub fn k(&self) -> f64 {
+        self.k.mean()
+    }
+
+    /// Learns from one run: `ratio` is measured time over the unloaded, unthrottled estimate.
+    /// Only runs under real load say anything about k.
+    pub fn update(&mut self, ratio: f64, s: &SystemState) {
+        if s.cpu_load >= 0.1 && ratio.is_finite() {
+            let unthrottled = ratio * s.freq_ratio;
+            self.k.update(((unthrottled - 1.0) / s.cpu_load).clamp(0.0, 20.0));
+        }
+    }
+}
+
+/// Compute time of one local variant, normalized to an idle, unthrottled board.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LocalCompute {
+    base_us: Ewma,
+}
+
+impl LocalCompute {
+    /// Starts from a prior (µs) with a wide spread.
+    pub fn new(alpha: f64, prior_us: f64) -> LocalCompute {
+        LocalCompute { base_us: Ewma::with_prior(alpha, prior_us, prior_us * 0.5) }
+    }
+
+    /// The idle-board estimate.
+    pub fn base(&self) -> &Ewma {
+        &self.base_us
+    }
+
+    /// Learns from one measured run (compute only, queue excluded) under `s`; teaches
+    /// `slowdown` too when the board was loaded.
+    pub fn update(&mut self, measured_us: f64, s: &SystemState, slowdown: &mut Slowdown) {
+        if !(measured_us.is_finite() && measured_us >= 0.0) {
+            return;
+        }
+        if self.base_us.samples() > 3 {
+            slowdown.update(measured_us / self.base_us.mean().max(1.0), s);
+        }
+        // Loaded runs teach the base only through the current k, so that a wrong k cannot
+        // drag the base along far: the base learns mostly from unloaded runs.
+        if s.cpu_load < 0.1 || self.base_us.samples() <= 3 {
+            self.base_us.update(measured_us / slowdown.factor(s));
+        }
+    }
+}
+
+/// The local runner: one inference at a time, FIFO.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LocalQueue {
+    /// Start time (µs) and predicted duration (µs) of the running inference.
+    pub running: Option<(u64, f64)>,
+    /// Requests waiting behind it.
+    pub waiting: u16,
+}
+
+impl LocalQueue {
+    /// Predicted wait before a new request would start, given `per_request_us` for the
+    /// requests waiting.
+    pub fn wait_us(&self, now_us: u64, per_request_us: f64) -> f64 {
+        let remaining = match self.running {
+            Some((since, predicted)) => (predicted - now_us.saturating_sub(since) as f64).max(0.0),
+            None => 0.0,
+        };
+        remaining + f64::from(self.waiting) * per_request_us
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn idle() -> SystemState {
+        SystemState::default()
+    }
+
+    #[test]
+    fn compute_time_learns_the_idle_profile() {
+        let mut c = LocalCompute::new(0.2, 50_000.0);
+        let mut s = Slowdown::new(0.2);
+        for i in 0..100 {
+            c.update(40_000.0 + if i % 2 == 0 { 2_000.0 } else { -2_000.0 }, &idle(), &mut s);
+        }
+        assert!((c.base().mean() - 40_000.0).abs() < 1_000.0);
+        assert!(c.base().std() > 1_000.0 && c.base().std() < 3_000.0);
+    }
+
+    #[test]
+    fn slowdown_learns_k_from_loaded_runs() {
+        let mut c = LocalCompute::new(0.2, 50_000.0);
+        let mut s = Slowdown::new(0.2);
+        for _ in 0..20 {
+            c.update(40_000.0, &idle(), &mut s);
+        }
+        // True model: 1 + 1.5·load.
+        for i in 0..200 {
+            let load = 0.2 + 0.6 * f64::from(i % 4) / 3.0;
+            let st = SystemState { cpu_load: load, ..idle() };
+            c.update(40_000.0 * (1.0 + 1.5 * load), &st, &mut s);
+        }
+        assert!((s.k() - 1.5).abs() < 0.1, "k = {}", s.k());
+        let loaded = SystemState { cpu_load: 0.8, ..idle() };
+        let predicted = c.base().mean() * s.factor(&loaded);
+        assert!((predicted - 88_000.0).abs() < 4_000.0, "{predicted}");
+    }
+
+    #[test]
+    fn throttling_scales_by_the_clock_ratio() {
+        let s = Slowdown::new(0.2);
+        let hot = SystemState { freq_ratio: 0.5, ..idle() };
+        assert!((s.factor(&hot) - 2.0).abs() < 1e-9);
+        let mut c = LocalCompute::new(0.2, 50_000.0);
+        let mut s = Slowdown::new(0.2);
+        for _ in 0..50 {
+            c.update(80_000.0, &hot, &mut s);
+        }
+        assert!((c.base().mean() - 40_000.0).abs() < 500.0);
+    }
+
+    #[test]
+    fn queue_wait_counts_the_running_remainder_and_the_waiting() {
+        let q = LocalQueue { running: Some((1_000, 40_000.0)), waiting: 2 };
+        assert_eq!(q.wait_us(11_000, 40_000.0), 30_000.0 + 80_000.0);
+        assert_eq!(LocalQueue::default().wait_us(0, 40_000.0), 0.0);
+    }
+
+    #[test]
+    fn insane_sensor_values_are_clamped() {
+        let s = SystemState { cpu_load: 7.0, freq_ratio: 0.0, temp_c: f64::NAN }.sanitized();
+        assert_eq!(s.cpu_load, 1.0);
+        assert!(s.freq_ratio > 0.0);
+        assert_eq!(s.temp_c, 40.0);
+    }
+}

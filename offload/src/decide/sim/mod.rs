@@ -1,0 +1,430 @@
+//! The trace-driven simulator: replays a trace against the real [`Decider`] and
+//! [`RequestMachine`] (the code the agent runs), with compute times from the measured profiles.
+//!
+//! The decider learns only from what the device could observe — its system probes every
+//! 100 ms, the timings of its own local runs, offload answers with the edge's reported
+//! timings, refusals, timeouts, and probes. Only the oracle sees the world itself.
+
+pub mod rng;
+pub mod trace;
+pub mod world;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+use super::config::Config;
+use super::cost::RequestInfo;
+use super::decider::Decider;
+use super::estimators::Observation;
+use super::local::SystemState;
+use super::policy::Policy;
+use super::scheduler::{Action, Event, Ran, RequestMachine};
+use super::targets::{ModelId, TargetId, TargetKind};
+use world::{EdgeOutcome, Req};
+
+pub use trace::{Timeline, TraceSpec};
+
+/// The board the simulator models: efficientnet-lite0 FP32 and INT8 and digits locally, one
+/// edge endpoint.
+pub const SIM_CONFIG: &str = r#"
+[decide]
+probe_after_ms = 500
+
+[thermal]
+throttle_point_c = 85.0
+set_point_c = 78.0
+
+[[targets]]
+kind = "local"
+name = "local-fp32"
+model = "efficientnet-lite0"
+precision = "fp32"
+prior_ms = 50.0
+
+[[targets]]
+kind = "local"
+name = "local-int8"
+model = "efficientnet-lite0"
+precision = "int8"
+priority = 1
+prior_ms = 50.0
+
+[[targets]]
+kind = "local"
+name = "digits-fp32"
+model = "digits"
+precision = "fp32"
+prior_ms = 1.0
+
+[[targets]]
+kind = "edge"
+name = "edge"
+endpoint = "mqtts://edge:8883"
+priority = 2
+timeout_ms = 1000
+"#;
+
+/// Results of one policy on one trace.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Policy name.
+    pub policy: String,
+    /// Requests.
+    pub requests: usize,
+    /// Answers given (must equal `requests`, once each).
+    pub answers: usize,
+    /// Requests answered more than once (must be 0).
+    pub duplicate_answers: usize,
+    /// Failed answers (no result).
+    pub failed: usize,
+    /// Mean latency, ms.
+    pub mean_ms: f64,
+    /// 95th percentile, ms.
+    pub p95_ms: f64,
+    /// Answers later than the deadline, or failed.
+    pub misses: usize,
+    /// Share answered by the edge.
+    pub offload_share: f64,
+    /// Fallbacks (busy, error, timeout, at risk).
+    pub fallbacks: usize,
+    /// Probes sent.
+    pub probes: usize,
+}
+
+fn summarize(policy: &str, lat_ms: &mut [f64], misses: usize, edge: usize) -> Stats {
+    let n = lat_ms.len().max(1);
+    lat_ms.sort_by(f64::total_cmp);
+    let p95 = lat_ms.get(((n as f64 * 0.95).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0.0);
+    Stats {
+        policy: policy.to_owned(),
+        requests: lat_ms.len(),
+        answers: lat_ms.len(),
+        mean_ms: lat_ms.iter().sum::<f64>() / n as f64,
+        p95_ms: p95,
+        misses,
+        offload_share: edge as f64 / n as f64,
+        ..Stats::default()
+    }
+}
+
+/// The oracle's row: per request, the best path in hindsight.
+pub fn oracle(spec: &TraceSpec, timeline: &Timeline) -> Stats {
+    let reqs = world::requests(spec);
+    let mut lat = Vec::with_capacity(reqs.len());
+    let (mut misses, mut edge) = (0, 0);
+    for r in &reqs {
+        let (us, on_edge) = world::oracle_us(r, timeline);
+        misses += usize::from(us > f64::from(r.deadline_us));
+        edge += usize::from(on_edge);
+        lat.push(us / 1e3);
+    }
+    summarize("oracle", &mut lat, misses, edge)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Ev {
+    Tick,
+    Arrive(usize),
+    LocalDone(usize),
+    Edge(usize, u8),
+    Timer(usize, u64),
+    Probe(u8),
+}
+
+const EDGE_OK: u8 = 0;
+const EDGE_BUSY: u8 = 1;
+const PROBE_OK: u8 = 0;
+const PROBE_FAIL: u8 = 1;
+
+struct Sim<'a> {
+    timeline: &'a Timeline,
+    reqs: Vec<Req>,
+    decider: Decider,
+    heap: BinaryHeap<Reverse<(u64, u64, Ev)>>,
+    seq: u64,
+    machines: Vec<Option<RequestMachine>>,
+    timer_at: Vec<u64>,
+    offload_sent_at: Vec<Option<u64>>,
+    edge_reply: Vec<Option<EdgeOutcome>>,
+    local_queue: VecDeque<(usize, TargetId)>,
+    local_running: Option<(usize, TargetId, u64)>,
+    local_cancelled: Vec<bool>,
+    answers: Vec<u32>,
+    latency_ms: Vec<f64>,
+    misses: usize,
+    failed: usize,
+    on_edge: usize,
+    fallbacks: usize,
+    probes: usize,
+    image: ModelId,
+    digits: ModelId,
+    edge_target: TargetId,
+}
+
+impl Sim<'_> {
+    fn at(&mut self, t: u64, ev: Ev) {
+        self.seq += 1;
+        self.heap.push(Reverse((t, self.seq, ev)));
+    }
+
+    fn system(&self, now: u64) -> SystemState {
+        let s = self.timeline.at(now);
+        SystemState { cpu_load: s.cpu_load, freq_ratio: world::freq_ratio(s.temp_c), temp_c: s.temp_c }
+    }
+
+    fn start_next_local(&mut self, now: u64) {
+        if self.local_running.is_some() {
+            return;
+        }
+        if let Some((i, t)) = self.local_queue.pop_front() {
+            let fp32 = t != TargetId(1);
+            let dur = world::local_us(&self.reqs[i], fp32, &self.timeline.at(now)) as u64;
+            self.local_running = Some((i, t, now));
+            self.decider.observe(Observation::LocalStarted(t), now);
+            self.at(now + dur.max(1), Ev::LocalDone(i));
+        }
+    }
+
+    fn perform(&mut self, i: usize, actions: &[Action], now: u64, from_timer: bool) {
+        for a in actions {
+            match *a {
+                Action::StartLocal(t) => {
+                    self.decider.observe(Observation::LocalQueued(t), now);
+                    self.local_queue.push_back((i, t));
+                    self.start_next_local(now);
+                }
+                Action::StartOffload(t) => {
+                    self.decider.observe(Observation::OffloadSent(t), now);
+                    self.offload_sent_at[i] = Some(now);
+                    let out = world::edge_outcome(&self.reqs[i], &self.timeline.at(now));
+                    self.edge_reply[i] = Some(out);
+                    match out {
+                        EdgeOutcome::Answer { total_us, .. } => self.at(now + total_us as u64, Ev::Edge(i, EDGE_OK)),
+                        EdgeOutcome::Busy { after_us, .. } => self.at(now + after_us as u64, Ev::Edge(i, EDGE_BUSY)),
+                        EdgeOutcome::Silent => {}
+                    }
+                }
+                Action::SetTimer(t) => {
+                    self.timer_at[i] = t;
+                    self.at(t.max(now), Ev::Timer(i, t));
+                }
+                Action::CancelLocal => {
+                    if let Some(pos) = self.local_queue.iter().position(|&(j, _)| j == i) {
+                        if let Some((_, t)) = self.local_queue.remove(pos) {
+                            self.decider.observe(Observation::LocalDropped(t), now);
+                        }
+                    } else {
+                        // Already running: tract cannot be interrupted; its result is dropped.
+                        self.local_cancelled[i] = true;
+                    }
+                }
+                Action::CancelOffload => {
+                    let waited = self.offload_sent_at[i].map_or(0, |s| now.saturating_sub(s));
+                    self.offload_sent_at[i] = None;
+                    let target = self.edge_target;
+                    let obs = if from_timer {
+                        Observation::OffloadFailed(target)
+                    } else {
+                        let model = if self.reqs[i].image { self.image } else { self.digits };
+                        Observation::OffloadAbandoned {
+                            target,
+                            model,
+                            up_bytes: self.reqs[i].up_bytes(),
+                            down_bytes: world::profile::DOWN,
+                            waited_us: waited.min(u64::from(u32::MAX)) as u32,
+                        }
+                    };
+                    self.decider.observe(obs, now);
+                }
+                Action::Answer(ans) => {
+                    self.answers[i] += 1;
+                    let ms = ans.latency_us as f64 / 1e3;
+                    self.latency_ms.push(ms);
+                    if !ans.ok {
+                        self.failed += 1;
+                    }
+                    if !ans.ok || ans.latency_us > u64::from(self.reqs[i].deadline_us) {
+                        self.misses += 1;
+                    }
+                    if ans.ok && matches!(ans.ran, Ran::Edge(_)) {
+                        self.on_edge += 1;
+                    }
+                    if ans.fallback.is_some() {
+                        self.fallbacks += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    fn feed(&mut self, i: usize, ev: Event, now: u64, from_timer: bool) {
+        if let Some(m) = self.machines[i].as_mut() {
+            let actions = m.handle(ev, now);
+            self.perform(i, &actions, now, from_timer);
+        }
+    }
+
+    fn step(&mut self, now: u64, ev: Ev) {
+        match ev {
+            Ev::Tick => {
+                let s = self.system(now);
+                self.decider.observe(Observation::System(s), now);
+                if let Some(t) = self.decider.probe_due(now) {
+                    self.probes += 1;
+                    self.decider.observe(Observation::ProbeSent(t), now);
+                    let s = self.timeline.at(now);
+                    if s.edge_down {
+                        self.at(now + 1_000_000, Ev::Probe(PROBE_FAIL));
+                    } else {
+                        let xfer = s.rtt_ms * 1e3 + 16_384.0 * 8.0 / s.up_mbps + 64.0 * 8.0 / s.down_mbps;
+                        self.at(now + (s.rtt_ms * 1e3 + xfer) as u64, Ev::Probe(PROBE_OK));
+                    }
+                }
+                self.at(now + trace::STEP_US, Ev::Tick);
+            }
+            Ev::Probe(kind) => {
+                let t = self.edge_target;
+                let obs = if kind == PROBE_FAIL {
+                    Observation::ProbeFailed(t)
+                } else {
+                    // The probe measured the world as it was when it was sent; close enough.
+                    let s = self.timeline.at(now);
+                    let xfer = s.rtt_ms * 1e3 + 16_384.0 * 8.0 / s.up_mbps + 64.0 * 8.0 / s.down_mbps;
+                    Observation::ProbeAnswered {
+                        target: t,
+                        rtt_us: (s.rtt_ms * 1e3) as u32,
+                        up_bytes: 16_384,
+                        down_bytes: 64,
+                        transfer_us: xfer as u32,
+                        edge_queue_us: Some((s.edge_queue_ms * 1e3) as u32),
+                    }
+                };
+                self.decider.observe(obs, now);
+            }
+            Ev::Arrive(i) => {
+                let r = self.reqs[i];
+                let req = RequestInfo {
+                    model: if r.image { self.image } else { self.digits },
+                    up_bytes: r.up_bytes(),
+                    down_bytes: world::profile::DOWN,
+                    deadline_us: Some(r.deadline_us),
+                };
+                let decision = self.decider.decide(&req, now);
+                let (m, actions) = RequestMachine::start(decision, now, req.deadline_us);
+                self.machines[i] = Some(m);
+                self.perform(i, &actions, now, false);
+            }
+            Ev::LocalDone(i) => {
+                if let Some((j, t, started)) = self.local_running.take() {
+                    let compute = now.saturating_sub(started).min(u64::from(u32::MAX)) as u32;
+                    self.decider.observe(Observation::LocalFinished { target: t, compute_us: compute, ok: true }, now);
+                    debug_assert_eq!(i, j);
+                }
+                if !self.local_cancelled[i] {
+                    self.feed(i, Event::LocalDone, now, false);
+                }
+                self.start_next_local(now);
+            }
+            Ev::Edge(i, kind) => {
+                let Some(sent) = self.offload_sent_at[i].take() else { return };
+                let model = if self.reqs[i].image { self.image } else { self.digits };
+                let t = self.edge_target;
+                match (kind, self.edge_reply[i]) {
+                    (EDGE_OK, Some(EdgeOutcome::Answer { queue_us, compute_us, .. })) => {
+                        self.decider.observe(
+                            Observation::OffloadAnswered {
+                                target: t,
+                                model,
+                                up_bytes: self.reqs[i].up_bytes(),
+                                down_bytes: world::profile::DOWN,
+                                total_us: now.saturating_sub(sent).min(u64::from(u32::MAX)) as u32,
+                                edge_queue_us: queue_us as u32,
+                                edge_compute_us: compute_us as u32,
+                            },
+                            now,
+                        );
+                        self.feed(i, Event::OffloadAnswered, now, false);
+                    }
+                    (_, Some(EdgeOutcome::Busy { queue_us, .. })) => {
+                        let obs = Observation::OffloadBusy { target: t, edge_queue_us: Some(queue_us as u32) };
+                        self.decider.observe(obs, now);
+                        self.feed(i, Event::OffloadBusy, now, false);
+                    }
+                    _ => {}
+                }
+            }
+            Ev::Timer(i, t) => {
+                if self.timer_at[i] == t {
+                    self.feed(i, Event::Timer, now, true);
+                }
+            }
+        }
+    }
+}
+
+/// Runs one policy over a trace.
+pub fn run(spec: &TraceSpec, timeline: &Timeline, policy: Box<dyn Policy>, hedge: bool) -> Result<Stats, super::DecideError> {
+    let mut config = Config::from_toml(SIM_CONFIG)?;
+    config.decide.hedge = hedge;
+    let mut decider = Decider::with_policy(&config, policy)?;
+    let name = decider.policy_name().to_owned() + if hedge { "+hedge" } else { "" };
+    let image = decider.model_id("efficientnet-lite0").unwrap_or(ModelId(0));
+    let digits = decider.model_id("digits").unwrap_or(ModelId(1));
+    let edge_target = decider
+        .targets()
+        .iter()
+        .find(|t| matches!(t.kind, TargetKind::Edge { .. }))
+        .map_or(TargetId(3), |t| t.id);
+    let reqs = world::requests(spec);
+    let n = reqs.len();
+    decider.observe(Observation::System(SystemState::default()), 0);
+    let mut sim = Sim {
+        timeline,
+        reqs,
+        decider,
+        heap: BinaryHeap::new(),
+        seq: 0,
+        machines: vec![None; n],
+        timer_at: vec![0; n],
+        offload_sent_at: vec![None; n],
+        edge_reply: vec![None; n],
+        local_queue: VecDeque::new(),
+        local_running: None,
+        local_cancelled: vec![false; n],
+        answers: vec![0; n],
+        latency_ms: Vec::with_capacity(n),
+        misses: 0,
+        failed: 0,
+        on_edge: 0,
+        fallbacks: 0,
+        probes: 0,
+        image,
+        digits,
+        edge_target,
+    };
+    for i in 0..n {
+        let t = sim.reqs[i].at_us;
+        sim.at(t, Ev::Arrive(i));
+    }
+    sim.at(0, Ev::Tick);
+    // Bounded: ticks stop once every request is answered and past the trace's end.
+    let end = u64::from(spec.duration_s) * 1_000_000;
+    while let Some(Reverse((now, _, ev))) = sim.heap.pop() {
+        if ev == Ev::Tick && now > end && sim.answers.iter().all(|&a| a > 0) {
+            continue;
+        }
+        if now > end + 600_000_000 {
+            break;
+        }
+        sim.step(now, ev);
+    }
+    let edge = sim.on_edge;
+    let mut stats = summarize(&name, &mut sim.latency_ms, sim.misses, edge);
+    stats.requests = n;
+    stats.answers = sim.answers.iter().filter(|&&a| a > 0).count();
+    stats.duplicate_answers = sim.answers.iter().filter(|&&a| a > 1).count();
+    stats.failed = sim.failed;
+    stats.fallbacks = sim.fallbacks;
+    stats.probes = sim.probes;
+    Ok(stats)
+}

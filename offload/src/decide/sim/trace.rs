@@ -1,0 +1,224 @@
+//! Trace descriptions (TOML, seeded) and their expansion into a 100 ms timeline.
+//!
+//! A trace is three independent sequences of phases: the link (bandwidth, RTT), the device
+//! (background CPU load, SoC temperature) and the edge (queue wait, busy share, down). Each
+//! phase is drawn by weight, lasts a random time in its range, and draws its levels uniformly
+//! from its ranges; bandwidth and RTT wobble around the phase level every 100 ms.
+
+use serde::Deserialize;
+
+use super::rng::Rng;
+
+/// Timeline resolution, µs.
+pub const STEP_US: u64 = 100_000;
+
+/// A trace file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceSpec {
+    /// Short name for tables.
+    pub name: String,
+    /// What it models.
+    #[serde(default)]
+    pub description: String,
+    /// Seed of everything random in it.
+    pub seed: u64,
+    /// Length, s (1..=3600).
+    pub duration_s: u32,
+    /// Requests per second (camera frames), each ±10 % jittered.
+    pub fps: f64,
+    /// Relative deadline of image requests, ms.
+    pub deadline_ms: u32,
+    /// Relative deadline of digits requests, ms.
+    #[serde(default = "d_digits_deadline")]
+    pub digits_deadline_ms: u32,
+    /// Share of requests that are `digits` (the rest are efficientnet-lite0 images).
+    #[serde(default)]
+    pub digits_share: f64,
+    /// Log-normal σ of the 100 ms wobble of bandwidth and RTT. Default 0.1.
+    #[serde(default = "d_jitter")]
+    pub jitter: f64,
+    /// Link phases.
+    pub link: Vec<LinkPhase>,
+    /// Device phases.
+    pub device: Vec<DevicePhase>,
+    /// Edge phases; default: always healthy.
+    #[serde(default)]
+    pub edge: Vec<EdgePhase>,
+}
+
+fn d_digits_deadline() -> u32 {
+    20
+}
+fn d_jitter() -> f64 {
+    0.1
+}
+
+/// A `[min, max]` range.
+pub type Range = [f64; 2];
+
+/// `[[link]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkPhase {
+    /// Relative weight of drawing this phase.
+    pub weight: f64,
+    /// Duration range, s.
+    pub secs: Range,
+    /// Uplink, Mbit/s.
+    pub up_mbps: Range,
+    /// Downlink, Mbit/s.
+    pub down_mbps: Range,
+    /// RTT, ms.
+    pub rtt_ms: Range,
+}
+
+/// `[[device]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevicePhase {
+    /// Relative weight.
+    pub weight: f64,
+    /// Duration range, s.
+    pub secs: Range,
+    /// CPU share of other processes.
+    pub cpu_load: Range,
+    /// SoC temperature, °C.
+    pub temp_c: Range,
+}
+
+/// `[[edge]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgePhase {
+    /// Relative weight.
+    pub weight: f64,
+    /// Duration range, s.
+    pub secs: Range,
+    /// Queue wait, ms.
+    pub queue_ms: Range,
+    /// Share of requests refused "busy".
+    #[serde(default)]
+    pub busy: f64,
+    /// Down: no answers at all.
+    #[serde(default)]
+    pub down: bool,
+}
+
+/// The world at one 100 ms step.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Sample {
+    /// Uplink, Mbit/s.
+    pub up_mbps: f64,
+    /// Downlink, Mbit/s.
+    pub down_mbps: f64,
+    /// RTT, ms.
+    pub rtt_ms: f64,
+    /// Background CPU share.
+    pub cpu_load: f64,
+    /// SoC temperature, °C.
+    pub temp_c: f64,
+    /// Edge queue wait, ms.
+    pub edge_queue_ms: f64,
+    /// Share refused busy.
+    pub edge_busy: f64,
+    /// Edge down.
+    pub edge_down: bool,
+}
+
+/// A trace expanded into samples.
+#[derive(Debug, Clone)]
+pub struct Timeline {
+    /// One per [`STEP_US`].
+    pub samples: Vec<Sample>,
+}
+
+impl Timeline {
+    /// The sample in force at `t_us` (the last one after the end).
+    pub fn at(&self, t_us: u64) -> Sample {
+        let i = (t_us / STEP_US) as usize;
+        self.samples.get(i.min(self.samples.len().saturating_sub(1))).copied().unwrap_or_default()
+    }
+}
+
+fn pick<'a, T>(rng: &mut Rng, phases: &'a [T], weight: impl Fn(&T) -> f64) -> Option<&'a T> {
+    let total: f64 = phases.iter().map(&weight).sum();
+    let mut x = rng.f64() * total;
+    for p in phases {
+        x -= weight(p);
+        if x <= 0.0 {
+            return Some(p);
+        }
+    }
+    phases.last()
+}
+
+fn uniform(rng: &mut Rng, r: Range) -> f64 {
+    r[0] + (r[1] - r[0]) * rng.f64()
+}
+
+/// Steps per phase drawn from its duration range.
+fn steps(rng: &mut Rng, secs: Range) -> usize {
+    ((uniform(rng, secs) * 1e6 / STEP_US as f64).round() as usize).max(1)
+}
+
+impl TraceSpec {
+    /// Parses and checks a trace file's text.
+    pub fn from_toml(text: &str) -> Result<TraceSpec, String> {
+        let spec: TraceSpec = toml::from_str(text).map_err(|e| e.to_string())?;
+        if spec.duration_s == 0 || spec.duration_s > 3600 {
+            return Err("duration_s must be in 1..=3600".into());
+        }
+        if !(spec.fps > 0.0 && spec.fps <= 100.0) {
+            return Err("fps must be in (0, 100]".into());
+        }
+        if spec.link.is_empty() || spec.device.is_empty() {
+            return Err("at least one [[link]] and one [[device]] phase".into());
+        }
+        Ok(spec)
+    }
+
+    /// Expands the phases into a timeline (deterministic in the seed).
+    pub fn timeline(&self) -> Timeline {
+        let n = (u64::from(self.duration_s) * 1_000_000 / STEP_US) as usize + 1;
+        let mut samples = vec![Sample::default(); n];
+        let mut rng = Rng::new(self.seed ^ 0x11_11);
+        let mut i = 0;
+        while i < n {
+            let Some(p) = pick(&mut rng, &self.link, |p| p.weight) else { break };
+            let (up, down, rtt) = (uniform(&mut rng, p.up_mbps), uniform(&mut rng, p.down_mbps), uniform(&mut rng, p.rtt_ms));
+            for s in samples.iter_mut().skip(i).take(steps(&mut rng, p.secs)) {
+                s.up_mbps = (up * rng.lognormal(self.jitter)).max(0.05);
+                s.down_mbps = (down * rng.lognormal(self.jitter)).max(0.05);
+                s.rtt_ms = rtt * rng.lognormal(self.jitter);
+                i += 1;
+            }
+        }
+        let mut rng = Rng::new(self.seed ^ 0x22_22);
+        let mut i = 0;
+        while i < n {
+            let Some(p) = pick(&mut rng, &self.device, |p| p.weight) else { break };
+            let (load, temp) = (uniform(&mut rng, p.cpu_load), uniform(&mut rng, p.temp_c));
+            for s in samples.iter_mut().skip(i).take(steps(&mut rng, p.secs)) {
+                s.cpu_load = load.clamp(0.0, 1.0);
+                s.temp_c = temp;
+                i += 1;
+            }
+        }
+        let mut rng = Rng::new(self.seed ^ 0x33_33);
+        let mut i = 0;
+        let healthy = [EdgePhase { weight: 1.0, secs: [60.0, 60.0], queue_ms: [0.0, 1.0], busy: 0.0, down: false }];
+        let edge: &[EdgePhase] = if self.edge.is_empty() { &healthy } else { &self.edge };
+        while i < n {
+            let Some(p) = pick(&mut rng, edge, |p| p.weight) else { break };
+            let q = uniform(&mut rng, p.queue_ms);
+            for s in samples.iter_mut().skip(i).take(steps(&mut rng, p.secs)) {
+                s.edge_queue_ms = q * rng.lognormal(self.jitter);
+                s.edge_busy = p.busy;
+                s.edge_down = p.down;
+                i += 1;
+            }
+        }
+        Timeline { samples }
+    }
+}

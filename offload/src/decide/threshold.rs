@@ -1,0 +1,36 @@
+//! The seed design's rule, kept for comparison: offload when local demand exceeds 80 % of
+//! capacity or the uplink is faster than 5 Mbit/s.
+
+use super::policy::{first_by_priority, Choice, Context, Policy, Why};
+
+/// The threshold rule.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Threshold;
+
+impl Policy for Threshold {
+    fn name(&self) -> &'static str {
+        "threshold"
+    }
+    fn choose(&mut self, ctx: &Context<'_>) -> (Choice, Why) {
+        let local = first_by_priority(ctx, true);
+        let edge = first_by_priority(ctx, false);
+        let (Some(l), Some(e)) = (local, edge) else {
+            return match (local, edge) {
+                (Some(l), None) => (Choice::Local(l), Why::Unavailable),
+                (None, Some(e)) => (Choice::Offload(e), Why::Unavailable),
+                _ => (Choice::Nowhere, Why::NoTarget),
+            };
+        };
+        let est = ctx.estimators;
+        // Demand: other processes' share plus what our own requests would take locally.
+        let (compute, _) = est.local_compute_us(l);
+        let demand = est.system.cpu_load + compute / est.interarrival_us().max(1.0);
+        if demand > ctx.config.threshold_demand {
+            return (Choice::Offload(e), Why::DemandAboveThreshold);
+        }
+        if est.edge(e).link.up_mbps() > ctx.config.threshold_mbps {
+            return (Choice::Offload(e), Why::BandwidthAboveThreshold);
+        }
+        (Choice::Local(l), Why::BelowThresholds)
+    }
+}
