@@ -8,7 +8,10 @@
 //!   allocation-free decoding) and the MQTT topic names.
 //! - [`decide`]: estimators, cost model, policies, thermal governor, the per-request scheduler
 //!   state machine, and the trace-driven simulator; synchronous, no I/O.
+//! - [`decide`]: estimators, cost model, policies, thermal governor, the per-request scheduler
+//!   state machine, and the trace-driven simulator; synchronous, no I/O.
 #![deny(unsafe_code, missing_docs)]
 
+pub mod decide;
 pub mod decide;
 pub mod protocol;

@@ -1,0 +1,183 @@
+//! The adaptive policy's choices on constructed situations, and hysteresis.
+
+#[path = "decide_common.rs"]
+mod common;
+
+use common::*;
+use ferry_offload::decide::{Choice, Why};
+
+#[test]
+fn fast_link_and_loaded_cpu_offloads() {
+    let mut d = decider(false);
+    let mut now = 0;
+    system(&mut d, 0.0, now);
+    local_runs(&mut d, 40.0, 20, &mut now);
+    // Under 80 % background load the same model takes 88 ms (k = 1.5).
+    system(&mut d, 0.8, now);
+    local_runs(&mut d, 88.0, 20, &mut now);
+    for _ in 0..20 {
+        offload(&mut d, 100.0, 5.0, &mut now);
+    }
+    let dec = d.decide(&image(Some(150)), now);
+    assert_eq!(dec.choice, Choice::Offload(EDGE), "{dec:?}");
+    let r = dec.reason;
+    assert!(r.best_local.unwrap().mean_ms > 70.0 && r.best_edge.unwrap().mean_ms < 40.0, "{r:?}");
+}
+
+#[test]
+fn collapsed_link_runs_locally() {
+    let mut d = decider(false);
+    let mut now = 0;
+    system(&mut d, 0.0, now);
+    local_runs(&mut d, 40.0, 20, &mut now);
+    for _ in 0..10 {
+        offload(&mut d, 100.0, 5.0, &mut now);
+    }
+    assert_eq!(d.decide(&image(None), now).choice, Choice::Offload(EDGE));
+    // One answer over a collapsed link (0.5 Mbit/s) is enough to move.
+    offload(&mut d, 0.5, 200.0, &mut now);
+    let dec = d.decide(&image(None), now);
+    assert_eq!(dec.choice, Choice::Local(LOCAL), "{dec:?}");
+    assert!(dec.reason.best_edge.unwrap().mean_ms > 100.0);
+}
+
+fn uncertain_link(hedge: bool) -> ferry_offload::decide::Decision {
+    let mut d = decider(hedge);
+    let mut now = 0;
+    system(&mut d, 0.0, now);
+    local_runs(&mut d, 40.0, 20, &mut now);
+    // The link alternates between 200 and 12 Mbit/s: a mean near local, a wide spread.
+    for i in 0..40 {
+        offload(&mut d, if i % 2 == 0 { 200.0 } else { 12.0 }, 5.0, &mut now);
+    }
+    d.decide(&image(Some(60)), now)
+}
+
+#[test]
+fn tight_deadline_and_uncertain_link_runs_locally() {
+    let dec = uncertain_link(false);
+    assert_eq!(dec.choice, Choice::Local(LOCAL), "{dec:?}");
+    let edge = dec.reason.best_edge.unwrap();
+    assert!(edge.quantile_ms > 60.0, "{edge:?}");
+}
+
+#[test]
+fn tight_deadline_and_uncertain_link_runs_locally_or_hedges_with_hedging_on() {
+    let dec = uncertain_link(true);
+    assert!(
+        matches!(dec.choice, Choice::Local(LOCAL) | Choice::Hedge { edge: EDGE, local: LOCAL }),
+        "{dec:?}"
+    );
+}
+
+#[test]
+fn near_equal_paths_do_not_flap() {
+    let mut d = decider(false);
+    let mut now = 0;
+    system(&mut d, 0.0, now);
+    local_runs(&mut d, 40.0, 20, &mut now);
+    for _ in 0..20 {
+        offload(&mut d, 60.0, 4.0, &mut now); // ≈ 39 ms: a hair faster than local
+    }
+    let first = d.decide(&image(None), now).choice;
+    let mut switches = 0;
+    let mut last = first;
+    for i in 0..200 {
+        // Alternate the two paths' measurements around equality.
+        if i % 2 == 0 {
+            local_runs(&mut d, 38.0 + f64::from(i % 5), 1, &mut now);
+        } else {
+            offload(&mut d, 55.0 + f64::from(i % 7), 4.0, &mut now);
+        }
+        let c = d.decide(&image(None), now).choice;
+        switches += usize::from(c != last);
+        last = c;
+    }
+    assert!(switches <= 2, "{switches} switches");
+}
+
+#[test]
+fn a_clearly_better_path_overrides_hysteresis() {
+    let mut d = decider(false);
+    let mut now = 0;
+    system(&mut d, 0.0, now);
+    local_runs(&mut d, 40.0, 20, &mut now);
+    for _ in 0..20 {
+        offload(&mut d, 20.0, 10.0, &mut now);
+    }
+    assert_eq!(d.decide(&image(None), now).choice, Choice::Local(LOCAL));
+    for _ in 0..20 {
+        offload(&mut d, 200.0, 3.0, &mut now);
+    }
+    let dec = d.decide(&image(None), now);
+    assert_eq!(dec.choice, Choice::Offload(EDGE));
+    assert_ne!(dec.reason.why, Why::Hysteresis);
+}
+
+#[test]
+fn a_hot_board_shifts_work_to_the_edge_and_back_when_cool() {
+    use ferry_offload::decide::{Observation, SystemState};
+    let mut d = decider(false);
+    let mut now = 0;
+    system(&mut d, 0.0, now);
+    local_runs(&mut d, 40.0, 20, &mut now);
+    for _ in 0..20 {
+        offload(&mut d, 40.0, 5.0, &mut now); // ≈ 50 ms: local wins while cool
+    }
+    assert_eq!(d.decide(&image(None), now).choice, Choice::Local(LOCAL));
+    for _ in 0..30 {
+        now += 1_000_000;
+        d.observe(Observation::System(SystemState { cpu_load: 0.0, freq_ratio: 1.0, temp_c: 83.0 }), now);
+    }
+    let hot = d.decide(&image(None), now);
+    assert_eq!(hot.choice, Choice::Offload(EDGE), "{hot:?}");
+    assert!(hot.reason.thermal > 0.5);
+    for _ in 0..60 {
+        now += 1_000_000;
+        d.observe(Observation::System(SystemState { cpu_load: 0.0, freq_ratio: 1.0, temp_c: 60.0 }), now);
+    }
+    assert_eq!(d.decide(&image(None), now).choice, Choice::Local(LOCAL));
+}
+
+#[test]
+fn a_tripped_edge_is_not_a_candidate_until_a_probe_succeeds() {
+    use ferry_offload::decide::Observation;
+    let mut d = decider(false);
+    let mut now = 0;
+    system(&mut d, 0.9, now);
+    for _ in 0..10 {
+        offload(&mut d, 100.0, 5.0, &mut now);
+    }
+    for _ in 0..3 {
+        d.observe(Observation::OffloadSent(EDGE), now);
+        now += 1_000_000;
+        d.observe(Observation::OffloadFailed(EDGE), now);
+    }
+    let dec = d.decide(&image(None), now);
+    assert_eq!(dec.choice, Choice::Local(LOCAL));
+    assert!(dec.reason.best_edge.is_none());
+    now += 600_000;
+    assert_eq!(d.probe_due(now), Some(EDGE));
+    d.observe(Observation::ProbeSent(EDGE), now);
+    d.observe(Observation::ProbeAnswered { target: EDGE, rtt_us: 5_000, up_bytes: 16_384, down_bytes: 64, transfer_us: 7_000, edge_queue_us: Some(0) }, now + 12_000);
+    assert_eq!(d.decide(&image(None), now + 12_000).choice, Choice::Offload(EDGE));
+}
+
+#[test]
+fn static_policies_do_what_they_say() {
+    use ferry_offload::decide::{policy_of, Config, Decider, PolicyKind};
+    let cfg = Config::from_toml(&CONFIG.replace("HEDGE", "false")).unwrap();
+    let mut l = Decider::with_policy(&cfg, policy_of(PolicyKind::AlwaysLocal)).unwrap();
+    let mut o = Decider::with_policy(&cfg, policy_of(PolicyKind::AlwaysOffload)).unwrap();
+    let mut t = Decider::with_policy(&cfg, policy_of(PolicyKind::Threshold)).unwrap();
+    assert_eq!(l.decide(&image(None), 0).choice, Choice::Local(LOCAL));
+    assert_eq!(o.decide(&image(None), 0).choice, Choice::Offload(EDGE));
+    // Prior bandwidth guess is 10 Mbit/s > 5: the seed rule offloads.
+    assert_eq!(t.decide(&image(None), 0).choice, Choice::Offload(EDGE));
+    let mut now = 0;
+    offload(&mut t, 1.0, 50.0, &mut now);
+    for _ in 0..20 {
+        offload(&mut t, 1.0, 50.0, &mut now);
+    }
+    assert_eq!(t.decide(&image(None), now).choice, Choice::Local(LOCAL));
+}
