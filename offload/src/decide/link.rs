@@ -133,7 +133,8 @@ mod tests {
             let mbps = if i % 2 == 0 { 10.0 } else { 80.0 };
             jumpy.on_transfer(150_000, 1_000, 20_000.0 + 150_000.0 * pace_of_mbps(mbps));
         }
-        assert!(jumpy.predict(150_000, 1_000).1 > 100.0 * steady.predict(150_000, 1_000).1);
+        assert!(jumpy.up_pace().var() > 100.0 * steady.up_pace().var());
+        assert!(jumpy.predict(150_000, 1_000).1 > steady.predict(150_000, 1_000).1);
     }
 
     #[test]
