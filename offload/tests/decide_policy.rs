@@ -181,3 +181,69 @@ fn static_policies_do_what_they_say() {
     }
     assert_eq!(t.decide(&image(None), now).choice, Choice::Local(LOCAL));
 }
+
+#[test]
+fn threshold_reads_the_cpu_demand_and_the_bandwidth_estimate() {
+    use ferry_offload::decide::{policy_of, Config, Decider, PolicyKind};
+    let cfg = Config::from_toml(&CONFIG.replace("HEDGE", "false")).unwrap();
+    let mut t = Decider::with_policy(&cfg, policy_of(PolicyKind::Threshold)).unwrap();
+    let mut now = 0;
+    system(&mut t, 0.0, now);
+    local_runs(&mut t, 40.0, 20, &mut now);
+    // A 2 Mbit/s link: below the 5 Mbit/s threshold.
+    for _ in 0..20 {
+        offload(&mut t, 2.0, 50.0, &mut now);
+    }
+    // 5 requests/s on an idle board: demand ≈ 40 ms / 200 ms = 0.2 < 0.8 ⇒ local.
+    for _ in 0..20 {
+        now += 200_000;
+        let dec = t.decide(&image(None), now);
+        assert_eq!(dec.choice, Choice::Local(LOCAL), "{dec:?}");
+        assert_eq!(dec.reason.why, Why::BelowThresholds);
+    }
+    // Another job takes 70 % of the CPU: 0.7 + our share > 0.8 ⇒ offload despite the link.
+    system(&mut t, 0.7, now);
+    for _ in 0..5 {
+        now += 200_000;
+        t.decide(&image(None), now);
+    }
+    let dec = t.decide(&image(None), now + 200_000);
+    assert_eq!(dec.choice, Choice::Offload(EDGE), "{dec:?}");
+    assert_eq!(dec.reason.why, Why::DemandAboveThreshold);
+}
+
+#[test]
+fn a_late_answer_teaches_the_link_what_an_abandoned_wait_cannot() {
+    use ferry_offload::decide::Observation;
+    let mut d = decider(false);
+    let mut now = 0;
+    for _ in 0..20 {
+        offload(&mut d, 100.0, 5.0, &mut now);
+    }
+    let fast = d.estimators().edge(EDGE).link.up_mbps();
+    // The link falls to 2 Mbit/s; the device gives up after 100 ms (local answered first),
+    // the edge's answer arrives 600 ms after the send anyway.
+    for _ in 0..10 {
+        d.observe(Observation::OffloadSent(EDGE), now);
+        d.observe(
+            Observation::OffloadAbandoned { target: EDGE, model: ModelId(0), up_bytes: 150_000, down_bytes: 1_000, waited_us: 100_000 },
+            now + 100_000,
+        );
+        d.observe(
+            Observation::OffloadLate {
+                target: EDGE,
+                model: ModelId(0),
+                up_bytes: 150_000,
+                down_bytes: 1_000,
+                total_us: 625_000,
+                edge_queue_us: 0,
+                edge_compute_us: 15_000,
+            },
+            now + 625_000,
+        );
+        now += 1_000_000;
+    }
+    let slow = d.estimators().edge(EDGE).link.up_mbps();
+    assert!(fast > 50.0 && slow < 3.0, "{fast} -> {slow}");
+    assert_eq!(d.estimators().edge(EDGE).inflight, 0);
+}

@@ -102,6 +102,10 @@ impl Decider {
     pub fn decide(&mut self, req: &RequestInfo, now_us: u64) -> Decision {
         self.est.on_request(now_us);
         let cands = cost::predict(&self.targets, &self.est, &self.config, &self.energy, req, now_us);
+        if let Some(l) = cands.best_local() {
+            let (compute, _) = self.est.local_compute_us(l.id());
+            self.est.on_local_demand(compute);
+        }
         let ctx = Context {
             now_us,
             request: req,

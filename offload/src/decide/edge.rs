@@ -27,7 +27,19 @@ pub struct EdgeEstimator {
 }
 
 const MIN_BACKOFF_US: u64 = 500_000;
-const MAX_BACKOFF_US: u64 = 30_000_000;
+/// A probe is a few KiB; retrying a dead edge every 2 s costs next to nothing and brings the
+/// edge back within 2 s of its recovery (outages of a shared edge last seconds, not minutes).
+const MAX_BACKOFF_US: u64 = 2_000_000;
+/// Weight of the edge's own report of its queue (and of a probe's "not busy"): the edge states
+/// its present queue, so the estimate follows it quickly instead of averaging it with the past.
+pub const STATE_REPORT_WEIGHT: f64 = 0.6;
+/// An idle edge path is "recovering" while it is believed this unreliable ...
+const RECOVERING_FAILURE_P: f64 = 0.02;
+/// ... or its queue wait is believed this long, µs: then it is probed more often, so that the
+/// agent notices the end of an overload or outage soon after it happens.
+const RECOVERING_QUEUE_US: f64 = 20_000.0;
+/// While recovering, probes go out this many times as often.
+const RECOVERING_PROBE_SPEEDUP: u64 = 4;
 
 impl EdgeEstimator {
     /// Starts from priors.
@@ -75,7 +87,7 @@ impl EdgeEstimator {
     /// A successful answer: the edge's own timings and the bytes moved.
     pub fn on_answer(&mut self, model: usize, up: u32, down: u32, total_us: f64, queue_us: f64, compute_us: f64) {
         self.link.on_transfer(up, down, total_us - queue_us - compute_us);
-        self.queue_us.update(queue_us);
+        self.queue_us.update_weighted(queue_us, STATE_REPORT_WEIGHT);
         if let Some(c) = self.compute_us.get_mut(model) {
             c.update(compute_us);
         }
@@ -87,7 +99,7 @@ impl EdgeEstimator {
         self.busy_rate.update(1.0);
         self.fail_rate.update(0.0);
         if let Some(q) = reported_queue_us {
-            self.queue_us.update(q);
+            self.queue_us.update_weighted(q, STATE_REPORT_WEIGHT);
         }
         self.consecutive_errors = 0;
     }
@@ -113,14 +125,27 @@ impl EdgeEstimator {
     }
 
     /// A probe came back: ping RTT, a payload exchange, and the queue wait if reported.
+    ///
+    /// A probe answered with a queue report is the edge stating its present state: the queue
+    /// estimate follows it with [`STATE_REPORT_WEIGHT`], and so does the busy share (an edge
+    /// that answers a probe promptly with a short queue is not refusing work now).
     pub fn on_probe(&mut self, rtt_us: f64, up: u32, down: u32, transfer_us: f64, queue_us: Option<f64>) {
         self.probing = false;
         self.link.on_rtt(rtt_us);
         self.link.on_transfer(up, down, transfer_us);
         if let Some(q) = queue_us {
-            self.queue_us.update(q);
+            self.queue_us.update_weighted(q, STATE_REPORT_WEIGHT);
+            if q < RECOVERING_QUEUE_US {
+                self.busy_rate.update_weighted(0.0, STATE_REPORT_WEIGHT);
+            }
         }
         self.on_alive();
+    }
+
+    /// Whether the path was recently unhealthy (failures, refusals, a long queue): it is then
+    /// probed more often while unused.
+    pub fn recovering(&self) -> bool {
+        self.tripped() || self.failure_probability() > RECOVERING_FAILURE_P || self.queue_us.mean() > RECOVERING_QUEUE_US
     }
 
     /// Whether a probe should go out now: unused for `after_us`, or down and due a retry.
@@ -130,7 +155,10 @@ impl EdgeEstimator {
         }
         match self.down_until_us {
             Some(t) => now_us >= t,
-            None => self.inflight == 0 && now_us.saturating_sub(self.last_used_us) >= after_us,
+            None => {
+                let after = if self.recovering() { after_us / RECOVERING_PROBE_SPEEDUP } else { after_us };
+                self.inflight == 0 && now_us.saturating_sub(self.last_used_us) >= after
+            }
         }
     }
 }
@@ -175,6 +203,43 @@ mod tests {
         assert!(e.failure_probability() > 0.8);
         assert!(!e.tripped());
         assert!(e.queue().mean() > 100_000.0);
+    }
+
+    #[test]
+    fn a_probe_reporting_an_empty_queue_ends_an_overload_quickly() {
+        let mut e = EdgeEstimator::new(0.2, 20_000.0);
+        for _ in 0..20 {
+            e.on_busy(Some(200_000.0));
+            e.on_answer(1, 150_000, 1_000, 230_000.0, 200_000.0, 15_000.0);
+        }
+        assert!(e.recovering());
+        let mut probes = 0;
+        while e.recovering() && probes < 20 {
+            e.on_probe(5_000.0, 16_384, 64, 7_000.0, Some(500.0));
+            probes += 1;
+        }
+        assert!(probes <= 6, "{probes} probes to see the overload end");
+        assert!(e.queue().mean() < 20_000.0 && e.failure_probability() < 0.05);
+    }
+
+    #[test]
+    fn a_recently_unhealthy_path_is_probed_sooner() {
+        let mut e = EdgeEstimator::new(0.2, 20_000.0);
+        e.last_used_us = 0;
+        assert!(!e.probe_due(300_000, 1_000_000));
+        e.on_busy(Some(150_000.0));
+        assert!(e.probe_due(300_000, 1_000_000));
+    }
+
+    #[test]
+    fn a_dead_edge_is_retried_at_least_every_two_seconds() {
+        let mut e = EdgeEstimator::new(0.2, 20_000.0);
+        let mut now = 0;
+        for _ in 0..30 {
+            e.on_error(now, 1);
+            now += 1_000_000;
+        }
+        assert!(e.probe_due(now + MAX_BACKOFF_US, 10_000_000));
     }
 
     #[test]

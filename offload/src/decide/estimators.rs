@@ -71,6 +71,26 @@ pub enum Observation {
         /// How long it had been out.
         waited_us: u32,
     },
+    /// An edge's answer arrived after the request had already been answered by the other path
+    /// (after an [`Observation::OffloadAbandoned`]). The request gains nothing from it, but it
+    /// is a complete measurement of the link and the edge: without it, a link slower than the
+    /// deadline allows is only ever seen as "at least as slow as we waited".
+    OffloadLate {
+        /// The edge.
+        target: TargetId,
+        /// The model it ran.
+        model: ModelId,
+        /// Bytes sent.
+        up_bytes: u32,
+        /// Bytes received.
+        down_bytes: u32,
+        /// Send to answer, as the device measured it.
+        total_us: u32,
+        /// Queue wait the edge reported.
+        edge_queue_us: u32,
+        /// Compute time the edge reported.
+        edge_compute_us: u32,
+    },
     /// A probe was sent.
     ProbeSent(TargetId),
     /// A probe came back.
@@ -104,6 +124,7 @@ pub struct Estimators {
     pub local_queue: LocalQueue,
     edges: [EdgeEstimator; MAX_TARGETS],
     interarrival_us: Ewma,
+    demand_us: Ewma,
     last_request_us: Option<u64>,
     breaker_errors: u32,
 }
@@ -129,6 +150,7 @@ impl Estimators {
             local_queue: LocalQueue::default(),
             edges,
             interarrival_us: Ewma::with_prior(a, 1_000_000.0, 0.0),
+            demand_us: Ewma::new(a),
             last_request_us: None,
             breaker_errors: config.breaker_errors,
         }
@@ -154,6 +176,17 @@ impl Estimators {
     /// Mean time between requests, µs.
     pub fn interarrival_us(&self) -> f64 {
         self.interarrival_us.mean()
+    }
+
+    /// Local CPU demand of our own requests: the local compute time per request (over all
+    /// models, under the present load) divided by the time between requests, in cores.
+    pub fn own_demand(&self) -> f64 {
+        self.demand_us.mean() / self.interarrival_us.mean().max(1.0)
+    }
+
+    /// Records what the request just decided would cost locally, µs (for [`Self::own_demand`]).
+    pub fn on_local_demand(&mut self, compute_us: f64) {
+        self.demand_us.update(compute_us);
     }
 
     /// Records a request arrival (for the demand estimate).
@@ -222,6 +255,17 @@ impl Estimators {
                 if waited_net > net {
                     e.link.on_transfer(up_bytes, down_bytes, waited_net);
                 }
+            }
+            Observation::OffloadLate { target, model, up_bytes, down_bytes, total_us, edge_queue_us, edge_compute_us } => {
+                // In-flight accounting was settled when the request was abandoned.
+                self.edges[target.index() % MAX_TARGETS].on_answer(
+                    model.index(),
+                    up_bytes,
+                    down_bytes,
+                    f64::from(total_us),
+                    f64::from(edge_queue_us),
+                    f64::from(edge_compute_us),
+                );
             }
             Observation::ProbeSent(t) => {
                 let e = &mut self.edges[t.index() % MAX_TARGETS];

@@ -40,6 +40,16 @@ impl Ewma {
         self.samples = self.samples.saturating_add(1);
     }
 
+    /// Adds a sample with weight `w` instead of the usual alpha (clamped to `[alpha, 1]`): for
+    /// readings that state the present directly (an edge reporting its own queue) rather than
+    /// one noisy draw of it.
+    pub fn update_weighted(&mut self, x: f64, w: f64) {
+        let alpha = self.alpha;
+        self.alpha = if w.is_finite() { w.clamp(alpha, 1.0) } else { alpha };
+        self.update(x);
+        self.alpha = alpha;
+    }
+
     /// The mean (the prior while there are no samples).
     pub fn mean(&self) -> f64 {
         self.mean
@@ -108,6 +118,22 @@ mod tests {
             e.update(100.0);
         }
         assert!(e.mean() > 99.0);
+    }
+
+    #[test]
+    fn a_weighted_update_moves_further_and_keeps_alpha() {
+        let mut slow = Ewma::new(0.2);
+        let mut fast = Ewma::new(0.2);
+        for _ in 0..20 {
+            slow.update(200.0);
+            fast.update(200.0);
+        }
+        slow.update(0.0);
+        fast.update_weighted(0.0, 0.6);
+        assert!((slow.mean() - 160.0).abs() < 1e-6);
+        assert!((fast.mean() - 80.0).abs() < 1e-6);
+        fast.update(0.0);
+        assert!((fast.mean() - 64.0).abs() < 1e-6);
     }
 
     #[test]

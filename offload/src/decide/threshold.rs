@@ -22,9 +22,11 @@ impl Policy for Threshold {
             };
         };
         let est = ctx.estimators;
-        // Demand: other processes' share plus what our own requests would take locally.
-        let (compute, _) = est.local_compute_us(l);
-        let demand = est.system.cpu_load + compute / est.interarrival_us().max(1.0);
+        // Demand over capacity: the CPU share other processes take (the drivers' CPU probe)
+        // plus the share our own requests would take if all ran here (their local compute
+        // time under the present load, over the time between requests).
+        let demand = est.system.cpu_load + est.own_demand();
+        // Bandwidth: the live uplink estimate (passive from offloads, active from probes).
         if demand > ctx.config.threshold_demand {
             return (Choice::Offload(e), Why::DemandAboveThreshold);
         }

@@ -132,6 +132,8 @@ enum Ev {
 }
 
 const EDGE_OK: u8 = 0;
+/// `timeout_ms` of the edge in [`SIM_CONFIG`], µs.
+const EDGE_TIMEOUT_US: u64 = 1_000_000;
 const EDGE_BUSY: u8 = 1;
 const PROBE_OK: u8 = 0;
 const PROBE_FAIL: u8 = 1;
@@ -146,6 +148,9 @@ struct Sim<'a> {
     timer_at: Vec<u64>,
     offload_sent_at: Vec<Option<u64>>,
     edge_reply: Vec<Option<EdgeOutcome>>,
+    /// Send time of offloads abandoned for a faster local answer: their late answer still
+    /// reaches the device (within the edge timeout) and teaches the estimators.
+    abandoned_sent_at: Vec<Option<u64>>,
     local_queue: VecDeque<(usize, TargetId)>,
     local_running: Option<(usize, TargetId, u64)>,
     local_cancelled: Vec<bool>,
@@ -220,7 +225,10 @@ impl Sim<'_> {
                 }
                 Action::CancelOffload => {
                     let waited = self.offload_sent_at[i].map_or(0, |s| now.saturating_sub(s));
-                    self.offload_sent_at[i] = None;
+                    let sent = self.offload_sent_at[i].take();
+                    if !from_timer {
+                        self.abandoned_sent_at[i] = sent;
+                    }
                     let target = self.edge_target;
                     let obs = if from_timer {
                         Observation::OffloadFailed(target)
@@ -254,6 +262,28 @@ impl Sim<'_> {
                     }
                 }
             }
+        }
+    }
+
+    /// The edge's answer to an offload the request no longer waits for.
+    fn late_answer(&mut self, i: usize, kind: u8, now: u64) {
+        let Some(sent) = self.abandoned_sent_at[i].take() else { return };
+        let total = now.saturating_sub(sent);
+        if kind != EDGE_OK || total > EDGE_TIMEOUT_US {
+            return;
+        }
+        if let Some(EdgeOutcome::Answer { queue_us, compute_us, .. }) = self.edge_reply[i] {
+            let model = if self.reqs[i].image { self.image } else { self.digits };
+            let obs = Observation::OffloadLate {
+                target: self.edge_target,
+                model,
+                up_bytes: self.reqs[i].up_bytes(),
+                down_bytes: world::profile::DOWN,
+                total_us: total.min(u64::from(u32::MAX)) as u32,
+                edge_queue_us: queue_us as u32,
+                edge_compute_us: compute_us as u32,
+            };
+            self.decider.observe(obs, now);
         }
     }
 
@@ -326,7 +356,10 @@ impl Sim<'_> {
                 self.start_next_local(now);
             }
             Ev::Edge(i, kind) => {
-                let Some(sent) = self.offload_sent_at[i].take() else { return };
+                let Some(sent) = self.offload_sent_at[i].take() else {
+                    self.late_answer(i, kind, now);
+                    return;
+                };
                 let model = if self.reqs[i].image { self.image } else { self.digits };
                 let t = self.edge_target;
                 match (kind, self.edge_reply[i]) {
@@ -388,6 +421,7 @@ pub fn run(spec: &TraceSpec, timeline: &Timeline, policy: Box<dyn Policy>, hedge
         timer_at: vec![0; n],
         offload_sent_at: vec![None; n],
         edge_reply: vec![None; n],
+        abandoned_sent_at: vec![None; n],
         local_queue: VecDeque::new(),
         local_running: None,
         local_cancelled: vec![false; n],
