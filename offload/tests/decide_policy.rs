@@ -214,7 +214,7 @@ fn threshold_reads_the_cpu_demand_and_the_bandwidth_estimate() {
 
 #[test]
 fn a_late_answer_teaches_the_link_what_an_abandoned_wait_cannot() {
-    use ferry_offload::decide::Observation;
+    use ferry_offload::decide::{ModelId, Observation};
     let mut d = decider(false);
     let mut now = 0;
     for _ in 0..20 {

@@ -119,6 +119,10 @@ impl EdgeEstimator {
     pub fn on_alive(&mut self) {
         self.fail_rate.update(0.0);
         self.busy_rate.update(0.0);
+        self.reset_breaker();
+    }
+
+    fn reset_breaker(&mut self) {
         self.consecutive_errors = 0;
         self.down_until_us = None;
         self.backoff_us = MIN_BACKOFF_US;
@@ -126,20 +130,28 @@ impl EdgeEstimator {
 
     /// A probe came back: ping RTT, a payload exchange, and the queue wait if reported.
     ///
-    /// A probe answered with a queue report is the edge stating its present state: the queue
-    /// estimate follows it with [`STATE_REPORT_WEIGHT`], and so does the busy share (an edge
-    /// that answers a probe promptly with a short queue is not refusing work now).
+    /// An answered probe is the edge stating its present state: the failure share and the
+    /// queue estimate follow it with [`STATE_REPORT_WEIGHT`], and so does the busy share when
+    /// the reported queue is short (an edge that answers promptly with a short queue is not
+    /// refusing work now).
+    ///
+    /// Probes go out only on a path that has been idle for a while, so what the estimators hold
+    /// is stale: the probe's RTT and transfer are weighted the same way.
     pub fn on_probe(&mut self, rtt_us: f64, up: u32, down: u32, transfer_us: f64, queue_us: Option<f64>) {
         self.probing = false;
-        self.link.on_rtt(rtt_us);
-        self.link.on_transfer(up, down, transfer_us);
-        if let Some(q) = queue_us {
-            self.queue_us.update_weighted(q, STATE_REPORT_WEIGHT);
-            if q < RECOVERING_QUEUE_US {
-                self.busy_rate.update_weighted(0.0, STATE_REPORT_WEIGHT);
+        self.link.on_rtt_weighted(rtt_us, STATE_REPORT_WEIGHT);
+        self.link.on_transfer_weighted(up, down, transfer_us, STATE_REPORT_WEIGHT);
+        // An answered probe is the edge saying it is up now: the failure memory follows it.
+        self.fail_rate.update_weighted(0.0, STATE_REPORT_WEIGHT);
+        match queue_us {
+            Some(q) => {
+                self.queue_us.update_weighted(q, STATE_REPORT_WEIGHT);
+                let w = if q < RECOVERING_QUEUE_US { STATE_REPORT_WEIGHT } else { 0.0 };
+                self.busy_rate.update_weighted(0.0, w);
             }
+            None => self.busy_rate.update(0.0),
         }
-        self.on_alive();
+        self.reset_breaker();
     }
 
     /// Whether the path was recently unhealthy (failures, refusals, a long queue): it is then

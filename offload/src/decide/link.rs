@@ -67,6 +67,17 @@ impl LinkEstimator {
     /// the directions in the proportion the current paces predict, so one sample moves both
     /// by the same factor.
     pub fn on_transfer(&mut self, up_bytes: u32, down_bytes: u32, net_us: f64) {
+        self.on_transfer_weighted(up_bytes, down_bytes, net_us, 0.0);
+    }
+
+    /// An RTT sample weighted `w` (at least the usual alpha): for a probe of an idle path,
+    /// whose older estimate is stale.
+    pub fn on_rtt_weighted(&mut self, rtt_us: f64, w: f64) {
+        self.rtt_us.update_weighted(rtt_us, w);
+    }
+
+    /// [`Self::on_transfer`] with the sample weighted `w` (at least the usual alpha).
+    pub fn on_transfer_weighted(&mut self, up_bytes: u32, down_bytes: u32, net_us: f64, w: f64) {
         if !(net_us.is_finite() && net_us >= 0.0) || up_bytes == 0 && down_bytes == 0 {
             return;
         }
@@ -77,17 +88,17 @@ impl LinkEstimator {
         let predicted = t_up + t_down;
         if predicted <= 0.0 {
             let pace = transfer / (u + d);
-            self.up_pace.update(pace);
-            self.down_pace.update(pace);
+            self.up_pace.update_weighted(pace, w);
+            self.down_pace.update_weighted(pace, w);
             return;
         }
         let f = transfer / predicted;
         // A direction that carried almost nothing says almost nothing about its pace.
         if t_up > 0.05 * predicted {
-            self.up_pace.update(self.up_pace.mean() * f);
+            self.up_pace.update_weighted(self.up_pace.mean() * f, w);
         }
         if t_down > 0.05 * predicted {
-            self.down_pace.update(self.down_pace.mean() * f);
+            self.down_pace.update_weighted(self.down_pace.mean() * f, w);
         }
     }
 }

@@ -89,6 +89,11 @@ pub struct Stats {
     pub fallbacks: usize,
     /// Probes sent.
     pub probes: usize,
+    /// Requests answered from the other kind of path than the oracle's (edge vs local) where
+    /// that choice mattered (the other path was more than 10 % slower in hindsight, see
+    /// [`world::choice_matters`]), or not answered with a result: how often the policy was on
+    /// the wrong side.
+    pub wrong_path: usize,
 }
 
 fn summarize(policy: &str, lat_ms: &mut [f64], misses: usize, edge: usize) -> Stats {
@@ -159,6 +164,9 @@ struct Sim<'a> {
     misses: usize,
     failed: usize,
     on_edge: usize,
+    /// Per request: the oracle ran it on the edge; the choice mattered.
+    oracle_edge: Vec<(bool, bool)>,
+    wrong_path: usize,
     fallbacks: usize,
     probes: usize,
     image: ModelId,
@@ -254,8 +262,13 @@ impl Sim<'_> {
                     if !ans.ok || ans.latency_us > u64::from(self.reqs[i].deadline_us) {
                         self.misses += 1;
                     }
-                    if ans.ok && matches!(ans.ran, Ran::Edge(_)) {
+                    let ran_edge = matches!(ans.ran, Ran::Edge(_));
+                    if ans.ok && ran_edge {
                         self.on_edge += 1;
+                    }
+                    let (oracle_edge, matters) = self.oracle_edge.get(i).copied().unwrap_or((false, true));
+                    if !ans.ok || (ran_edge != oracle_edge && matters) {
+                        self.wrong_path += 1;
                     }
                     if ans.fallback.is_some() {
                         self.fallbacks += 1;
@@ -430,12 +443,16 @@ pub fn run(spec: &TraceSpec, timeline: &Timeline, policy: Box<dyn Policy>, hedge
         misses: 0,
         failed: 0,
         on_edge: 0,
+        oracle_edge: Vec::new(),
+        wrong_path: 0,
         fallbacks: 0,
         probes: 0,
         image,
         digits,
         edge_target,
     };
+    sim.oracle_edge =
+        sim.reqs.iter().map(|r| (world::oracle_us(r, timeline).1, world::choice_matters(r, timeline))).collect();
     for i in 0..n {
         let t = sim.reqs[i].at_us;
         sim.at(t, Ev::Arrive(i));
@@ -460,5 +477,37 @@ pub fn run(spec: &TraceSpec, timeline: &Timeline, policy: Box<dyn Policy>, hedge
     stats.failed = sim.failed;
     stats.fallbacks = sim.fallbacks;
     stats.probes = sim.probes;
+    stats.wrong_path = sim.wrong_path;
     Ok(stats)
 }
+
+/// A trace is *mixed* when every static policy (always-local, always-offload, threshold) runs
+/// at least this share of its requests on the wrong kind of path (by the oracle).
+pub const MIXED_WRONG_SHARE: f64 = 0.2;
+
+/// Whether the static policies' rows show a mixed trace (see [`MIXED_WRONG_SHARE`]).
+pub fn is_mixed(statics: &[Stats]) -> bool {
+    !statics.is_empty()
+        && statics.iter().all(|s| s.wrong_path as f64 >= MIXED_WRONG_SHARE * s.requests.max(1) as f64)
+}
+
+/// Every row of a trace's table, in order: the oracle, adaptive, adaptive+hedge, then the
+/// static policies always-local, always-offload and threshold (see [`STATIC_ROWS`]).
+pub fn table(spec: &TraceSpec) -> Result<Vec<Stats>, super::DecideError> {
+    use super::{policy_of, PolicyKind};
+    let timeline = spec.timeline();
+    let mut rows = vec![oracle(spec, &timeline)];
+    for (kind, hedge) in [
+        (PolicyKind::Adaptive, false),
+        (PolicyKind::Adaptive, true),
+        (PolicyKind::AlwaysLocal, false),
+        (PolicyKind::AlwaysOffload, false),
+        (PolicyKind::Threshold, false),
+    ] {
+        rows.push(run(spec, &timeline, policy_of(kind), hedge)?);
+    }
+    Ok(rows)
+}
+
+/// Where the static policies' rows start in [`table`]'s output.
+pub const STATIC_ROWS: usize = 3;

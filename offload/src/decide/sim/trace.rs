@@ -38,6 +38,10 @@ pub struct TraceSpec {
     /// Log-normal σ of the 100 ms wobble of bandwidth and RTT. Default 0.1.
     #[serde(default = "d_jitter")]
     pub jitter: f64,
+    /// Phases follow each other in file order, over and over (a duty cycle), instead of being
+    /// drawn at random by weight. Durations and levels are still drawn from their ranges.
+    #[serde(default)]
+    pub cycle: bool,
     /// Link phases.
     pub link: Vec<LinkPhase>,
     /// Device phases.
@@ -141,6 +145,16 @@ impl Timeline {
     }
 }
 
+/// Which phase comes next: the `k`-th in order when cycling, else one drawn by weight.
+fn next<'a, T>(rng: &mut Rng, phases: &'a [T], cycle: bool, k: &mut usize, weight: impl Fn(&T) -> f64) -> Option<&'a T> {
+    if cycle {
+        let p = phases.get(*k % phases.len().max(1));
+        *k += 1;
+        return p;
+    }
+    pick(rng, phases, weight)
+}
+
 fn pick<'a, T>(rng: &mut Rng, phases: &'a [T], weight: impl Fn(&T) -> f64) -> Option<&'a T> {
     let total: f64 = phases.iter().map(&weight).sum();
     let mut x = rng.f64() * total;
@@ -183,9 +197,9 @@ impl TraceSpec {
         let n = (u64::from(self.duration_s) * 1_000_000 / STEP_US) as usize + 1;
         let mut samples = vec![Sample::default(); n];
         let mut rng = Rng::new(self.seed ^ 0x11_11);
-        let mut i = 0;
+        let (mut i, mut k) = (0, 0);
         while i < n {
-            let Some(p) = pick(&mut rng, &self.link, |p| p.weight) else { break };
+            let Some(p) = next(&mut rng, &self.link, self.cycle, &mut k, |p| p.weight) else { break };
             let (up, down, rtt) = (uniform(&mut rng, p.up_mbps), uniform(&mut rng, p.down_mbps), uniform(&mut rng, p.rtt_ms));
             for s in samples.iter_mut().skip(i).take(steps(&mut rng, p.secs)) {
                 s.up_mbps = (up * rng.lognormal(self.jitter)).max(0.05);
@@ -195,9 +209,9 @@ impl TraceSpec {
             }
         }
         let mut rng = Rng::new(self.seed ^ 0x22_22);
-        let mut i = 0;
+        let (mut i, mut k) = (0, 0);
         while i < n {
-            let Some(p) = pick(&mut rng, &self.device, |p| p.weight) else { break };
+            let Some(p) = next(&mut rng, &self.device, self.cycle, &mut k, |p| p.weight) else { break };
             let (load, temp) = (uniform(&mut rng, p.cpu_load), uniform(&mut rng, p.temp_c));
             for s in samples.iter_mut().skip(i).take(steps(&mut rng, p.secs)) {
                 s.cpu_load = load.clamp(0.0, 1.0);
@@ -206,11 +220,11 @@ impl TraceSpec {
             }
         }
         let mut rng = Rng::new(self.seed ^ 0x33_33);
-        let mut i = 0;
+        let (mut i, mut k) = (0, 0);
         let healthy = [EdgePhase { weight: 1.0, secs: [60.0, 60.0], queue_ms: [0.0, 1.0], busy: 0.0, down: false }];
         let edge: &[EdgePhase] = if self.edge.is_empty() { &healthy } else { &self.edge };
         while i < n {
-            let Some(p) = pick(&mut rng, edge, |p| p.weight) else { break };
+            let Some(p) = next(&mut rng, edge, self.cycle, &mut k, |p| p.weight) else { break };
             let q = uniform(&mut rng, p.queue_ms);
             for s in samples.iter_mut().skip(i).take(steps(&mut rng, p.secs)) {
                 s.edge_queue_ms = q * rng.lognormal(self.jitter);

@@ -135,6 +135,26 @@ pub fn edge_outcome(r: &Req, s: &Sample) -> EdgeOutcome {
     EdgeOutcome::Answer { total_us: rtt + up + queue_us + compute + down, queue_us, compute_us: compute }
 }
 
+/// Both paths in hindsight for one request, µs, in the world as it was at arrival with an
+/// idle local runner: (best local variant, edge — `None` if it would not answer).
+pub fn hindsight_us(r: &Req, timeline: &Timeline) -> (f64, Option<f64>) {
+    let s = timeline.at(r.at_us);
+    let local = local_us(r, true, &s).min(local_us(r, false, &s));
+    match edge_outcome(r, &s) {
+        EdgeOutcome::Answer { total_us, .. } => (local, Some(total_us)),
+        _ => (local, None),
+    }
+}
+
+/// Whether the choice between the paths matters for this request: the worse one is more than
+/// 10 % (and 1 ms) slower than the better (an edge that would not answer always matters).
+pub fn choice_matters(r: &Req, timeline: &Timeline) -> bool {
+    match hindsight_us(r, timeline) {
+        (local, Some(edge)) => (local - edge).abs() > (0.1 * local.min(edge)).max(1_000.0),
+        (_, None) => true,
+    }
+}
+
 /// The oracle: the best latency in hindsight for one request, every path evaluated in the
 /// world as it was at arrival, with an idle local runner.
 pub fn oracle_us(r: &Req, timeline: &Timeline) -> (f64, bool) {
