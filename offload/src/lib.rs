@@ -8,10 +8,11 @@
 //!   allocation-free decoding) and the MQTT topic names.
 //! - [`decide`]: estimators, cost model, policies, thermal governor, the per-request scheduler
 //!   state machine, and the trace-driven simulator; synchronous, no I/O.
-//! - [`decide`]: estimators, cost model, policies, thermal governor, the per-request scheduler
-//!   state machine, and the trace-driven simulator; synchronous, no I/O.
+//! - [`transport`]: carrying envelopes to the edge; [`transport::mqtt`] is MQTT v5 over
+//!   TLS 1.3 with mutual TLS ([`transport::mqtt::MqttOffloader`] on the device, the shared
+//!   connection settings for the edge server).
 #![deny(unsafe_code, missing_docs)]
 
 pub mod decide;
-pub mod decide;
 pub mod protocol;
+pub mod transport;
