@@ -1,0 +1,86 @@
+//! Turning an input into the tensor a model takes: images are decoded (PNG/JPEG, bounded in
+//! size), resized, centre-cropped and normalised as the manifest says; raw tensors are checked
+//! against the manifest's shape.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use image::imageops::FilterType;
+use image::{DynamicImage, ImageReader, Limits};
+
+use crate::error::RuntimeError;
+use crate::manifest::{Color, Manifest};
+
+/// The largest image side accepted (pixels); larger images are refused before decoding.
+pub const MAX_IMAGE_SIDE: u32 = 8192;
+/// The most memory the decoder may allocate for one image.
+pub const MAX_IMAGE_ALLOC: u64 = 256 * 1024 * 1024;
+
+/// Decodes an encoded image (PNG or JPEG); `source_name` names it in errors.
+pub fn decode_image(bytes: &[u8], source_name: &str) -> Result<DynamicImage, RuntimeError> {
+    let fail = |message: String| RuntimeError::Image { source_name: source_name.to_string(), message };
+    let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| fail(e.to_string()))?;
+    if reader.format().is_none() {
+        return Err(fail("not a PNG or JPEG image".to_string()));
+    }
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_IMAGE_ALLOC);
+    reader.limits(limits);
+    reader.decode().map_err(|e| fail(e.to_string()))
+}
+
+/// Reads and decodes the image file at `path`.
+pub fn load_image(path: &Path) -> Result<DynamicImage, RuntimeError> {
+    let bytes = std::fs::read(path).map_err(|e| RuntimeError::Image {
+        source_name: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    decode_image(&bytes, &path.display().to_string())
+}
+
+/// Prepares `image` for the model: shorter side to `resize_shorter` (bilinear), centre crop to
+/// the input's H×W, `(pixel - mean) / std`, laid out NCHW.
+pub fn image_to_tensor(manifest: &Manifest, image: &DynamicImage) -> Vec<f32> {
+    let (h, w) = (manifest.input.shape[2] as u32, manifest.input.shape[3] as u32);
+    let target = manifest.preprocess.resize_shorter;
+    let (iw, ih) = (image.width().max(1), image.height().max(1));
+    let scale = target as f64 / iw.min(ih) as f64;
+    let rw = ((iw as f64 * scale).round() as u32).max(w);
+    let rh = ((ih as f64 * scale).round() as u32).max(h);
+    let resized = if (rw, rh) == (iw, ih) { image.clone() } else { image.resize_exact(rw, rh, FilterType::Triangle) };
+    let cropped = resized.crop_imm((rw - w) / 2, (rh - h) / 2, w, h);
+    let (mean, std) = (&manifest.preprocess.mean, &manifest.preprocess.std);
+    let plane = (h * w) as usize;
+    match manifest.preprocess.color {
+        Color::Rgb => {
+            let rgb = cropped.to_rgb8();
+            let mut out = vec![0f32; 3 * plane];
+            for (i, px) in rgb.pixels().enumerate() {
+                for c in 0..3 {
+                    out[c * plane + i] = (px.0[c] as f32 - mean[c]) / std[c];
+                }
+            }
+            out
+        }
+        Color::Gray => cropped.to_luma8().pixels().map(|px| (px.0[0] as f32 - mean[0]) / std[0]).collect(),
+    }
+}
+
+/// Checks a raw tensor against the model's input shape. A missing leading batch dimension of 1
+/// is accepted (`[C, H, W]` for `[1, C, H, W]`).
+pub fn check_tensor(manifest: &Manifest, shape: &[usize], data: &[f32]) -> Result<(), RuntimeError> {
+    let expected = &manifest.input.shape;
+    let same = shape == expected.as_slice() || (shape.len() + 1 == expected.len() && shape == &expected[1..]);
+    if !same || data.len() != manifest.input_len() {
+        return Err(RuntimeError::TensorShape {
+            model: manifest.name.clone(),
+            expected: expected.clone(),
+            expected_len: manifest.input_len(),
+            got: shape.to_vec(),
+            len: data.len(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! The tract engine (tract-onnx): models are optimized once at load, and each worker reuses a
+//! spawned state across requests, since a plain `run()` re-plans on every call.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use ferry_hal::Precision;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::infer::Factoid;
+
+use crate::engine::{Engine, RawOutput, Session, Threads};
+use crate::error::RuntimeError;
+use crate::manifest::Manifest;
+
+/// The tract engine.
+#[derive(Debug, Clone, Default)]
+pub struct TractEngine {
+    threads: Threads,
+}
+
+impl TractEngine {
+    /// An engine whose matrix products use `threads` threads (1 = the calling thread only).
+    pub fn new(threads: Threads) -> Self {
+        Self { threads: Threads(threads.0.max(1)) }
+    }
+}
+
+impl Engine for TractEngine {
+    fn name(&self) -> &'static str {
+        "tract"
+    }
+
+    fn load(&self, manifest: &Manifest, precision: Precision) -> Result<Box<dyn Session>, RuntimeError> {
+        let path = manifest.model_path(precision)?;
+        let plan = load_plan(manifest, &path, self.threads)?;
+        Ok(Box::new(TractSession {
+            plan,
+            states: Mutex::new(Vec::new()),
+            shape: manifest.input.shape.clone(),
+            model: manifest.name.clone(),
+            precision,
+        }))
+    }
+}
+
+fn load_plan(manifest: &Manifest, path: &Path, threads: Threads) -> Result<Arc<TypedSimplePlan>, RuntimeError> {
+    let file_err = |e: TractError| RuntimeError::ModelFile { path: path.to_path_buf(), message: format!("{e:#}") };
+    let mismatch = |message: String| RuntimeError::ManifestMismatch { path: path.to_path_buf(), message };
+    if !path.is_file() {
+        return Err(RuntimeError::ModelFile { path: path.to_path_buf(), message: "no such file".to_string() });
+    }
+    let model = tract_onnx::onnx().model_for_path(path).map_err(file_err)?;
+
+    let inputs = model.input_outlets().map_err(file_err)?;
+    if inputs.len() != 1 {
+        return Err(mismatch(format!("the model has {} inputs, the manifest describes one", inputs.len())));
+    }
+    let input_name = &model.node(inputs[0].node).name;
+    if *input_name != manifest.input.name {
+        return Err(mismatch(format!("input is named `{input_name}`, the manifest says `{}`", manifest.input.name)));
+    }
+    check_declared_shape(&model, &manifest.input.shape).map_err(mismatch)?;
+
+    let model = model
+        .with_input_fact(0, f32::fact(manifest.input.shape.clone()).into())
+        .and_then(|m| m.into_optimized())
+        .map_err(|e| mismatch(format!("{e:#}")))?;
+    let out_shape = model.output_fact(0).ok().and_then(|f| f.shape.as_concrete().map(<[usize]>::to_vec));
+    match out_shape {
+        Some(s) if s.iter().product::<usize>() == manifest.output.classes => {}
+        other => {
+            return Err(mismatch(format!("output shape {other:?}, the manifest says {} classes", manifest.output.classes)))
+        }
+    }
+    let mut options = RunOptions::default();
+    if threads.0 > 1 {
+        options.executor = Some(tract_linalg::multithread::Executor::multithread(threads.0));
+    }
+    model.into_runnable_with_options(&options).map_err(file_err)
+}
+
+/// Compares the input shape the ONNX file declares with the manifest's, where the file fixes a dim.
+fn check_declared_shape(model: &InferenceModel, expected: &[usize]) -> Result<(), String> {
+    let fact = model.input_fact(0).map_err(|e| format!("{e:#}"))?;
+    let dims: Vec<Option<usize>> = fact.shape.dims().map(|d| d.concretize().and_then(|d| d.as_i64()).and_then(|d| usize::try_from(d).ok())).collect();
+    if dims.is_empty() {
+        return Ok(()); // the file leaves the input shape open
+    }
+    let fits = dims.len() == expected.len() && dims.iter().zip(expected).all(|(d, e)| d.is_none_or(|d| d == *e));
+    if fits {
+        Ok(())
+    } else {
+        Err(format!("the model's input shape is {dims:?} (None = free), the manifest says {expected:?}"))
+    }
+}
+
+struct TractSession {
+    plan: Arc<TypedSimplePlan>,
+    /// Spawned states, reused across calls; one per concurrent caller at most.
+    states: Mutex<Vec<TypedSimpleState>>,
+    shape: Vec<usize>,
+    model: String,
+    precision: Precision,
+}
+
+impl TractSession {
+    fn pool(&self) -> MutexGuard<'_, Vec<TypedSimpleState>> {
+        // A panic elsewhere cannot leave a half-updated Vec of states: recover it.
+        self.states.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn fail(&self, e: impl std::fmt::Display) -> RuntimeError {
+        RuntimeError::Inference { model: self.model.clone(), precision: self.precision, message: e.to_string() }
+    }
+
+    fn run_one(&self, state: &mut TypedSimpleState, data: &[f32]) -> Result<RawOutput, RuntimeError> {
+        let start = Instant::now();
+        let input = Tensor::from_shape(&self.shape, data).map_err(|e| self.fail(format!("{e:#}")))?;
+        let outputs = state.run(tvec!(input.into_tvalue())).map_err(|e| self.fail(format!("{e:#}")))?;
+        let first = outputs.first().ok_or_else(|| self.fail("the model returned no output"))?;
+        let view = first.to_plain_array_view::<f32>().map_err(|e| self.fail(format!("{e:#}")))?;
+        let scores: Vec<f32> = view.iter().copied().collect();
+        Ok(RawOutput { scores, compute: start.elapsed() })
+    }
+}
+
+impl Session for TractSession {
+    fn run_batch(&self, inputs: &[&[f32]]) -> Result<Vec<RawOutput>, RuntimeError> {
+        let spare = self.pool().pop();
+        let mut state = match spare {
+            Some(state) => state,
+            None => self.plan.spawn().map_err(|e| self.fail(format!("{e:#}")))?,
+        };
+        let result: Result<Vec<RawOutput>, RuntimeError> = inputs.iter().map(|data| self.run_one(&mut state, data)).collect();
+        // A state that failed mid-run may hold partial values: only a clean one goes back.
+        if result.is_ok() {
+            self.pool().push(state);
+        }
+        result
+    }
+}

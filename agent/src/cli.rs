@@ -1,0 +1,136 @@
+//! The `ferry` command line. Each subcommand's arguments are one struct; the doc comments are
+//! the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use ferry_hal::Precision;
+
+/// Ferry: runs inference on the board, or offloads it to an edge server when that is faster.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, about, propagate_version = true)]
+pub struct Cli {
+    /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one model locally on images (or a raw tensor) and print the top classes and the time.
+    Infer(InferArgs),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// Validate a board config without starting anything: every error at once (file, key, what
+    /// was expected), absent bus devices as warnings, then the device descriptor.
+    Check(ConfigArg),
+    /// Print live readings of the sensors and system probes a board config names.
+    Sensors(SensorsArgs),
+    /// Send one image to an edge server over MQTT/TLS and print its answer and timings.
+    Offload(crate::commands::offload::OffloadArgs),
+}
+
+/// A board config.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArg {
+    /// The board config (TOML), e.g. firmware-configs/rpi4.toml.
+    #[arg(long, short = 'c', value_name = "FILE", default_value = "firmware-configs/x86-dev.toml")]
+    pub config: PathBuf,
+}
+
+/// `ferry sensors`.
+#[derive(Debug, Args)]
+pub struct SensorsArgs {
+    /// The board config.
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// How many sweeps to print (the first primes the rate counters and is not printed).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub count: u32,
+    /// Time between sweeps, ms.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub interval_ms: u64,
+}
+
+/// Where the models are.
+#[derive(Debug, Clone, Args)]
+pub struct ModelsArg {
+    /// The model folder (default: $FERRY_MODELS, ./models, or the source tree's models/).
+    #[arg(long, value_name = "DIR")]
+    pub models: Option<PathBuf>,
+}
+
+/// `ferry infer`.
+#[derive(Debug, Args)]
+pub struct InferArgs {
+    /// The model, by name (a folder of the model store).
+    #[arg(long, default_value = "efficientnet-lite0")]
+    pub model: String,
+    /// The variant to run.
+    #[arg(long, default_value = "int8", value_parser = parse_precision)]
+    pub precision: Precision,
+    /// How many classes to print.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub top: u16,
+    /// Threads for tract's matrix products.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub threads: u16,
+    /// A raw input tensor instead of images: a file of little-endian f32 values, already normalised.
+    #[arg(long, value_name = "FILE", conflicts_with = "images")]
+    pub tensor: Option<PathBuf>,
+    /// The raw tensor's shape, e.g. 1,1,8,8 (default: the model's input shape).
+    #[arg(long, value_delimiter = ',', requires = "tensor")]
+    pub shape: Option<Vec<usize>>,
+    /// Print JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Where the models are.
+    #[command(flatten)]
+    pub models: ModelsArg,
+    /// PNG or JPEG images (default: the bundled cat picture).
+    pub images: Vec<PathBuf>,
+}
+
+/// `ferry bench ...`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Local inference latency of each model in FP32 and INT8, interleaved after warm-up: p50,
+    /// p95, load time and peak RSS (each variant measured alone in a child process).
+    Local(BenchLocalArgs),
+}
+
+/// `ferry bench local`.
+#[derive(Debug, Args)]
+pub struct BenchLocalArgs {
+    /// Models to measure (repeatable; default: every model in the store).
+    #[arg(long = "model")]
+    pub models_to_run: Vec<String>,
+    /// Timed runs per variant.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub iterations: u32,
+    /// Untimed runs per variant first.
+    #[arg(long, default_value_t = 5)]
+    pub warmup: u32,
+    /// Threads for tract's matrix products.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub threads: u16,
+    /// Print one JSON object per variant instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Internal: load one variant, run it, print its peak RSS and exit (used by the benchmark
+    /// to measure each variant's memory alone).
+    #[arg(long, hide = true, num_args = 2, value_names = ["MODEL", "PRECISION"])]
+    pub rss_child: Option<Vec<String>>,
+    /// Where the models are.
+    #[command(flatten)]
+    pub models: ModelsArg,
+}
+
+fn parse_precision(s: &str) -> Result<Precision, String> {
+    s.parse::<Precision>().map_err(|e| e.to_string())
+}

@@ -1,0 +1,28 @@
+//! One module per subcommand; [`run`] dispatches a parsed command line.
+
+use anyhow::Result;
+use ferry_runtime::ModelStore;
+
+use crate::cli::{BenchCommand, Cli, Command, ModelsArg};
+
+pub mod bench_local;
+pub mod check;
+pub mod infer;
+pub mod offload;
+pub mod sensors;
+
+/// Runs the command the user asked for.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Infer(args) => infer::run(&args),
+        Command::Bench(BenchCommand::Local(args)) => bench_local::run(&args),
+        Command::Check(args) => check::run(&args),
+        Command::Sensors(args) => sensors::run(&args),
+        Command::Offload(args) => offload::run(&args),
+    }
+}
+
+/// The model store named on the command line, or the discovered default.
+pub fn store(arg: &ModelsArg) -> ModelStore {
+    arg.models.clone().map(ModelStore::new).unwrap_or_else(ModelStore::discover)
+}

@@ -1,0 +1,15 @@
+//! Logging: `tracing` to stderr, filtered by `RUST_LOG` or the `-v` count.
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber; `verbose` raises the default level (0 = warn, 1 = info, 2+ = debug).
+pub fn init(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // A second init (tests) is harmless: keep the first subscriber.
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
