@@ -1,4 +1,7 @@
-//! Logging: `tracing` to stderr, filtered by `RUST_LOG` or the `-v` count.
+//! Logging: `tracing` to stderr, filtered by `RUST_LOG` or the `-v` count; no colour codes
+//! unless stderr is a terminal, so journald stores plain lines.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -11,5 +14,5 @@ pub fn init(verbose: u8) {
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     // A second init (tests) is harmless: keep the first subscriber.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal()).with_target(false).try_init();
 }
