@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import resource
 import time
 import tomllib
 from pathlib import Path
@@ -47,7 +46,11 @@ def rss_child(path: str, shape: list[int], threads: int, warmup: int, q) -> None
     name = s.get_inputs()[0].name
     for _ in range(max(3, warmup)):
         s.run(None, {name: x})
-    q.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
+    # VmHWM, not getrusage's ru_maxrss: the latter survives execve, so a spawned child would
+    # report the parent's peak (with every variant loaded) instead of its own.
+    with open("/proc/self/status") as f:
+        peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    q.put(peak)  # KiB
 
 
 def percentile(sorted_ms: list[float], q: float) -> float:
