@@ -360,16 +360,29 @@ impl Drop for PendingGuard<'_> {
 /// True for failures that mean "the broker does not accept us", as opposed to "the network
 /// is down": TLS alerts and certificate errors, and CONNACK refusals.
 fn is_refusal(e: &ConnectionError) -> bool {
-    match e {
-        ConnectionError::ConnectionRefused(_) | ConnectionError::Tls(_) => true,
-        ConnectionError::Io(io) => {
-            // rustls reports the server's alert (bad certificate, unknown CA, protocol
-            // version) and its own verification failures as I/O errors wrapping its error.
-            io.get_ref()
-                .is_some_and(|inner| inner.is::<rumqttc::tokio_rustls::rustls::Error>())
-        }
-        _ => false,
+    if matches!(e, ConnectionError::ConnectionRefused(_) | ConnectionError::Tls(_)) {
+        return true;
     }
+    // rustls reports the server's alert (unknown CA, certificate required, protocol version)
+    // and its own verification failures as I/O errors wrapping its error; rumqttc sometimes
+    // keeps only their text (e.g. inside a state error while reading the CONNACK).
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    for _ in 0..8 {
+        let Some(err) = source else { break };
+        if err.is::<rumqttc::tokio_rustls::rustls::Error>() {
+            return true;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.get_ref().is_some_and(|i| i.is::<rumqttc::tokio_rustls::rustls::Error>()) {
+                return true;
+            }
+        }
+        source = err.source();
+    }
+    let text = e.to_string();
+    ["fatal alert", "invalid peer certificate", "CertificateRequired", "HandshakeFailure"]
+        .iter()
+        .any(|needle| text.contains(needle))
 }
 
 async fn run_event_loop(

@@ -1,0 +1,410 @@
+//! Real processes for end-to-end tests: a development PKI, a Mosquitto broker rendered from
+//! the shipped config on a free loopback port, and `ferry-edge` servers. Every process is
+//! killed when its handle drops, so a failing test leaves nothing running.
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use ferry_offload::protocol::DeviceId;
+use ferry_offload::transport::mqtt::MqttConfig;
+
+/// The devices every test PKI has certificates for.
+pub const DEVICES: [&str; 2] = ["dev-1", "dev-2"];
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A program from PATH, or from /usr/sbin (where Debian puts mosquitto).
+pub fn program(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{name} not found on PATH or in /usr/sbin: tests/run.sh installs it"))
+}
+
+/// A binary of this workspace, from the target directory this test was built into (the
+/// test executable lives in `<target>/<profile>/deps/`).
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable in <target>/<profile>/deps");
+    let bin = profile_dir.join(name);
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it first (`cargo build --release -p ferry-edge -p ferry-agent`, \
+         or tests/run.sh, which builds the whole workspace)",
+        bin.display()
+    );
+    bin
+}
+
+/// A loopback port nobody listens on (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A temporary directory every local user can read (mosquitto drops to its own user before
+/// it reads certificates and the ACL).
+pub fn shared_tempdir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("ferry-e2e-")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    chmod(dir.path(), 0o755);
+    dir
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// The development PKI (CA, broker, edge, `dev-1`, `dev-2`, and a rogue CA with a `dev-1`
+/// certificate), made once per test binary with the shipped script.
+pub fn pki() -> &'static Path {
+    static PKI: OnceLock<tempfile::TempDir> = OnceLock::new();
+    PKI.get_or_init(|| {
+        let dir = shared_tempdir();
+        let certs = dir.path().join("certs");
+        let status = Command::new(repo_root().join("firmware-configs/certs/make-dev-certs.sh"))
+            .arg("--rogue")
+            .arg(&certs)
+            .args(DEVICES)
+            .status()
+            .expect("run make-dev-certs.sh");
+        assert!(status.success(), "make-dev-certs.sh failed");
+        chmod(&certs, 0o755);
+        dir
+    })
+    .path()
+}
+
+/// A file of the test PKI, e.g. `cert("dev-1.crt")`.
+pub fn cert(name: &str) -> PathBuf {
+    pki().join("certs").join(name)
+}
+
+/// Lines a child process wrote to stderr, collected by a thread.
+#[derive(Debug, Clone, Default)]
+pub struct Log(Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    fn capture(child: &mut Child, echo_prefix: &'static str) -> Log {
+        let log = Log::default();
+        if let Some(stderr) = child.stderr.take() {
+            let lines = log.0.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if std::env::var_os("FERRY_TEST_ECHO").is_some() {
+                        eprintln!("[{echo_prefix}] {line}");
+                    }
+                    lines.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+                }
+            });
+        }
+        log
+    }
+
+    /// Everything so far, one line each.
+    pub fn text(&self) -> String {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).join("\n")
+    }
+
+    /// Lines containing every one of `needles`.
+    pub fn count(&self, needles: &[&str]) -> usize {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|l| needles.iter().all(|n| l.contains(n)))
+            .count()
+    }
+
+    /// Waits until a line contains every one of `needles`; false after `timeout`.
+    pub fn wait_for(&self, needles: &[&str], timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if self.count(needles) > 0 {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+/// A child process killed (SIGKILL) and reaped on drop.
+#[derive(Debug)]
+pub struct Proc {
+    child: Option<Child>,
+    /// Its stderr.
+    pub log: Log,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command, echo_prefix: &'static str) -> Proc {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        let log = Log::capture(&mut child, echo_prefix);
+        Proc {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// Kills it now (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// True while it runs.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A Mosquitto broker from the shipped template, TLS 1.3 with client certificates, on a free
+/// loopback port.
+#[derive(Debug)]
+pub struct Broker {
+    /// The process.
+    pub proc: Proc,
+    /// Its TLS port.
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    /// Renders the config, starts mosquitto and waits until the port accepts connections.
+    pub fn start() -> Broker {
+        let certs = pki().join("certs");
+        let dir = shared_tempdir();
+        let acl = dir.path().join("acl");
+        std::fs::copy(repo_root().join("firmware-configs/mosquitto/acl"), &acl).expect("copy acl");
+        chmod(&acl, 0o644);
+        let conf = dir.path().join("mosquitto.conf");
+        // A port can be taken between being found free and mosquitto binding it: retry.
+        for _attempt in 0..5 {
+            let port = free_port();
+            let status = Command::new(repo_root().join("firmware-configs/mosquitto/render.sh"))
+                .arg(port.to_string())
+                .arg(&certs)
+                .arg(&conf)
+                .arg(&acl)
+                .status()
+                .expect("run render.sh");
+            assert!(status.success(), "render.sh failed");
+            chmod(&conf, 0o644);
+            let mut cmd = Command::new(program("mosquitto"));
+            cmd.arg("-c").arg(&conf);
+            let mut proc = Proc::spawn(cmd, "mosquitto");
+            let end = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < end && proc.is_running() {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Broker {
+                        proc,
+                        port,
+                        _dir: dir,
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            eprintln!("mosquitto did not start on {port}:\n{}", proc.log.text());
+        }
+        panic!("mosquitto would not start");
+    }
+
+    /// `mqtts://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("mqtts://127.0.0.1:{}", self.port)
+    }
+
+    /// A client config for `identity` (a device id, `ferry-edge`, or `rogue-dev-1`).
+    pub fn config_for(&self, identity: &str) -> MqttConfig {
+        let mut c = MqttConfig::new(self.url()).with_tls_files(
+            cert("ca.crt"),
+            cert(&format!("{identity}.crt")),
+            cert(&format!("{identity}.key")),
+        );
+        c.connect_timeout_ms = 3000;
+        c.reconnect_min_ms = 50;
+        c.reconnect_max_ms = 500;
+        c
+    }
+
+    /// Starts a device offloader for `device` and waits until it is ready.
+    pub async fn device(&self, device: &str) -> ferry_offload::transport::mqtt::MqttOffloader {
+        let id = DeviceId::new(device).expect("device id");
+        ferry_offload::transport::mqtt::MqttOffloader::connect(
+            &self.config_for(device),
+            id,
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{device} cannot connect: {e}\nbroker log:\n{}", self.proc.log.text()))
+    }
+
+    /// mosquitto_pub/_sub arguments for `identity` against this broker (MQTT v5).
+    pub fn client_args(&self, identity: &str) -> Vec<String> {
+        let p = |s: PathBuf| s.display().to_string();
+        vec![
+            "-h".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            self.port.to_string(),
+            "--cafile".into(),
+            p(cert("ca.crt")),
+            "--cert".into(),
+            p(cert(&format!("{identity}.crt"))),
+            "--key".into(),
+            p(cert(&format!("{identity}.key"))),
+            "-V".into(),
+            "mqttv5".into(),
+        ]
+    }
+}
+
+/// Options for an edge server.
+#[derive(Debug, Clone)]
+pub struct EdgeOptions {
+    /// MQTT client id (distinct per edge).
+    pub client_id: String,
+    /// Models served (FP32).
+    pub models: Vec<&'static str>,
+    /// Queue capacity.
+    pub queue_capacity: usize,
+    /// Workers.
+    pub workers: usize,
+    /// Shared-subscription group.
+    pub share_group: String,
+}
+
+impl Default for EdgeOptions {
+    fn default() -> Self {
+        EdgeOptions {
+            client_id: "edge-a".into(),
+            models: vec!["digits"],
+            queue_capacity: 32,
+            workers: 1,
+            share_group: "ferry-edges".into(),
+        }
+    }
+}
+
+/// A running `ferry-edge`.
+#[derive(Debug)]
+pub struct Edge {
+    /// The process.
+    pub proc: Proc,
+    _dir: tempfile::TempDir,
+}
+
+impl Edge {
+    /// Writes an edge.toml for `broker`, starts the real binary and waits for "ready".
+    pub fn start(broker: &Broker, options: &EdgeOptions) -> Edge {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut toml = format!(
+            "share_group = \"{}\"\nmodels_dir = \"{}\"\nqueue_capacity = {}\nworkers = {}\n",
+            options.share_group,
+            repo_root().join("models").display(),
+            options.queue_capacity,
+            options.workers,
+        );
+        for m in &options.models {
+            toml.push_str(&format!("[models.{m}]\nprecisions = [\"fp32\"]\n"));
+        }
+        toml.push_str(&format!(
+            "[mqtt]\nbroker = \"{}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nclient_id = \"{}\"\n\
+             reconnect_min_ms = 50\nreconnect_max_ms = 500\n",
+            broker.url(),
+            cert("ca.crt").display(),
+            cert("ferry-edge.crt").display(),
+            cert("ferry-edge.key").display(),
+            options.client_id,
+        ));
+        let config = dir.path().join("edge.toml");
+        std::fs::write(&config, toml).expect("write edge.toml");
+        let mut cmd = Command::new(workspace_binary("ferry-edge"));
+        cmd.arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "info,ferry_edge=debug");
+        let proc = Proc::spawn(cmd, "ferry-edge");
+        let edge = Edge { proc, _dir: dir };
+        assert!(
+            edge.proc.log.wait_for(&["ready"], Duration::from_secs(60)),
+            "ferry-edge did not become ready:\n{}\nbroker:\n{}",
+            edge.proc.log.text(),
+            broker.proc.log.text()
+        );
+        edge
+    }
+}
+
+/// Microseconds since the Unix epoch.
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// A request for `model` (FP32) with the image file `image` (relative to the repository).
+pub fn image_request(
+    offloader: &ferry_offload::transport::mqtt::MqttOffloader,
+    model: &str,
+    image: &str,
+) -> ferry_offload::protocol::Request {
+    use ferry_offload::protocol::{ImageFormat, Input, ModelName, Precision, Request};
+    let bytes = std::fs::read(repo_root().join(image)).expect("read image");
+    Request {
+        request_id: offloader.next_request_id(),
+        device_id: offloader.device(),
+        model: ModelName::new(model).expect("model name"),
+        precision: Precision::Fp32,
+        deadline_ms: None,
+        sent_at_us: now_us(),
+        input: Input::Image {
+            format: ImageFormat::Unspecified,
+            bytes,
+        },
+    }
+}
+
+/// The top-1 class index of local FP32 inference on an image (relative to the repository).
+pub fn local_top1(model: &str, image: &str) -> usize {
+    use ferry_runtime::{preprocess, ModelStore, Precision, Threads, TractEngine};
+    let store = ModelStore::new(repo_root().join("models"));
+    let m = store
+        .load(&TractEngine::new(Threads(1)), model, Precision::Fp32)
+        .expect("load model");
+    let img = preprocess::load_image(&repo_root().join(image)).expect("load image");
+    m.infer_image(&img, 1).expect("infer").top[0].index
+}
