@@ -11,8 +11,11 @@
 //! - [`transport`]: carrying envelopes to the edge; [`transport::mqtt`] is MQTT v5 over
 //!   TLS 1.3 with mutual TLS ([`transport::mqtt::MqttOffloader`] on the device, the shared
 //!   connection settings for the edge server).
+//! - [`exec`]: the executor that carries a decision out over a local runner and edge links,
+//!   driving the scheduler state machine and feeding outcomes back to the decider.
 #![deny(unsafe_code, missing_docs)]
 
 pub mod decide;
+pub mod exec;
 pub mod protocol;
 pub mod transport;

@@ -1,0 +1,305 @@
+//! `Executor::submit`: one request from decision to answer.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::paths::{EdgeLink, LocalResult, LocalRunner};
+use crate::decide::{
+    Action, Answer, Decider, Event, ModelId, Observation, Ran, RequestInfo, RequestMachine, TargetId,
+};
+use crate::protocol::{encoded_request_len, EdgeTimings, Request, Response, Status};
+use crate::transport::mqtt::OffloadError;
+
+/// Bytes expected back from an edge before any answer was seen (top-5 with labels).
+const DEFAULT_DOWN_BYTES: u32 = 512;
+
+/// Why a request could not even be decided on.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// No target serves this model.
+    #[error("no local variant or edge serves model `{0}`")]
+    UnknownModel(String),
+}
+
+/// The one answer to a request.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Where it ran, why, how long it took (from the scheduler).
+    pub answer: Answer,
+    /// The result: the path's response, or an error response when no path produced one.
+    pub response: Response,
+    /// The name of the target it ran on (`"-"` when nowhere).
+    pub ran_on: String,
+}
+
+/// Carries requests out over a local runner and edge links, learning from every outcome.
+pub struct Executor<L, E> {
+    decider: Arc<Mutex<Decider>>,
+    local: Arc<L>,
+    /// Indexed by `TargetId`; `None` for local targets and edges without a link.
+    edges: Vec<Option<Arc<E>>>,
+    epoch: Instant,
+}
+
+enum PathEvent {
+    Local(Result<LocalResult, String>),
+    Edge(Result<Response, OffloadError>),
+}
+
+impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
+    /// An executor over `decider`'s targets: `local` runs every local target, `edges` maps edge
+    /// target names (as in the config) to their links.
+    pub fn new(decider: Decider, local: Arc<L>, edges: Vec<(String, Arc<E>)>) -> Self {
+        let targets = decider.targets();
+        let mut by_id: Vec<Option<Arc<E>>> = vec![None; targets.len()];
+        for (name, link) in edges {
+            if let Some(t) = targets.iter().find(|t| !t.is_local() && targets.name(t.id) == name) {
+                by_id[t.id.index()] = Some(link);
+            }
+        }
+        Self { decider: Arc::new(Mutex::new(decider)), local, edges: by_id, epoch: Instant::now() }
+    }
+
+    /// Microseconds since the executor started: the decider's clock.
+    pub fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros().min(u128::from(u64::MAX)) as u64
+    }
+
+    /// Feeds a measurement made elsewhere (system sweeps, probes).
+    pub fn observe(&self, obs: Observation) {
+        let now = self.now_us();
+        lock(&self.decider).observe(obs, now);
+    }
+
+    /// Runs `f` with the decider (for status pages and probes); keep it short.
+    pub fn with_decider<T>(&self, f: impl FnOnce(&Decider) -> T) -> T {
+        f(&lock(&self.decider))
+    }
+
+    /// Decides where `request` runs, runs it there (falling back as the scheduler says), and
+    /// returns its one answer.
+    pub async fn submit(&self, request: Request) -> Result<Outcome, ExecError> {
+        let model = lock(&self.decider)
+            .model_id(request.model.as_str())
+            .ok_or_else(|| ExecError::UnknownModel(request.model.as_str().to_string()))?;
+        let up_bytes = u32::try_from(encoded_request_len(&request.as_ref())).unwrap_or(u32::MAX);
+        let info = RequestInfo {
+            model,
+            up_bytes,
+            down_bytes: DEFAULT_DOWN_BYTES,
+            deadline_us: request.deadline_ms.map(|ms| ms.saturating_mul(1000)),
+        };
+        let start = self.now_us();
+        let decision = lock(&self.decider).decide(&info, start);
+        let edge_timeout = Duration::from_micros(decision.edge_timeout_us.max(1_000));
+        let (mut machine, mut actions) = RequestMachine::start(decision, start, info.deadline_us);
+
+        let request = Arc::new(request);
+        // At most one event per path per request.
+        let (tx, mut rx) = mpsc::channel::<PathEvent>(4);
+        let mut timer: Option<u64> = None;
+        let mut local_response: Option<Response> = None;
+        let mut edge_response: Option<Response> = None;
+        let mut last_error = String::new();
+        let mut edge_started_at: Option<(TargetId, u64)> = None;
+
+        loop {
+            let mut answer = None;
+            for action in actions.iter() {
+                match *action {
+                    Action::StartLocal(t) => self.start_local(t, &request, &tx),
+                    Action::StartOffload(t) => {
+                        edge_started_at = Some((t, self.now_us()));
+                        self.start_edge(t, model, up_bytes, &request, edge_timeout, &tx);
+                    }
+                    Action::SetTimer(at) => timer = Some(at),
+                    // A running tract inference cannot be interrupted; its result is dropped,
+                    // its measurement still taken (by its task).
+                    Action::CancelLocal => {}
+                    Action::CancelOffload => {
+                        if let Some((t, at)) = edge_started_at {
+                            let waited_us = clamp_u32(self.now_us().saturating_sub(at));
+                            self.observe(Observation::OffloadAbandoned {
+                                target: t,
+                                model,
+                                up_bytes,
+                                down_bytes: DEFAULT_DOWN_BYTES,
+                                waited_us,
+                            });
+                        }
+                    }
+                    Action::Answer(a) => answer = Some(a),
+                }
+            }
+            if let Some(answer) = answer {
+                return Ok(self.outcome(answer, &request, local_response, edge_response, last_error));
+            }
+
+            let event = match timer {
+                Some(at) => {
+                    let wait = Duration::from_micros(at.saturating_sub(self.now_us()));
+                    tokio::select! {
+                        ev = rx.recv() => ev,
+                        _ = tokio::time::sleep(wait) => { timer = None; None }
+                    }
+                }
+                None => rx.recv().await,
+            };
+            let event = match event {
+                None => Event::Timer,
+                Some(PathEvent::Local(Ok(result))) => {
+                    local_response = Some(result.response);
+                    Event::LocalDone
+                }
+                Some(PathEvent::Local(Err(e))) => {
+                    last_error = format!("local run failed: {e}");
+                    Event::LocalFailed
+                }
+                Some(PathEvent::Edge(Ok(response))) => match response.status {
+                    Status::Ok => {
+                        edge_response = Some(response);
+                        Event::OffloadAnswered
+                    }
+                    Status::Busy => Event::OffloadBusy,
+                    other => {
+                        last_error = format!("edge answered {}: {}", other.as_str(), response.detail);
+                        Event::OffloadFailed
+                    }
+                },
+                Some(PathEvent::Edge(Err(e))) => {
+                    last_error = format!("offload failed: {e}");
+                    Event::OffloadFailed
+                }
+            };
+            actions = machine.handle(event, self.now_us());
+        }
+    }
+
+    fn start_local(&self, target: TargetId, request: &Arc<Request>, tx: &mpsc::Sender<PathEvent>) {
+        self.observe(Observation::LocalQueued(target));
+        let (local, decider, epoch) = (self.local.clone(), self.decider.clone(), self.epoch);
+        let (request, tx) = (request.clone(), tx.clone());
+        tokio::spawn(async move {
+            let result = local.run(target, request).await;
+            {
+                let now = clamp_now(epoch);
+                let mut d = lock(&decider);
+                d.observe(Observation::LocalStarted(target), now);
+                let (compute_us, ok) = match &result {
+                    Ok(r) => (r.compute_us, true),
+                    Err(_) => (0, false),
+                };
+                d.observe(Observation::LocalFinished { target, compute_us, ok }, now);
+            }
+            // The request may already be answered by the edge: then nobody listens, and that is fine.
+            let _ = tx.send(PathEvent::Local(result)).await;
+        });
+    }
+
+    fn start_edge(
+        &self,
+        target: TargetId,
+        model: ModelId,
+        up_bytes: u32,
+        request: &Arc<Request>,
+        timeout: Duration,
+        tx: &mpsc::Sender<PathEvent>,
+    ) {
+        let Some(link) = self.edges.get(target.index()).cloned().flatten() else {
+            // No link for this edge (not connected / not configured): fail the path at once,
+            // the scheduler falls back.
+            let tx = tx.clone();
+            self.observe(Observation::OffloadFailed(target));
+            tokio::spawn(async move {
+                let _ = tx.send(PathEvent::Edge(Err(OffloadError::NoEdge))).await;
+            });
+            return;
+        };
+        self.observe(Observation::OffloadSent(target));
+        let (decider, epoch) = (self.decider.clone(), self.epoch);
+        let (request, tx) = ((**request).clone(), tx.clone());
+        tokio::spawn(async move {
+            let sent = Instant::now();
+            let result = link.offload(request, timeout).await;
+            let total_us = clamp_u32(sent.elapsed().as_micros().min(u128::from(u64::MAX)) as u64);
+            let answered = |r: &Response, late: bool| {
+                let (down_bytes, t) = (response_bytes(r), r.timings);
+                if late {
+                    Observation::OffloadLate {
+                        target,
+                        model,
+                        up_bytes,
+                        down_bytes,
+                        total_us,
+                        edge_queue_us: t.queue_wait_us,
+                        edge_compute_us: t.compute_us,
+                    }
+                } else {
+                    Observation::OffloadAnswered {
+                        target,
+                        model,
+                        up_bytes,
+                        down_bytes,
+                        total_us,
+                        edge_queue_us: t.queue_wait_us,
+                        edge_compute_us: t.compute_us,
+                    }
+                }
+            };
+            let obs = match &result {
+                Ok(r) if r.status == Status::Ok => answered(r, tx.is_closed()),
+                Ok(r) if r.status == Status::Busy => {
+                    Observation::OffloadBusy { target, edge_queue_us: Some(r.timings.queue_wait_us) }
+                }
+                _ => Observation::OffloadFailed(target),
+            };
+            lock(&decider).observe(obs, clamp_now(epoch));
+            let _ = tx.send(PathEvent::Edge(result)).await;
+        });
+    }
+
+    fn outcome(
+        &self,
+        answer: Answer,
+        request: &Request,
+        local: Option<Response>,
+        edge: Option<Response>,
+        last_error: String,
+    ) -> Outcome {
+        let (response, target) = match answer.ran {
+            Ran::Local(t) if answer.ok => (local, Some(t)),
+            Ran::Edge(t) if answer.ok => (edge, Some(t)),
+            Ran::Local(t) | Ran::Edge(t) => (None, Some(t)),
+            Ran::Nowhere => (None, None),
+        };
+        let ran_on = target.map_or_else(|| "-".to_string(), |t| self.with_decider(|d| d.targets().name(t).to_string()));
+        let response = response.unwrap_or_else(|| Response {
+            request_id: request.request_id,
+            status: Status::Internal,
+            detail: if last_error.is_empty() { "no path could run this request".to_string() } else { last_error },
+            timings: EdgeTimings::default(),
+            top_k: Vec::new(),
+            output: None,
+        });
+        Outcome { answer, response, ran_on }
+    }
+}
+
+fn response_bytes(r: &Response) -> u32 {
+    clamp_u32(crate::protocol::encoded_response_len(&r.as_ref()) as u64)
+}
+
+fn clamp_u32(v: u64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+fn clamp_now(epoch: Instant) -> u64 {
+    epoch.elapsed().as_micros().min(u128::from(u64::MAX)) as u64
+}
+
+fn lock(m: &Mutex<Decider>) -> MutexGuard<'_, Decider> {
+    // The decider holds only estimates: after a panic elsewhere, keep using them.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
