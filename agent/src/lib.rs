@@ -2,13 +2,19 @@
 //! daemon that wires the drivers, the offload path and the local runtime together.
 //!
 //! # Layout
+//! - [`daemon`]: `ferry run`: config, local path, executor wiring, sensor loop, counters.
+//! - [`api`]: the local HTTP API (TCP and Unix socket).
 //! - [`cli`]: the command line, as clap types (the help text lives here).
 //! - [`commands`]: one module per subcommand; `run` dispatches.
 //! - [`logging`]: tracing to stderr, journald-friendly.
 //! - [`rss`]: the process's resident memory, for benchmarks.
+//! - [`telemetry`]: telemetry over MQTT, spooled on disk while the broker is away.
 #![deny(unsafe_code, missing_docs)]
 
+pub mod api;
 pub mod cli;
 pub mod commands;
+pub mod daemon;
 pub mod logging;
 pub mod rss;
+pub mod telemetry;
