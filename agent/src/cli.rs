@@ -33,6 +33,9 @@ pub enum Command {
     Sensors(SensorsArgs),
     /// Send one image to an edge server over MQTT/TLS and print its answer and timings.
     Offload(crate::commands::offload::OffloadArgs),
+    /// Run the agent: the local API, the decision, the edge link and the sensors, until
+    /// SIGTERM/SIGINT (SIGHUP re-reads the config). systemd: Type=notify with watchdog.
+    Run(RunArgs),
 }
 
 /// A board config.
@@ -40,6 +43,14 @@ pub enum Command {
 pub struct ConfigArg {
     /// The board config (TOML), e.g. firmware-configs/rpi4.toml.
     #[arg(long, short = 'c', value_name = "FILE", default_value = "firmware-configs/x86-dev.toml")]
+    pub config: PathBuf,
+}
+
+/// `ferry run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The agent config (TOML): device id, board config, API sockets, [mqtt], [decide].
+    #[arg(long, short = 'c', value_name = "FILE", default_value = "/etc/ferry/agent.toml")]
     pub config: PathBuf,
 }
 

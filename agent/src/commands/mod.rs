@@ -9,6 +9,7 @@ pub mod bench_local;
 pub mod check;
 pub mod infer;
 pub mod offload;
+pub mod run;
 pub mod sensors;
 
 /// Runs the command the user asked for.
@@ -19,6 +20,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Check(args) => check::run(&args),
         Command::Sensors(args) => sensors::run(&args),
         Command::Offload(args) => offload::run(&args),
+        Command::Run(args) => run::run(&args),
     }
 }
 

@@ -1,0 +1,35 @@
+//! The local API for applications on the device: HTTP on 127.0.0.1 and/or a Unix socket.
+//!
+//! - `POST /v1/infer/{model}`: body = a PNG/JPEG image (`Content-Type: image/png|image/jpeg`)
+//!   or a raw tensor (`application/octet-stream`, little-endian f32, `?shape=1,1,8,8`);
+//!   optional `?deadline_ms=`; answer: JSON with top-k, where it ran, latency, the reason.
+//! - `GET /v1/status`: health, link, estimators, counters, latest sensor readings (JSON).
+//! - `GET /v1/metrics`: the same counters in Prometheus text format.
+//!
+//! # Layout
+//! - [`infer`]: the inference endpoint and its input parsing.
+//! - [`status`]: status (JSON) and metrics (Prometheus).
+//! - [`serve`]: binding and serving both socket kinds until shutdown.
+
+pub mod infer;
+pub mod serve;
+pub mod status;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::daemon::Daemon;
+
+/// The API's routes over `daemon`.
+pub fn router(daemon: Arc<Daemon>) -> Router {
+    let limit = daemon.config.api.max_body_bytes;
+    Router::new()
+        .route("/v1/infer/{model}", post(infer::infer))
+        .route("/v1/status", get(status::status))
+        .route("/v1/metrics", get(status::metrics))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(daemon)
+}

@@ -1,0 +1,103 @@
+//! `GET /v1/status` (JSON) and `GET /v1/metrics` (Prometheus text).
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use ferry_offload::decide::targets::TargetKind;
+use serde_json::{json, Value};
+
+use crate::daemon::stats::Stats;
+use crate::daemon::Daemon;
+
+fn link_state(daemon: &Daemon) -> String {
+    match &daemon.offloader {
+        None => "none".to_string(),
+        Some(o) => format!("{:?}", o.link_state()),
+    }
+}
+
+/// The status page.
+pub async fn status(State(d): State<Arc<Daemon>>) -> Json<Value> {
+    let s = &d.stats;
+    let targets: Vec<Value> = d.executor.with_decider(|dec| {
+        let est = dec.estimators();
+        dec.targets()
+            .iter()
+            .map(|t| {
+                let name = dec.targets().name(t.id);
+                match t.kind {
+                    TargetKind::Local { model, precision, .. } => {
+                        let (mean, std) = est.local_compute_us(t.id);
+                        json!({"name": name, "kind": "local", "model": dec.targets().model_name(model), "precision": precision.as_str(),
+                               "compute_ms": mean / 1e3, "compute_std_ms": std / 1e3})
+                    }
+                    TargetKind::Edge { .. } => {
+                        let e = est.edge(t.id);
+                        json!({"name": name, "kind": "edge", "queue_ms": e.queue().mean() / 1e3,
+                               "failure_probability": e.failure_probability(), "tripped": e.tripped()})
+                    }
+                }
+            })
+            .collect()
+    });
+    let sensors = d.sensors.lock().map(|v| v.clone()).unwrap_or_default();
+    Json(json!({
+        "device_id": d.device.as_str(),
+        "healthy": true,
+        "uptime_s": d.uptime().as_secs_f64(),
+        "policy": d.executor.with_decider(|dec| dec.policy_name()),
+        "edge_link": link_state(&d),
+        "local_busy": d.runner.busy(),
+        "answers": {"local": Stats::get(&s.local), "edge": Stats::get(&s.edge), "failed": Stats::get(&s.failed), "rejected": Stats::get(&s.rejected)},
+        "fallbacks": {"edge_busy": Stats::get(&s.fallback_busy), "edge_error": Stats::get(&s.fallback_error),
+                      "edge_timeout": Stats::get(&s.fallback_timeout), "deadline_at_risk": Stats::get(&s.fallback_at_risk)},
+        "deadline_misses": Stats::get(&s.deadline_misses),
+        "latency": s.percentiles(),
+        "targets": targets,
+        "sensors": sensors,
+    }))
+}
+
+/// Prometheus text exposition of the counters.
+pub async fn metrics(State(d): State<Arc<Daemon>>) -> impl IntoResponse {
+    let s = &d.stats;
+    let mut out = String::new();
+    let mut counter = |name: &str, help: &str, samples: &[(&str, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (labels, v) in samples {
+            let _ = writeln!(out, "{name}{labels} {v}");
+        }
+    };
+    counter(
+        "ferry_requests_total",
+        "Answered requests by where they ran.",
+        &[
+            ("{path=\"local\"}", Stats::get(&s.local)),
+            ("{path=\"edge\"}", Stats::get(&s.edge)),
+            ("{path=\"failed\"}", Stats::get(&s.failed)),
+            ("{path=\"rejected\"}", Stats::get(&s.rejected)),
+        ],
+    );
+    counter(
+        "ferry_fallbacks_total",
+        "Requests that fell back from the edge to local, by reason.",
+        &[
+            ("{reason=\"edge_busy\"}", Stats::get(&s.fallback_busy)),
+            ("{reason=\"edge_error\"}", Stats::get(&s.fallback_error)),
+            ("{reason=\"edge_timeout\"}", Stats::get(&s.fallback_timeout)),
+            ("{reason=\"deadline_at_risk\"}", Stats::get(&s.fallback_at_risk)),
+        ],
+    );
+    counter("ferry_deadline_misses_total", "Answers later than their deadline.", &[("", Stats::get(&s.deadline_misses))]);
+    let p = s.percentiles();
+    let _ = writeln!(out, "# HELP ferry_request_latency_ms Request latency over the last {} answers.\n# TYPE ferry_request_latency_ms summary", p.count);
+    for (q, v) in [("0.5", p.p50_ms), ("0.95", p.p95_ms), ("0.99", p.p99_ms)] {
+        let _ = writeln!(out, "ferry_request_latency_ms{{quantile=\"{q}\"}} {v}");
+    }
+    let _ = writeln!(out, "# HELP ferry_uptime_seconds Seconds since the agent started.\n# TYPE ferry_uptime_seconds gauge\nferry_uptime_seconds {}", d.uptime().as_secs_f64());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}

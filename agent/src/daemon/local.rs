@@ -1,0 +1,104 @@
+//! The local path: the board's model variants on tract, one inference at a time (the decider
+//! models the local runner as one FIFO queue), compute moved off the async threads.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use ferry_offload::decide::targets::TargetKind;
+use ferry_offload::decide::{TargetId, Targets};
+use ferry_offload::exec::{LocalResult, LocalRunner};
+use ferry_offload::protocol::{DType, EdgeTimings, Input, Request, Response, Status, TopK};
+use ferry_runtime::{preprocess, Engine, Inference, LocalModel, ModelStore, RuntimeError};
+use tokio::sync::Semaphore;
+
+/// Every local variant the decider knows, loaded once.
+pub struct TractRunner {
+    /// Indexed by `TargetId`; `None` for edge targets.
+    variants: Vec<Option<Arc<LocalModel>>>,
+    gate: Semaphore,
+    top_k: usize,
+}
+
+impl TractRunner {
+    /// Loads the variant of every local target from `store`.
+    pub fn load(store: &ModelStore, engine: &dyn Engine, targets: &Targets, top_k: usize) -> Result<Self, RuntimeError> {
+        let mut variants = Vec::with_capacity(targets.len());
+        for t in targets.iter() {
+            variants.push(match t.kind {
+                TargetKind::Local { model, precision, .. } => {
+                    let loaded = store.load(engine, targets.model_name(model), precision)?;
+                    tracing::info!(target = targets.name(t.id), load_ms = loaded.load_time().as_secs_f64() * 1e3, "local variant loaded");
+                    Some(Arc::new(loaded))
+                }
+                TargetKind::Edge { .. } => None,
+            });
+        }
+        Ok(Self { variants, gate: Semaphore::new(1), top_k: top_k.max(1) })
+    }
+
+    /// The loaded variant of a local target.
+    pub fn variant(&self, target: TargetId) -> Option<&Arc<LocalModel>> {
+        self.variants.get(target.index()).and_then(Option::as_ref)
+    }
+
+    /// Requests waiting for or holding the local engine right now.
+    pub fn busy(&self) -> bool {
+        self.gate.available_permits() == 0
+    }
+}
+
+impl LocalRunner for TractRunner {
+    async fn run(&self, target: TargetId, request: Arc<Request>) -> Result<LocalResult, String> {
+        let model = self.variant(target).cloned().ok_or_else(|| format!("target {} is not a local variant", target.index()))?;
+        let queued = Instant::now();
+        let _permit = self.gate.acquire().await.map_err(|e| e.to_string())?;
+        let queued_us = micros(queued.elapsed());
+        let k = self.top_k;
+        let inference = tokio::task::spawn_blocking(move || infer(&model, &request, k))
+            .await
+            .map_err(|e| format!("local inference task: {e}"))??;
+        let compute_us = micros(inference.1.compute);
+        Ok(LocalResult {
+            response: Response {
+                request_id: inference.0,
+                status: Status::Ok,
+                detail: String::new(),
+                timings: EdgeTimings { queue_wait_us: queued_us, compute_us, batch_size: 1, queue_depth: 0 },
+                top_k: to_wire(&inference.1),
+                output: None,
+            },
+            queued_us,
+            compute_us,
+        })
+    }
+}
+
+/// Runs one request on a variant: an encoded image or an f32 tensor.
+pub fn infer(model: &LocalModel, request: &Request, k: usize) -> Result<(u64, Inference), String> {
+    let result = match &request.input {
+        Input::Image { bytes, .. } => preprocess::decode_image(bytes, "the request's image").and_then(|img| model.infer_image(&img, k)),
+        Input::Tensor(t) => {
+            let t = t.as_ref();
+            if t.dtype() != DType::F32 {
+                return Err(format!("tensor of {:?}: the local models take f32", t.dtype()));
+            }
+            let shape: Vec<usize> = t.shape().dims().iter().map(|&d| d as usize).collect();
+            let values: Vec<f32> = t.f32_values().ok_or("the tensor's bytes are not f32 values")?.collect();
+            model.infer_tensor(&shape, &values, k)
+        }
+    };
+    result.map(|i| (request.request_id, i)).map_err(|e| e.to_string())
+}
+
+/// Top-k as the wire protocol carries it.
+pub fn to_wire(inference: &Inference) -> Vec<TopK> {
+    inference
+        .top
+        .iter()
+        .map(|c| TopK { class: u32::try_from(c.index).unwrap_or(u32::MAX), score: c.score, label: c.label.clone() })
+        .collect()
+}
+
+fn micros(d: std::time::Duration) -> u32 {
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+}

@@ -1,0 +1,292 @@
+//! The daemon behind `ferry run`: loads the board and the models, connects to the edge, and
+//! answers every request through the executor (decide → run → fall back → one answer), while a
+//! sensor loop feeds the decider and probes idle edges.
+//!
+//! # Layout
+//! - [`config`]: the agent's own config file.
+//! - [`targets`]: board config + `[decide]` → the decider's targets.
+//! - [`local`]: the local path (tract), one inference at a time.
+//! - [`system`]: sensor readings → the decider's system state.
+//! - [`stats`]: counters and latency percentiles.
+
+pub mod config;
+pub mod local;
+pub mod stats;
+pub mod system;
+pub mod targets;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ferry_drivers::{BoardConfig, SensorSet};
+use ferry_offload::decide::targets::TargetKind;
+use ferry_offload::decide::{Decider, Observation};
+use ferry_offload::exec::{ExecError, Executor, Outcome};
+use ferry_offload::protocol::{DeviceId, Input, ModelName, Precision, Request, Shape, Tensor};
+use ferry_offload::transport::mqtt::MqttOffloader;
+use ferry_runtime::{ModelStore, Threads, TractEngine};
+
+pub use config::AgentConfig;
+
+/// The model name probes ask for; no edge serves it, so the edge answers at once.
+pub const PROBE_MODEL: &str = "ferry-probe";
+use local::TractRunner;
+use stats::Stats;
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The board config has errors (each names its file and key).
+    #[error("{0}")]
+    Board(#[from] ferry_drivers::ConfigErrors),
+    /// The decider refused its config.
+    #[error("{path}: the decision config: {message}")]
+    Decide {
+        /// The board config.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// A model could not be loaded.
+    #[error(transparent)]
+    Model(#[from] ferry_runtime::RuntimeError),
+    /// The MQTT config is unusable.
+    #[error("{path}: [mqtt]: {message}")]
+    Mqtt {
+        /// The agent config.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// The loader task died.
+    #[error("model loading was interrupted: {0}")]
+    Join(String),
+}
+
+/// A request as the local API hands it over.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    /// The model's name.
+    pub model: String,
+    /// The input.
+    pub input: Input,
+    /// Relative deadline, ms.
+    pub deadline_ms: Option<u32>,
+}
+
+/// Why a submission was refused before it was decided on.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The model name is not a valid name or no target serves it.
+    #[error("unknown model `{0}`")]
+    UnknownModel(String),
+}
+
+/// The running agent, shared by the API handlers and the background loops.
+pub struct Daemon {
+    /// Its config.
+    pub config: AgentConfig,
+    /// Its board config.
+    pub board: BoardConfig,
+    /// This device.
+    pub device: DeviceId,
+    /// The executor.
+    pub executor: Executor<TractRunner, MqttOffloader>,
+    /// The local path.
+    pub runner: Arc<TractRunner>,
+    /// The edge link, when configured.
+    pub offloader: Option<Arc<MqttOffloader>>,
+    /// Counters.
+    pub stats: Stats,
+    /// The latest sensor sweep, rendered for the status page.
+    pub sensors: std::sync::Mutex<Vec<String>>,
+    next_id: AtomicU64,
+    started: Instant,
+}
+
+impl Daemon {
+    /// Loads the board config and every local variant, starts the edge link (it connects in
+    /// the background), and seeds the local estimates with a few warm-up runs.
+    pub async fn start(config: AgentConfig) -> Result<Arc<Daemon>, StartError> {
+        let board = BoardConfig::load(config.resolve(&config.agent.board))?;
+        let decide_config = targets::decide_config(&board, &config.decide, config.mqtt.is_some());
+        let decider = Decider::new(&decide_config)
+            .map_err(|e| StartError::Decide { path: board.path.display().to_string(), message: e.to_string() })?;
+        let device = DeviceId::new(&config.agent.device_id).map_err(|e| StartError::Mqtt {
+            path: config.path.display().to_string(),
+            message: format!("agent.device_id: {e}"),
+        })?;
+
+        let store = config.agent.models.as_ref().map(|p| ModelStore::new(config.resolve(p))).unwrap_or_else(ModelStore::discover);
+        let engine = TractEngine::new(Threads(config.agent.threads.into()));
+        let targets = decider.targets().clone();
+        let top_k = usize::from(config.agent.top_k);
+        let runner = tokio::task::spawn_blocking(move || TractRunner::load(&store, &engine, &targets, top_k))
+            .await
+            .map_err(|e| StartError::Join(e.to_string()))??;
+        let runner = Arc::new(runner);
+
+        let offloader = match &config.mqtt {
+            Some(mqtt) => Some(Arc::new(MqttOffloader::start(mqtt, device).map_err(|e| StartError::Mqtt {
+                path: config.path.display().to_string(),
+                message: e.to_string(),
+            })?)),
+            None => None,
+        };
+        let edges: Vec<(String, Arc<MqttOffloader>)> = match &offloader {
+            Some(link) => decider
+                .targets()
+                .iter()
+                .filter(|t| !t.is_local())
+                .map(|t| (decider.targets().name(t.id).to_string(), link.clone()))
+                .collect(),
+            None => Vec::new(),
+        };
+        let executor = Executor::new(decider, runner.clone(), edges);
+        let daemon = Arc::new(Daemon {
+            config,
+            board,
+            device,
+            executor,
+            runner,
+            offloader,
+            stats: Stats::default(),
+            sensors: std::sync::Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(1),
+            started: Instant::now(),
+        });
+        daemon.warm_up().await;
+        Ok(daemon)
+    }
+
+    /// Runs each local variant a few times on a neutral input, so the first decisions compare
+    /// measured local times rather than priors (and INT8 is not assumed faster than FP32).
+    async fn warm_up(&self) {
+        let locals: Vec<_> = self.executor.with_decider(|d| {
+            d.targets().iter().filter(|t| matches!(t.kind, TargetKind::Local { .. })).map(|t| t.id).collect()
+        });
+        for target in locals {
+            let Some(model) = self.runner.variant(target).cloned() else { continue };
+            let runs = self.config.agent.warmup_runs;
+            let measured = tokio::task::spawn_blocking(move || {
+                let input = vec![0.0f32; model.manifest().input_len()];
+                let shape = model.manifest().input.shape.clone();
+                (0..runs).filter_map(|_| model.infer_tensor(&shape, &input, 1).ok()).map(|i| i.compute).collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_default();
+            for compute in measured {
+                let compute_us = u32::try_from(compute.as_micros()).unwrap_or(u32::MAX);
+                self.executor.observe(Observation::LocalFinished { target, compute_us, ok: true });
+            }
+            tracing::info!(target = self.executor.with_decider(|d| d.targets().name(target).to_string()), "local variant measured");
+        }
+    }
+
+    /// Decides, runs and answers one request.
+    pub async fn submit(&self, s: Submission) -> Result<Outcome, SubmitError> {
+        let model = ModelName::new(&s.model).map_err(|_| SubmitError::UnknownModel(s.model.clone()))?;
+        let deadline_ms = s.deadline_ms.or(match self.config.agent.default_deadline_ms {
+            0 => None,
+            d => Some(d),
+        });
+        let request = Request {
+            request_id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            device_id: self.device,
+            model,
+            precision: Precision::Any,
+            deadline_ms,
+            sent_at_us: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64),
+            input: s.input,
+        };
+        let outcome = self.executor.submit(request).await.map_err(|e| match e {
+            ExecError::UnknownModel(m) => SubmitError::UnknownModel(m),
+        });
+        match &outcome {
+            Ok(o) => self.stats.record(o.answer.ran, o.answer.ok, o.answer.fallback, o.answer.latency_us as f32 / 1e3, deadline_ms),
+            Err(_) => {
+                self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        outcome
+    }
+
+    /// Seconds since start.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Sweeps the sensors on their intervals, feeds the decider, and probes idle edges, until
+    /// `shutdown` resolves.
+    pub async fn sensor_loop(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut sensors = SensorSet::build(&self.board);
+        let mut own = system::OwnCpu::default();
+        let zone = self.board.thermal.zone.clone();
+        let period = Duration::from_millis(self.board.sensors.iter().map(|s| s.interval_ms).min().unwrap_or(1000).clamp(100, 5000));
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            let statuses = sensors.sweep();
+            let state = system::system_state(statuses, own.share(), &zone);
+            let rendered: Vec<String> = statuses.iter().map(|s| s.to_string()).collect();
+            *self.sensors.lock().unwrap_or_else(|p| p.into_inner()) = rendered;
+            self.executor.observe(Observation::System(state));
+            self.clone().probe_if_due();
+        }
+    }
+
+    /// A probe is a pair of requests for a model no edge serves, which the edge answers at once
+    /// with "unknown model": a 1-byte one measures the round trip, a `probe_bytes` one the link.
+    fn probe_if_due(self: Arc<Self>) {
+        let now = self.executor.now_us();
+        let Some(target) = self.executor.with_decider(|d| d.probe_due(now)) else { return };
+        let Some(link) = self.offloader.clone() else { return };
+        let bytes = self.config.decide.probe_bytes.max(1);
+        let (Some(ping), Some(load)) = (self.probe_request(1), self.probe_request(bytes)) else { return };
+        self.executor.observe(Observation::ProbeSent(target));
+        tokio::spawn(async move {
+            let timeout = Duration::from_secs(2);
+            let timed = |request: Request| {
+                let link = link.clone();
+                async move {
+                    let start = Instant::now();
+                    let r = link.offload(request, timeout).await;
+                    (r, u32::try_from(start.elapsed().as_micros()).unwrap_or(u32::MAX))
+                }
+            };
+            let obs = match timed(ping).await {
+                (Ok(_), rtt_us) => match timed(load).await {
+                    (Ok(r), transfer_us) => Observation::ProbeAnswered {
+                        target,
+                        rtt_us,
+                        up_bytes: bytes,
+                        down_bytes: 64,
+                        transfer_us,
+                        edge_queue_us: Some(r.timings.queue_wait_us),
+                    },
+                    (Err(_), _) => Observation::ProbeFailed(target),
+                },
+                (Err(_), _) => Observation::ProbeFailed(target),
+            };
+            self.executor.observe(obs);
+        });
+    }
+
+    fn probe_request(&self, bytes: u32) -> Option<Request> {
+        let tensor = Tensor::new(ferry_offload::protocol::DType::U8, Shape::new(&[bytes]).ok()?, vec![0u8; bytes as usize]).ok()?;
+        Some(Request {
+            request_id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            device_id: self.device,
+            model: ModelName::new(PROBE_MODEL).ok()?,
+            precision: Precision::Any,
+            deadline_ms: None,
+            sent_at_us: 0,
+            input: Input::Tensor(tensor),
+        })
+    }
+}

@@ -1,0 +1,100 @@
+//! From sensor readings to the decider's view of the system: other processes' CPU load, the
+//! clock ratio (throttling), the SoC temperature.
+
+use std::time::Instant;
+
+use ferry_drivers::SensorStatus;
+use ferry_hal::Quantity;
+use ferry_offload::decide::SystemState;
+
+/// Tracks this process's own CPU time, so that the load of *other* processes can be told apart.
+#[derive(Debug)]
+pub struct OwnCpu {
+    last: Option<(Instant, f64)>,
+    cores: f64,
+    ticks_per_s: f64,
+}
+
+impl Default for OwnCpu {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        // USER_HZ is 100 on every Linux architecture Ferry targets.
+        Self { last: None, cores, ticks_per_s: 100.0 }
+    }
+}
+
+impl OwnCpu {
+    /// This process's share of the whole machine since the last call, 0..=1.
+    pub fn share(&mut self) -> f64 {
+        let Some(ticks) = own_ticks() else { return 0.0 };
+        let now = Instant::now();
+        let share = match self.last {
+            Some((t, prev)) => {
+                let wall = now.duration_since(t).as_secs_f64();
+                if wall > 0.0 {
+                    ((ticks - prev) / self.ticks_per_s / wall / self.cores).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                }
+            }
+            None => 0.0,
+        };
+        self.last = Some((now, ticks));
+        share
+    }
+}
+
+/// utime + stime of this process, in clock ticks, from `/proc/self/stat`.
+fn own_ticks() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may hold spaces: the fields we want follow its closing parenthesis.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// The decider's system state from the latest sweep; `own_share` is this process's CPU share.
+pub fn system_state(statuses: &[SensorStatus], own_share: f64, thermal_zone: &str) -> SystemState {
+    let mut state = SystemState::default();
+    let readings = || statuses.iter().filter(|s| s.has_reading).map(|s| &s.reading);
+    if let Some(total) = readings().find_map(|r| r.get_labelled(Quantity::CpuUtilization, "all").or_else(|| r.get(Quantity::CpuUtilization))) {
+        state.cpu_load = (total.value / 100.0 - own_share).max(0.0);
+    }
+    let temp = readings().find_map(|r| r.get_labelled(Quantity::Temperature, thermal_zone)).or_else(|| readings().find_map(|r| r.get(Quantity::Temperature)));
+    if let Some(t) = temp {
+        state.temp_c = t.value;
+    }
+    let freq = readings().find_map(|r| r.get(Quantity::CpuFrequency));
+    let limit = readings().find_map(|r| r.get(Quantity::CpuFrequencyLimit));
+    if let (Some(f), Some(l)) = (freq, limit) {
+        if l.value > 0.0 {
+            state.freq_ratio = f.value / l.value;
+        }
+    }
+    state.sanitized()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_cpu_share_is_a_fraction() {
+        let mut own = OwnCpu::default();
+        let _ = own.share();
+        let mut x = 0u64;
+        for i in 0..2_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        let s = own.share();
+        assert!((0.0..=1.0).contains(&s), "{s}");
+    }
+
+    #[test]
+    fn no_readings_give_the_default_state() {
+        assert_eq!(system_state(&[], 0.0, "cpu-thermal"), SystemState::default().sanitized());
+    }
+}
