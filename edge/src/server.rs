@@ -113,7 +113,7 @@ pub async fn run(
                     .iter()
                     .all(|c| matches!(c, SubscribeReasonCode::Success(_)))
                 {
-                    tracing::info!(subscription = %subscription, broker = %config.mqtt.broker, "ready");
+                    tracing::info!(subscription = %subscription, broker = %config.mqtt.broker, "subscribed, ready for requests");
                 } else {
                     tracing::error!(codes = ?ack.return_codes, "subscription refused");
                 }

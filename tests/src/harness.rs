@@ -42,7 +42,8 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     assert!(
         bin.is_file(),
         "{} is missing: build it first (`cargo build --release -p ferry-edge -p ferry-agent`, \
-         or tests/run.sh, which builds the whole workspace)",
+         or tests/run.sh, which builds the whole workspace; `cargo test -p ferry-edge` builds \
+         ferry-edge, `cargo test -p ferry-agent` builds ferry)",
         bin.display()
     );
     bin
@@ -131,6 +132,18 @@ impl Log {
             .iter()
             .filter(|l| needles.iter().all(|n| l.contains(n)))
             .count()
+    }
+
+    /// Waits until at least `n` lines contain every one of `needles`; false after `timeout`.
+    pub fn wait_for_count(&self, needles: &[&str], n: usize, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if self.count(needles) >= n {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
     }
 
     /// Waits until a line contains every one of `needles`; false after `timeout`.
@@ -240,6 +253,29 @@ impl Broker {
             eprintln!("mosquitto did not start on {port}:\n{}", proc.log.text());
         }
         panic!("mosquitto would not start");
+    }
+
+    /// Kills the broker and starts it again on the same port with the same config (a
+    /// broker restart, as clients see it). Waits until the port accepts connections again.
+    pub fn restart(&mut self) {
+        self.proc.kill();
+        let conf = self._dir.path().join("mosquitto.conf");
+        // The port was just released; mosquitto sets SO_REUSEADDR, a few tries cover the rest.
+        for _attempt in 0..20 {
+            let mut cmd = Command::new(program("mosquitto"));
+            cmd.arg("-c").arg(&conf);
+            let mut proc = Proc::spawn(cmd, "mosquitto");
+            let end = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < end && proc.is_running() {
+                if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                    self.proc = proc;
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("mosquitto would not restart on {}", self.port);
     }
 
     /// `mqtts://127.0.0.1:<port>`.
@@ -359,7 +395,7 @@ impl Edge {
         let proc = Proc::spawn(cmd, "ferry-edge");
         let edge = Edge { proc, _dir: dir };
         assert!(
-            edge.proc.log.wait_for(&["ready"], Duration::from_secs(60)),
+            edge.proc.log.wait_for(&["ready for requests"], Duration::from_secs(60)),
             "ferry-edge did not become ready:\n{}\nbroker:\n{}",
             edge.proc.log.text(),
             broker.proc.log.text()
