@@ -33,6 +33,9 @@ pub enum Command {
     Sensors(SensorsArgs),
     /// Send one image to an edge server over MQTT/TLS and print its answer and timings.
     Offload(crate::commands::offload::OffloadArgs),
+    /// Append numbered telemetry messages to a spool (for crash tests).
+    #[command(hide = true)]
+    TelemetryLoad(crate::commands::telemetry_load::TelemetryLoadArgs),
     /// Run the agent: the local API, the decision, the edge link and the sensors, until
     /// SIGTERM/SIGINT (SIGHUP re-reads the config). systemd: Type=notify with watchdog.
     Run(RunArgs),

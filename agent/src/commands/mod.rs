@@ -11,6 +11,7 @@ pub mod infer;
 pub mod offload;
 pub mod run;
 pub mod sensors;
+pub mod telemetry_load;
 
 /// Runs the command the user asked for.
 pub fn run(cli: Cli) -> Result<()> {
@@ -20,6 +21,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Check(args) => check::run(&args),
         Command::Sensors(args) => sensors::run(&args),
         Command::Offload(args) => offload::run(&args),
+        Command::TelemetryLoad(args) => telemetry_load::run(&args),
         Command::Run(args) => run::run(&args),
     }
 }

@@ -161,6 +161,30 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_section_parses() {
+        let c: TelemetryConfig = toml::from_str(
+            "spool_dir = \"/var/lib/ferry/spool\"\nmax_spool_bytes = 67108864\n\
+             fsync_interval_ms = 0\ndecisions_interval_s = 60",
+        )
+        .unwrap();
+        assert_eq!(c, TelemetryConfig::default());
+    }
+
+    #[test]
+    fn the_shipped_telegraf_config_subscribes_to_every_device_and_reads_the_timestamp() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../firmware-configs/telegraf/ferry.conf");
+        let text = std::fs::read_to_string(path).unwrap();
+        let conf: toml::Value = toml::from_str(&text).unwrap();
+        let mqtt = &conf["inputs"]["mqtt_consumer"][0];
+        assert_eq!(mqtt["topics"][0].as_str(), Some("ferry/+/telemetry/#"));
+        assert_eq!(mqtt["data_format"].as_str(), Some("json_v2"));
+        let json = &mqtt["json_v2"][0];
+        assert_eq!(json["timestamp_path"].as_str(), Some("timestamp"));
+        assert_eq!(json["timestamp_format"].as_str(), Some("unix_ms"));
+        assert_eq!(json["object"][0]["path"].as_str(), Some("data"));
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         assert!(toml::from_str::<TelemetryConfig>("spool_size = 5").is_err());
     }
