@@ -11,6 +11,7 @@ declare -A PACKAGES=(
   [openssl]=openssl
   [mosquitto]=mosquitto
   [mosquitto_pub]=mosquitto-clients
+  [mosquitto_sub]=mosquitto-clients
   [systemd-analyze]=systemd
 )
 missing=()
