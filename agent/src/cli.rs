@@ -36,6 +36,10 @@ pub enum Command {
     /// Append numbered telemetry messages to a spool (for crash tests).
     #[command(hide = true)]
     TelemetryLoad(crate::commands::telemetry_load::TelemetryLoadArgs),
+    /// The main job on an embedded default: an in-process broker and edge server, the agent
+    /// behind an emulated link, EfficientNet-Lite0 requests while the link and CPU load change,
+    /// once per policy; prints each phase and a summary (adaptive vs always-local/offload).
+    Demo(DemoArgs),
     /// Run the agent: the local API, the decision, the edge link and the sensors, until
     /// SIGTERM/SIGINT (SIGHUP re-reads the config). systemd: Type=notify with watchdog.
     Run(RunArgs),
@@ -47,6 +51,23 @@ pub struct ConfigArg {
     /// The board config (TOML), e.g. firmware-configs/rpi4.toml.
     #[arg(long, short = 'c', value_name = "FILE", default_value = "firmware-configs/x86-dev.toml")]
     pub config: PathBuf,
+}
+
+/// `ferry demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Requests per phase (4 phases, 3 policies).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub per_phase: u32,
+    /// How many times slower than this machine the emulated board computes.
+    #[arg(long, default_value_t = 4.0)]
+    pub slowdown: f64,
+    /// Each request's deadline, ms.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(10..=60_000))]
+    pub deadline_ms: u32,
+    /// Where the models are.
+    #[command(flatten)]
+    pub models: ModelsArg,
 }
 
 /// `ferry run`.

@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`daemon`]: `ferry run`: config, local path, executor wiring, sensor loop, counters.
 //! - [`api`]: the local HTTP API (TCP and Unix socket).
+//! - [`demo`]: `ferry demo`: broker, edge and emulated link in-process, policies compared.
 //! - [`cli`]: the command line, as clap types (the help text lives here).
 //! - [`commands`]: one module per subcommand; `run` dispatches.
 //! - [`logging`]: tracing to stderr, journald-friendly.
@@ -15,6 +16,7 @@ pub mod api;
 pub mod cli;
 pub mod commands;
 pub mod daemon;
+pub mod demo;
 pub mod logging;
 pub mod rss;
 pub mod telemetry;

@@ -7,6 +7,7 @@ use crate::cli::{BenchCommand, Cli, Command, ModelsArg};
 
 pub mod bench_local;
 pub mod check;
+pub mod demo;
 pub mod infer;
 pub mod offload;
 pub mod run;
@@ -23,6 +24,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Offload(args) => offload::run(&args),
         Command::TelemetryLoad(args) => telemetry_load::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Demo(args) => demo::run(&args),
     }
 }
 

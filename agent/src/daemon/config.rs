@@ -53,6 +53,15 @@ pub struct AgentSection {
     /// Deadline for requests that name none, ms; 0 = none. Default 0.
     #[serde(default)]
     pub default_deadline_ms: u32,
+    /// For demonstrations on a fast machine: local runs take this many times as long as they
+    /// really compute (the runner waits out the difference), to stand in for a slower board
+    /// (1.0..=50.0). Default 1.0 — leave it there on a real board.
+    #[serde(default = "default_slowdown")]
+    pub emulate_slowdown: f64,
+}
+
+fn default_slowdown() -> f64 {
+    1.0
 }
 
 fn default_threads() -> u16 {
@@ -156,6 +165,9 @@ impl AgentConfig {
         }
         if !(1..=100).contains(&a.top_k) {
             return Err(self.value("agent.top_k", "1..=100"));
+        }
+        if !(1.0..=50.0).contains(&a.emulate_slowdown) {
+            return Err(self.value("agent.emulate_slowdown", "1.0..=50.0"));
         }
         if a.warmup_runs > 100 {
             return Err(self.value("agent.warmup_runs", "0..=100"));

@@ -17,11 +17,12 @@ pub struct TractRunner {
     variants: Vec<Option<Arc<LocalModel>>>,
     gate: Semaphore,
     top_k: usize,
+    slowdown: f64,
 }
 
 impl TractRunner {
     /// Loads the variant of every local target from `store`.
-    pub fn load(store: &ModelStore, engine: &dyn Engine, targets: &Targets, top_k: usize) -> Result<Self, RuntimeError> {
+    pub fn load(store: &ModelStore, engine: &dyn Engine, targets: &Targets, top_k: usize, slowdown: f64) -> Result<Self, RuntimeError> {
         let mut variants = Vec::with_capacity(targets.len());
         for t in targets.iter() {
             variants.push(match t.kind {
@@ -33,7 +34,7 @@ impl TractRunner {
                 TargetKind::Edge { .. } => None,
             });
         }
-        Ok(Self { variants, gate: Semaphore::new(1), top_k: top_k.max(1) })
+        Ok(Self { variants, gate: Semaphore::new(1), top_k: top_k.max(1), slowdown: slowdown.max(1.0) })
     }
 
     /// The loaded variant of a local target.
@@ -57,7 +58,14 @@ impl LocalRunner for TractRunner {
         let inference = tokio::task::spawn_blocking(move || infer(&model, &request, k))
             .await
             .map_err(|e| format!("local inference task: {e}"))??;
-        let compute_us = micros(inference.1.compute);
+        let mut compute = inference.1.compute;
+        if self.slowdown > 1.0 {
+            // Emulating a slower board: hold the engine for the time that board would take.
+            let extra = compute.mul_f64(self.slowdown - 1.0);
+            tokio::time::sleep(extra).await;
+            compute += extra;
+        }
+        let compute_us = micros(compute);
         Ok(LocalResult {
             response: Response {
                 request_id: inference.0,

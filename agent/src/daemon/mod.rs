@@ -121,8 +121,8 @@ impl Daemon {
         let store = config.agent.models.as_ref().map(|p| ModelStore::new(config.resolve(p))).unwrap_or_else(ModelStore::discover);
         let engine = TractEngine::new(Threads(config.agent.threads.into()));
         let targets = decider.targets().clone();
-        let top_k = usize::from(config.agent.top_k);
-        let runner = tokio::task::spawn_blocking(move || TractRunner::load(&store, &engine, &targets, top_k))
+        let (top_k, slowdown) = (usize::from(config.agent.top_k), config.agent.emulate_slowdown);
+        let runner = tokio::task::spawn_blocking(move || TractRunner::load(&store, &engine, &targets, top_k, slowdown))
             .await
             .map_err(|e| StartError::Join(e.to_string()))??;
         let runner = Arc::new(runner);
@@ -177,6 +177,7 @@ impl Daemon {
             .await
             .unwrap_or_default();
             for compute in measured {
+                let compute = compute.mul_f64(self.config.agent.emulate_slowdown.max(1.0));
                 let compute_us = u32::try_from(compute.as_micros()).unwrap_or(u32::MAX);
                 self.executor.observe(Observation::LocalFinished { target, compute_us, ok: true });
             }
