@@ -83,6 +83,7 @@ async fn start(config: AgentConfig, stop: watch::Receiver<bool>) -> Result<Arc<D
 /// Lets the API tasks see the stop signal and close their sockets before the next start binds
 /// them again.
 async fn shutdown(daemon: Arc<Daemon>) {
+    daemon.stop().await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     drop(daemon);
 }

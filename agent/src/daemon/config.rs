@@ -24,6 +24,9 @@ pub struct AgentConfig {
     /// How the agent decides (policy, mode, hedging, hysteresis, probes).
     #[serde(default)]
     pub decide: DecideConfig,
+    /// Telemetry to the `[mqtt]` broker, spooled on disk while it is away (only with `[mqtt]`).
+    #[serde(default)]
+    pub telemetry: crate::telemetry::TelemetryConfig,
     /// The file this was read from (set by [`AgentConfig::load`]).
     #[serde(skip)]
     pub path: PathBuf,
@@ -181,6 +184,7 @@ impl AgentConfig {
         if let Some(mqtt) = &self.mqtt {
             mqtt.check().map_err(|e| self.value("mqtt", e.to_string()))?;
         }
+        self.telemetry.check().map_err(|e| self.value("telemetry", e.to_string()))?;
         Ok(())
     }
 

@@ -31,6 +31,7 @@ pub use config::AgentConfig;
 
 /// The model name probes ask for; no edge serves it, so the edge answers at once.
 pub const PROBE_MODEL: &str = "ferry-probe";
+use crate::telemetry::{DecisionWindow, Publisher, Telemetry};
 use local::TractRunner;
 use stats::Stats;
 
@@ -59,6 +60,9 @@ pub enum StartError {
         /// Why.
         message: String,
     },
+    /// Telemetry could not start (spool folder, config).
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
     /// The loader task died.
     #[error("model loading was interrupted: {0}")]
     Join(String),
@@ -101,6 +105,10 @@ pub struct Daemon {
     pub stats: Stats,
     /// The latest sensor sweep, rendered for the status page.
     pub sensors: std::sync::Mutex<Vec<String>>,
+    /// Telemetry, when there is a broker and it is enabled.
+    pub telemetry: Option<Telemetry>,
+    publisher: tokio::sync::Mutex<Option<Publisher>>,
+    window: Arc<std::sync::Mutex<DecisionWindow>>,
     next_id: AtomicU64,
     started: Instant,
 }
@@ -144,6 +152,20 @@ impl Daemon {
             None => Vec::new(),
         };
         let executor = Executor::new(decider, runner.clone(), edges);
+        let (telemetry, publisher) = match &config.mqtt {
+            Some(mqtt) if config.telemetry.enabled => {
+                let t = Telemetry::open(&config.telemetry, device)?;
+                let descriptor = serde_json::to_value(ferry_drivers::describe(&board, &board.board.root)).unwrap_or_default();
+                let p = Publisher::start(&t, mqtt, &config.telemetry, descriptor)?;
+                (Some(t), Some(p))
+            }
+            _ => (None, None),
+        };
+        let window = Arc::new(std::sync::Mutex::new(DecisionWindow::new(10_000)));
+        if let Some(t) = &telemetry {
+            // The reporter's task ends with the runtime; each daemon has its own window.
+            let _ = t.spawn_decision_reporter(window.clone(), config.telemetry.decisions_interval());
+        }
         let daemon = Arc::new(Daemon {
             config,
             board,
@@ -153,6 +175,9 @@ impl Daemon {
             offloader,
             stats: Stats::default(),
             sensors: std::sync::Mutex::new(Vec::new()),
+            telemetry,
+            publisher: tokio::sync::Mutex::new(publisher),
+            window,
             next_id: AtomicU64::new(1),
             started: Instant::now(),
         });
@@ -205,12 +230,29 @@ impl Daemon {
             ExecError::UnknownModel(m) => SubmitError::UnknownModel(m),
         });
         match &outcome {
-            Ok(o) => self.stats.record(o.answer.ran, o.answer.ok, o.answer.fallback, o.answer.latency_us as f32 / 1e3, deadline_ms),
+            Ok(o) => {
+                let ms = o.answer.latency_us as f32 / 1e3;
+                self.stats.record(o.answer.ran, o.answer.ok, o.answer.fallback, ms, deadline_ms);
+                let path = match (o.answer.ok, o.answer.ran) {
+                    (true, ferry_offload::decide::Ran::Local(_)) => "local",
+                    (true, ferry_offload::decide::Ran::Edge(_)) => "edge",
+                    _ => "failed",
+                };
+                let missed = deadline_ms.is_some_and(|d| ms > d as f32);
+                self.window.lock().unwrap_or_else(|p| p.into_inner()).record(path, f64::from(ms), missed);
+            }
             Err(_) => {
                 self.stats.rejected.fetch_add(1, Ordering::Relaxed);
             }
         }
         outcome
+    }
+
+    /// Stops telemetry cleanly (retained `offline`, DISCONNECT); the spool keeps what is unsent.
+    pub async fn stop(&self) {
+        if let Some(p) = self.publisher.lock().await.take() {
+            p.shutdown().await;
+        }
     }
 
     /// Seconds since start.
@@ -235,6 +277,15 @@ impl Daemon {
             let statuses = sensors.sweep();
             let state = system::system_state(statuses, own.share(), &zone);
             let rendered: Vec<String> = statuses.iter().map(|s| s.to_string()).collect();
+            if let Some(t) = self.telemetry.clone() {
+                let data = system::sensor_data(statuses);
+                // Appending may fsync: keep it off the async threads.
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = t.send_sensors(&data) {
+                        tracing::warn!(error = %e, "sensor telemetry not spooled");
+                    }
+                });
+            }
             *self.sensors.lock().unwrap_or_else(|p| p.into_inner()) = rendered;
             self.executor.observe(Observation::System(state));
             self.clone().probe_if_due();

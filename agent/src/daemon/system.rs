@@ -55,6 +55,23 @@ fn own_ticks() -> Option<f64> {
     Some(utime + stime)
 }
 
+/// The latest readings as flat telemetry values: `"<sensor>.<quantity>"`, with `[<label>]` for
+/// labelled channels.
+pub fn sensor_data(statuses: &[SensorStatus]) -> crate::telemetry::SensorData {
+    let mut values = std::collections::BTreeMap::new();
+    for s in statuses.iter().filter(|s| s.has_reading) {
+        for sample in s.reading.samples.iter() {
+            let key = if sample.label.is_empty() {
+                format!("{}.{}", s.name, sample.quantity.as_str())
+            } else {
+                format!("{}.{}[{}]", s.name, sample.quantity.as_str(), sample.label.as_str())
+            };
+            values.insert(key, sample.value);
+        }
+    }
+    crate::telemetry::SensorData { values }
+}
+
 /// The decider's system state from the latest sweep; `own_share` is this process's CPU share.
 pub fn system_state(statuses: &[SensorStatus], own_share: f64, thermal_zone: &str) -> SystemState {
     let mut state = SystemState::default();

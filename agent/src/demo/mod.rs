@@ -177,6 +177,7 @@ pub async fn run(opts: &DemoOptions) -> Result<Vec<PolicyResult>, String> {
             );
         }
         let _ = policy_stop_tx.send(true);
+        daemon.stop().await;
         drop(daemon);
         results.push(r);
     }
@@ -228,11 +229,12 @@ fn agent_config(dir: &Path, policy: &str, link: std::net::SocketAddr, opts: &Dem
     let board = dir.join("demo-board.toml");
     std::fs::write(&board, DEMO_BOARD).map_err(|e| e.to_string())?;
     let text = format!(
-        "[agent]\ndevice_id = \"demo-{policy}\"\nboard = \"{}\"\nmodels = \"{}\"\nemulate_slowdown = {:.1}\nwarmup_runs = 2\n[api]\nunix = \"{}\"\n[decide]\npolicy = \"{policy}\"\n[mqtt]\nbroker = \"mqtt://{link}\"\ninsecure = true\n",
+        "[agent]\ndevice_id = \"demo-{policy}\"\nboard = \"{}\"\nmodels = \"{}\"\nemulate_slowdown = {:.1}\nwarmup_runs = 2\n[api]\nunix = \"{}\"\n[decide]\npolicy = \"{policy}\"\n[mqtt]\nbroker = \"mqtt://{link}\"\ninsecure = true\n[telemetry]\nspool_dir = \"{}\"\n",
         board.display(),
         opts.models.display(),
         opts.slowdown,
-        dir.join(format!("{policy}.sock")).display()
+        dir.join(format!("{policy}.sock")).display(),
+        dir.join(format!("spool-{policy}")).display()
     );
     AgentConfig::parse(&text, &dir.join("agent.toml")).map_err(|e| e.to_string())
 }

@@ -1,0 +1,80 @@
+//! `ferry run` with a broker: the daemon, started as a process against a real Mosquitto (TLS 1.3,
+//! client certificates, the shipped ACL), publishes its descriptor, `online`, sensor readings
+//! and decision statistics that a real `mosquitto_sub` receives, and `offline` when stopped.
+
+mod telemetry_support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use telemetry_support::{certs, parse_line, repo_root, Broker, DEVICE};
+
+#[test]
+fn the_running_agent_publishes_telemetry_that_mosquitto_sub_receives() {
+    let broker = Broker::start();
+    let sub = broker.ready_subscriber("run-telemetry-sub");
+    let dir = tempfile::tempdir().unwrap();
+    let c = certs();
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[agent]\ndevice_id = \"{DEVICE}\"\nboard = \"{}\"\nmodels = \"{}\"\nwarmup_runs = 1\n\
+             [api]\ntcp = \"127.0.0.1:0\"\n\
+             [mqtt]\nbroker = \"mqtts://127.0.0.1:{}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n\
+             [telemetry]\nspool_dir = \"{}\"\ndecisions_interval_s = 1\n",
+            repo_root().join("firmware-configs/x86-dev.toml").display(),
+            repo_root().join("models").display(),
+            broker.port,
+            c.join("ca.crt").display(),
+            c.join(format!("{DEVICE}.crt")).display(),
+            c.join(format!("{DEVICE}.key")).display(),
+            dir.path().join("spool").display()
+        ),
+    )
+    .unwrap();
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ferry run");
+    let mut line = String::new();
+    BufReader::new(agent.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.split_whitespace().skip_while(|w| *w != "tcp").nth(1).unwrap_or_default().to_string();
+    assert!(line.starts_with("ferry: ready"), "{line}");
+
+    // One request, so that the decision statistics have something to count.
+    let digit = std::fs::read(repo_root().join("models/images/digit-7.png")).unwrap();
+    let mut s = TcpStream::connect(&addr).unwrap();
+    write!(s, "POST /v1/infer/digits HTTP/1.1\r\nHost: f\r\nContent-Type: image/png\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", digit.len()).unwrap();
+    s.write_all(&digit).unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+
+    let topic = |t: &str| format!("ferry/{DEVICE}/telemetry/{t} ");
+    let got = sub.stdout.wait(Duration::from_secs(30), |lines| {
+        let has = |t: &str| lines.iter().any(|l| l.starts_with(&topic(t)));
+        let counted = lines.iter().filter(|l| l.starts_with(&topic("decisions"))).any(|l| parse_line(l).1["data"]["counts"]["local"] == 1);
+        has("descriptor") && has("status") && has("sensors") && counted
+    });
+    assert!(got, "telemetry missing: {:?}", sub.stdout.all());
+    let sensors = sub.stdout.all().into_iter().find(|l| l.starts_with(&topic("sensors"))).unwrap();
+    let (_, v) = parse_line(&sensors);
+    assert_eq!(v["device_id"], DEVICE);
+    assert!(v["data"]["cpu.cpu_utilization[all]"].is_number(), "{v}");
+    assert!(v["data"]["memory.memory_total"].is_number(), "{v}");
+
+    // A clean stop says `offline`.
+    assert!(Command::new("kill").args(["-TERM", &agent.id().to_string()]).status().unwrap().success());
+    let offline = sub.stdout.wait(Duration::from_secs(15), |lines| {
+        lines.iter().filter(|l| l.starts_with(&topic("status"))).any(|l| parse_line(l).1["data"]["state"] == "offline")
+    });
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert!(offline, "no offline status: {:?}", sub.stdout.all());
+}
