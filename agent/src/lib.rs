@@ -5,6 +5,7 @@
 //! - [`daemon`]: `ferry run`: config, local path, executor wiring, sensor loop, counters.
 //! - [`api`]: the local HTTP API (TCP and Unix socket).
 //! - [`demo`]: `ferry demo`: broker, edge and emulated link in-process, policies compared.
+//! - [`client`]: a blocking Rust client for the local API.
 //! - [`cli`]: the command line, as clap types (the help text lives here).
 //! - [`commands`]: one module per subcommand; `run` dispatches.
 //! - [`logging`]: tracing to stderr, journald-friendly.
@@ -14,6 +15,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod client;
 pub mod commands;
 pub mod daemon;
 pub mod demo;

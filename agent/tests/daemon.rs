@@ -185,3 +185,21 @@ fn sigterm_stops_the_agent_cleanly() {
     let status = stopped.expect("ferry run exits within 10 s of SIGTERM");
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn the_rust_client_function_talks_to_both_sockets() {
+    use ferry_agent::client::{infer, infer_tensor, ClientError, Endpoint};
+    let agent = start_agent("");
+    let tcp = Endpoint::Tcp(agent.tcp.parse().unwrap());
+    let jpeg = std::fs::read(repo().join("models/images/espresso.jpg")).unwrap();
+    let answer = infer(&tcp, "efficientnet-lite0", "image/jpeg", &jpeg, Some(2000)).unwrap();
+    assert_eq!(answer.top[0].label, "espresso");
+    assert_eq!(answer.ran, "local");
+    let unix = Endpoint::Unix(agent.unix.clone());
+    let answer = infer_tensor(&unix, "digits", &[1, 1, 8, 8], &[0.0; 64], None).unwrap();
+    assert_eq!(answer.top.len(), 5);
+    match infer(&unix, "nope", "image/png", b"x", None) {
+        Err(ClientError::Status { status: 404, message }) => assert!(message.contains("nope"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+}
