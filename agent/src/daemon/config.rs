@@ -225,3 +225,17 @@ mod tests {
         assert!(e.contains("tcp"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod shipped {
+    use super::*;
+
+    #[test]
+    fn the_shipped_agent_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware-configs/agent.toml");
+        let c = AgentConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.agent.device_id, "dev-1");
+        assert!(c.mqtt.is_some() && c.api.unix.is_some());
+        assert!(c.resolve(&c.agent.board).ends_with("firmware-configs/rpi4.toml"));
+    }
+}
