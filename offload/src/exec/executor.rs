@@ -64,7 +64,7 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
 
     /// Microseconds since the executor started: the decider's clock.
     pub fn now_us(&self) -> u64 {
-        self.epoch.elapsed().as_micros().min(u128::from(u64::MAX)) as u64
+        clamp_now(self.epoch)
     }
 
     /// Feeds a measurement made elsewhere (system sweeps, probes).
@@ -223,29 +223,13 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
         tokio::spawn(async move {
             let sent = Instant::now();
             let result = link.offload(request, timeout).await;
-            let total_us = clamp_u32(sent.elapsed().as_micros().min(u128::from(u64::MAX)) as u64);
+            let total_us = clamp_u32(clamp_now(sent));
+            // The same measurement either way; only whether the request still waited for it differs.
             let answered = |r: &Response, late: bool| {
-                let (down_bytes, t) = (response_bytes(r), r.timings);
-                if late {
-                    Observation::OffloadLate {
-                        target,
-                        model,
-                        up_bytes,
-                        down_bytes,
-                        total_us,
-                        edge_queue_us: t.queue_wait_us,
-                        edge_compute_us: t.compute_us,
-                    }
-                } else {
-                    Observation::OffloadAnswered {
-                        target,
-                        model,
-                        up_bytes,
-                        down_bytes,
-                        total_us,
-                        edge_queue_us: t.queue_wait_us,
-                        edge_compute_us: t.compute_us,
-                    }
+                let (down_bytes, edge_queue_us, edge_compute_us) = (response_bytes(r), r.timings.queue_wait_us, r.timings.compute_us);
+                match late {
+                    true => Observation::OffloadLate { target, model, up_bytes, down_bytes, total_us, edge_queue_us, edge_compute_us },
+                    false => Observation::OffloadAnswered { target, model, up_bytes, down_bytes, total_us, edge_queue_us, edge_compute_us },
                 }
             };
             let obs = match &result {
