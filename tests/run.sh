@@ -13,6 +13,8 @@ declare -A PACKAGES=(
   [mosquitto_pub]=mosquitto-clients
   [mosquitto_sub]=mosquitto-clients
   [systemd-analyze]=systemd
+  [ip]=iproute2
+  [tc]=iproute2
 )
 missing=()
 for cmd in "${!PACKAGES[@]}"; do
@@ -26,6 +28,8 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 export PATH="$PATH:/usr/sbin"
+# The testbed (tests/tests/testbed.rs) builds network namespaces and shapes a veth link with
+# tc: it needs root, which CI has; elsewhere run this script with sudo.
 
 cargo build --release --workspace --all-targets --locked
 cargo test --release --workspace --locked

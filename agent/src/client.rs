@@ -72,7 +72,7 @@ pub enum ClientError {
 /// `application/octet-stream` with `?shape=` in `model`'s query — use [`infer_tensor`]).
 pub fn infer(endpoint: &Endpoint, model: &str, content_type: &str, body: &[u8], deadline_ms: Option<u32>) -> Result<Answer, ClientError> {
     let query = deadline_ms.map(|d| format!("?deadline_ms={d}")).unwrap_or_default();
-    exchange(endpoint, &format!("/v1/infer/{model}{query}"), content_type, body)
+    exchange(endpoint, "POST", &format!("/v1/infer/{model}{query}"), content_type, body)
 }
 
 /// Asks the agent to run `model` on a raw f32 tensor of `shape`.
@@ -83,12 +83,18 @@ pub fn infer_tensor(endpoint: &Endpoint, model: &str, shape: &[usize], values: &
         query.push_str(&format!("&deadline_ms={d}"));
     }
     let body: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    exchange(endpoint, &format!("/v1/infer/{model}{query}"), "application/octet-stream", &body)
+    exchange(endpoint, "POST", &format!("/v1/infer/{model}{query}"), "application/octet-stream", &body)
 }
 
-fn exchange(endpoint: &Endpoint, path: &str, content_type: &str, body: &[u8]) -> Result<Answer, ClientError> {
+/// The agent's status page (`GET /v1/status`) as JSON: answers, fallbacks, latency, and the
+/// decider's current estimate of every target.
+pub fn status(endpoint: &Endpoint) -> Result<serde_json::Value, ClientError> {
+    exchange(endpoint, "GET", "/v1/status", "", &[])
+}
+
+fn exchange<T: serde::de::DeserializeOwned>(endpoint: &Endpoint, method: &str, path: &str, content_type: &str, body: &[u8]) -> Result<T, ClientError> {
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: ferry\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: ferry\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     let timeout = Some(Duration::from_secs(120));

@@ -3,11 +3,13 @@
 # the edge server's client certificate and one client certificate per device. Never use
 # these keys outside a lab.
 #
-#   make-dev-certs.sh [--rogue] OUTDIR [DEVICE_ID...]
+#   make-dev-certs.sh [--rogue] [--broker-san SAN[,SAN...]] OUTDIR [DEVICE_ID...]
 #
 # OUTDIR gets (all EC P-256, PEM):
 #   ca.crt ca.key                 the development CA
-#   broker.crt broker.key         CN=broker, SAN IP:127.0.0.1, DNS:localhost (server auth)
+#   broker.crt broker.key         CN=broker, SAN IP:127.0.0.1, DNS:localhost (server auth),
+#                                 plus --broker-san entries (e.g. IP:10.201.0.2 for a broker
+#                                 reached across a test network namespace)
 #   ferry-edge.crt ferry-edge.key CN=ferry-edge: the identity the broker ACL gives the edge
 #   <id>.crt <id>.key             CN=<id> for each device id (client auth)
 # with --rogue also:
@@ -27,19 +29,26 @@ EDGE_CN=ferry-edge
 DAYS=3650
 
 usage() {
-    echo "usage: $0 [--rogue] OUTDIR [DEVICE_ID...]" >&2
+    echo "usage: $0 [--rogue] [--broker-san SAN[,SAN...]] OUTDIR [DEVICE_ID...]" >&2
     exit 2
 }
 
 rogue=false
+extra_san=""
 args=()
-for a in "$@"; do
-    case "$a" in
+while [ $# -gt 0 ]; do
+    case "$1" in
         --rogue) rogue=true ;;
+        --broker-san)
+            [ $# -ge 2 ] || usage
+            [[ "$2" =~ ^((IP|DNS):[A-Za-z0-9.:-]+,?)+$ ]] || { echo "bad --broker-san '$2': expected IP:x or DNS:x, comma-separated" >&2; exit 2; }
+            extra_san=",${2%,}"
+            shift ;;
         -h|--help) usage ;;
-        -*) echo "unknown option: $a" >&2; usage ;;
-        *) args+=("$a") ;;
+        -*) echo "unknown option: $1" >&2; usage ;;
+        *) args+=("$1") ;;
     esac
+    shift
 done
 [ "${#args[@]}" -ge 1 ] || usage
 out=${args[0]}
@@ -88,11 +97,14 @@ make_ca() {
         -out "$out/$name.crt"
 }
 
-# make_leaf CA NAME CN EXTENSIONS: a certificate signed by CA, kept if it still verifies.
+# make_leaf CA NAME CN EXTENSIONS [SAN]: a certificate signed by CA, kept if it still
+# verifies (and, with SAN, still carries exactly those subject alternative names).
 make_leaf() {
-    local ca=$1 name=$2 cn=$3 ext=$4
+    local ca=$1 name=$2 cn=$3 ext=$4 san=${5:-}
     if [ -s "$out/$name.key" ] && [ -s "$out/$name.crt" ] &&
-        openssl verify -CAfile "$out/$ca.crt" "$out/$name.crt" >/dev/null 2>&1; then
+        openssl verify -CAfile "$out/$ca.crt" "$out/$name.crt" >/dev/null 2>&1 &&
+        { [ -z "$san" ] || [ "$(openssl x509 -in "$out/$name.crt" -noout -ext subjectAltName 2>/dev/null |
+            tail -n +2 | tr -d ' ' | sed -e 's/IPAddress:/IP:/g')" = "$san" ]; }; then
         return
     fi
     newkey "$out/$name.key"
@@ -112,10 +124,11 @@ extendedKeyUsage=clientAuth'
 SERVER_EXT='basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature
 extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1,DNS:localhost'
+subjectAltName='
+BROKER_SAN="IP:127.0.0.1,DNS:localhost$extra_san"
 
 make_ca ca "Ferry dev CA"
-make_leaf ca broker broker "$SERVER_EXT"
+make_leaf ca broker broker "$SERVER_EXT$BROKER_SAN" "$BROKER_SAN"
 make_leaf ca "$EDGE_CN" "$EDGE_CN" "$CLIENT_EXT"
 for id in "${devices[@]}"; do
     make_leaf ca "$id" "$id" "$CLIENT_EXT"

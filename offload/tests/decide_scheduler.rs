@@ -128,6 +128,7 @@ fn every_request_gets_exactly_one_answer_under_random_event_orders() {
         }
         dec.edge_timeout_us = 1 + rng.next_u64() % 2_000_000;
         dec.fallback_local_us = rng.next_u64() % 200_000;
+        dec.local_idle = rng.next_u64() % 2 == 0;
         let deadline = if rng.next_u64() % 3 == 0 { None } else { Some((rng.next_u64() % 300_000) as u32) };
         let (mut m, first) = RequestMachine::start(dec, 0, deadline);
 

@@ -208,3 +208,22 @@ async fn a_model_no_target_serves_is_refused_before_deciding() {
     r.model = ModelName::new("resnet").unwrap();
     assert!(matches!(exec.submit(r).await, Err(ExecError::UnknownModel(m)) if m == "resnet"));
 }
+
+#[tokio::test]
+async fn a_local_fallback_still_queued_when_the_edge_answers_is_dropped_not_run() {
+    // The first request's fallback takes the board for 400 ms; the next two requests' fallbacks
+    // queue behind it, their edge answers first (50 ms each), and they must never run (nor
+    // stay counted as waiting).
+    let local = Arc::new(Local { fail: false, delay: Duration::from_millis(400), runs: AtomicU32::new(0) });
+    let edge = Arc::new(EdgePath { how: Edge::Slow(Duration::from_millis(50)), sent: AtomicU32::new(0) });
+    let exec = Executor::new(Decider::new(&config("always-offload")).unwrap(), local.clone(), vec![("edge".to_string(), edge.clone())]);
+    for id in 0..3 {
+        let out = exec.submit(request(300 + id, Some(40))).await.unwrap();
+        assert_eq!(out.answer.ran, Ran::Edge(EDGE), "{:?}", out.answer);
+        assert_eq!(out.answer.fallback, Some(Fallback::DeadlineAtRisk), "the local fallback was started: {:?}", out.answer);
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(local.runs.load(Ordering::SeqCst), 1, "only the first fallback found the board free");
+    let queue = exec.with_decider(|d| d.estimators().local_queue);
+    assert_eq!((queue.waiting, queue.running), (0, None), "dropped runs left the queue estimate");
+}

@@ -68,7 +68,8 @@ pub fn shared_tempdir() -> tempfile::TempDir {
     dir
 }
 
-fn chmod(path: &Path, mode: u32) {
+/// Sets a path's permission bits.
+pub fn chmod(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
@@ -168,7 +169,8 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(mut cmd: Command, echo_prefix: &'static str) -> Proc {
+    /// Starts `cmd` with stdin and stdout closed and its stderr collected into [`Proc::log`].
+    pub fn spawn(mut cmd: Command, echo_prefix: &'static str) -> Proc {
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -366,6 +368,19 @@ pub struct Edge {
 impl Edge {
     /// Writes an edge.toml for `broker`, starts the real binary and waits for "ready".
     pub fn start(broker: &Broker, options: &EdgeOptions) -> Edge {
+        Edge::start_with(&broker.url(), &pki().join("certs"), options, Command::new, &broker.proc.log)
+    }
+
+    /// Writes an edge.toml for the broker at `url` with certificates from `certs`, starts the
+    /// real binary through `command` (e.g. inside a network namespace) and waits for "ready";
+    /// `broker_log` is shown if it never gets there.
+    pub fn start_with(
+        url: &str,
+        certs: &Path,
+        options: &EdgeOptions,
+        command: impl FnOnce(PathBuf) -> Command,
+        broker_log: &Log,
+    ) -> Edge {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut toml = format!(
             "share_group = \"{}\"\nmodels_dir = \"{}\"\nqueue_capacity = {}\nworkers = {}\n",
@@ -380,15 +395,15 @@ impl Edge {
         toml.push_str(&format!(
             "[mqtt]\nbroker = \"{}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nclient_id = \"{}\"\n\
              reconnect_min_ms = 50\nreconnect_max_ms = 500\n",
-            broker.url(),
-            cert("ca.crt").display(),
-            cert("ferry-edge.crt").display(),
-            cert("ferry-edge.key").display(),
+            url,
+            certs.join("ca.crt").display(),
+            certs.join("ferry-edge.crt").display(),
+            certs.join("ferry-edge.key").display(),
             options.client_id,
         ));
         let config = dir.path().join("edge.toml");
         std::fs::write(&config, toml).expect("write edge.toml");
-        let mut cmd = Command::new(workspace_binary("ferry-edge"));
+        let mut cmd = command(workspace_binary("ferry-edge"));
         cmd.arg("--config")
             .arg(&config)
             .env("RUST_LOG", "info,ferry_edge=debug");
@@ -398,7 +413,7 @@ impl Edge {
             edge.proc.log.wait_for(&["ready for requests"], Duration::from_secs(60)),
             "ferry-edge did not become ready:\n{}\nbroker:\n{}",
             edge.proc.log.text(),
-            broker.proc.log.text()
+            broker_log.text()
         );
         edge
     }

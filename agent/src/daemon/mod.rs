@@ -239,6 +239,19 @@ impl Daemon {
                     _ => "failed",
                 };
                 let missed = deadline_ms.is_some_and(|d| ms > d as f32);
+                let r = &o.answer.reason;
+                tracing::debug!(
+                    request = o.response.request_id,
+                    model = %s.model,
+                    path,
+                    target = %o.ran_on,
+                    why = ?r.why,
+                    fallback = ?o.answer.fallback,
+                    latency_ms = ms,
+                    predicted_local_ms = r.best_local.map_or(f32::NAN, |p| p.mean_ms),
+                    predicted_edge_ms = r.best_edge.map_or(f32::NAN, |p| p.mean_ms),
+                    "answered"
+                );
                 self.window.lock().unwrap_or_else(|p| p.into_inner()).record(path, f64::from(ms), missed);
             }
             Err(_) => {

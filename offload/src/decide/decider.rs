@@ -157,6 +157,7 @@ impl Decider {
             choice,
             fallback: fallback.map(|p| p.id()),
             fallback_local_us: fallback.map_or(0, |p| (f64::from(p.quantile_ms) * 1e3) as u64),
+            local_idle: self.est.local_queue.running.is_none() && self.est.local_queue.waiting == 0,
             edge_timeout_us,
             reason: Reason {
                 why,

@@ -78,6 +78,8 @@ pub struct Decision {
     /// That fallback's planning quantile, µs: the scheduler starts it no later than
     /// deadline minus this.
     pub fallback_local_us: u64,
+    /// Nothing runs or waits on the local runner now: racing local costs no other request.
+    pub local_idle: bool,
     /// The edge's hard timeout, µs.
     pub edge_timeout_us: u64,
     /// Why.

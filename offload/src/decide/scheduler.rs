@@ -140,9 +140,22 @@ impl RequestMachine {
             Choice::Offload(e) => {
                 m.edge = Path::Running(e);
                 m.timeout_at = Some(now_us.saturating_add(decision.edge_timeout_us.max(1)));
+                // The local run starts when the edge can no longer answer before the deadline
+                // minus the local time (its planning quantile). When local cannot make the
+                // deadline at that quantile, it races the edge at once only if the local
+                // runner is idle (the race then costs no other request); otherwise it starts
+                // once the edge is overdue against its own planning quantile — starting it early
+                // would take the board from the next requests (a run cannot be interrupted).
                 if let (Some(_), Some(d)) = (decision.fallback, deadline_us) {
-                    let deadline_at = now_us.saturating_add(u64::from(d));
-                    m.risk_at = Some(deadline_at.saturating_sub(decision.fallback_local_us).max(now_us));
+                    let d = u64::from(d);
+                    let after = if d > decision.fallback_local_us {
+                        d - decision.fallback_local_us
+                    } else if decision.local_idle {
+                        0
+                    } else {
+                        decision.reason.chosen.map_or(0, |p| (f64::from(p.quantile_ms.max(0.0)) * 1e3) as u64)
+                    };
+                    m.risk_at = Some(now_us.saturating_add(after));
                 }
                 push(&mut out, Action::StartOffload(e));
                 if let Some(t) = m.next_timer() {

@@ -1,9 +1,10 @@
 //! `Executor::submit`: one request from decision to answer.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 
 use super::paths::{EdgeLink, LocalResult, LocalRunner};
 use crate::decide::{
@@ -40,6 +41,10 @@ pub struct Executor<L, E> {
     local: Arc<L>,
     /// Indexed by `TargetId`; `None` for local targets and edges without a link.
     edges: Vec<Option<Arc<E>>>,
+    /// One local inference at a time, as the decider's queue model assumes: a run waits here
+    /// (queued) until it holds the permit (started), so a cancelled run that has not started
+    /// yet is dropped instead of occupying the board.
+    local_gate: Arc<Semaphore>,
     epoch: Instant,
 }
 
@@ -59,7 +64,13 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
                 by_id[t.id.index()] = Some(link);
             }
         }
-        Self { decider: Arc::new(Mutex::new(decider)), local, edges: by_id, epoch: Instant::now() }
+        Self {
+            decider: Arc::new(Mutex::new(decider)),
+            local,
+            edges: by_id,
+            local_gate: Arc::new(Semaphore::new(1)),
+            epoch: Instant::now(),
+        }
     }
 
     /// Microseconds since the executor started: the decider's clock.
@@ -104,20 +115,22 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
         let mut edge_response: Option<Response> = None;
         let mut last_error = String::new();
         let mut edge_started_at: Option<(TargetId, u64)> = None;
+        // Set when the scheduler cancels the local path: a run still queued is then dropped.
+        let local_cancelled = Arc::new(AtomicBool::new(false));
 
         loop {
             let mut answer = None;
             for action in actions.iter() {
                 match *action {
-                    Action::StartLocal(t) => self.start_local(t, &request, &tx),
+                    Action::StartLocal(t) => self.start_local(t, &request, &tx, &local_cancelled),
                     Action::StartOffload(t) => {
                         edge_started_at = Some((t, self.now_us()));
                         self.start_edge(t, model, up_bytes, &request, edge_timeout, &tx);
                     }
                     Action::SetTimer(at) => timer = Some(at),
-                    // A running tract inference cannot be interrupted; its result is dropped,
-                    // its measurement still taken (by its task).
-                    Action::CancelLocal => {}
+                    // A queued run is dropped before it starts; a running tract inference cannot
+                    // be interrupted: its result is dropped, its measurement still taken.
+                    Action::CancelLocal => local_cancelled.store(true, Ordering::Release),
                     Action::CancelOffload => {
                         if let Some((t, at)) = edge_started_at {
                             let waited_us = clamp_u32(self.now_us().saturating_sub(at));
@@ -177,22 +190,24 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
         }
     }
 
-    fn start_local(&self, target: TargetId, request: &Arc<Request>, tx: &mpsc::Sender<PathEvent>) {
+    fn start_local(&self, target: TargetId, request: &Arc<Request>, tx: &mpsc::Sender<PathEvent>, cancelled: &Arc<AtomicBool>) {
         self.observe(Observation::LocalQueued(target));
-        let (local, decider, epoch) = (self.local.clone(), self.decider.clone(), self.epoch);
-        let (request, tx) = (request.clone(), tx.clone());
+        let (local, decider, epoch, gate) = (self.local.clone(), self.decider.clone(), self.epoch, self.local_gate.clone());
+        let (request, tx, cancelled) = (request.clone(), tx.clone(), cancelled.clone());
         tokio::spawn(async move {
-            let result = local.run(target, request).await;
-            {
-                let now = clamp_now(epoch);
-                let mut d = lock(&decider);
-                d.observe(Observation::LocalStarted(target), now);
-                let (compute_us, ok) = match &result {
-                    Ok(r) => (r.compute_us, true),
-                    Err(_) => (0, false),
-                };
-                d.observe(Observation::LocalFinished { target, compute_us, ok }, now);
+            // The gate is never closed, so acquiring cannot fail; if it ever did, run anyway.
+            let _permit = gate.acquire_owned().await.ok();
+            if cancelled.load(Ordering::Acquire) {
+                lock(&decider).observe(Observation::LocalDropped(target), clamp_now(epoch));
+                return;
             }
+            lock(&decider).observe(Observation::LocalStarted(target), clamp_now(epoch));
+            let result = local.run(target, request).await;
+            let (compute_us, ok) = match &result {
+                Ok(r) => (r.compute_us, true),
+                Err(_) => (0, false),
+            };
+            lock(&decider).observe(Observation::LocalFinished { target, compute_us, ok }, clamp_now(epoch));
             // The request may already be answered by the edge: then nobody listens, and that is fine.
             let _ = tx.send(PathEvent::Local(result)).await;
         });
