@@ -81,3 +81,17 @@ fn adaptive_is_within_ten_percent_of_the_oracle_on_every_trace() {
         );
     }
 }
+
+#[test]
+fn a_slower_board_stretches_local_compute_and_nothing_else() {
+    let (_, mut spec) = traces().into_iter().find(|(_, s)| s.name == "steady-wifi").unwrap();
+    let timeline = spec.timeline();
+    let vm = sim::world::requests(&spec);
+    spec.board_slowdown = 4.0;
+    let pi = sim::world::requests(&spec);
+    let (a, b) = (&vm[0], &pi[0]);
+    let s = timeline.at(a.at_us);
+    let ratio = sim::world::local_us(b, true, &s) / sim::world::local_us(a, true, &s);
+    assert!((ratio - 4.0).abs() < 1e-9, "{ratio}");
+    assert_eq!(sim::world::edge_outcome(a, &s), sim::world::edge_outcome(b, &s));
+}

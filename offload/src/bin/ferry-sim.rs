@@ -1,6 +1,9 @@
 //! `ferry-sim`: replays traces against every policy and the oracle, prints one table per trace.
 //!
-//! `cargo run --release -p ferry-offload --bin ferry-sim -- tests/traces/*.toml`
+//! `cargo run --release -p ferry-offload --bin ferry-sim -- [--board-slowdown X] tests/traces/*.toml`
+//!
+//! `--board-slowdown X` makes the simulated board's local compute X times slower than the
+//! profile measured on the development VM (4 ≈ a Raspberry Pi 4; see BENCHMARKS.md).
 
 use anyhow::{Context, Result};
 use ferry_offload::decide::sim::{self, Stats, TraceSpec};
@@ -21,17 +24,30 @@ fn row(s: &Stats, oracle_mean: f64) -> String {
 }
 
 fn main() -> Result<()> {
-    let paths: Vec<String> = std::env::args().skip(1).collect();
-    anyhow::ensure!(!paths.is_empty(), "usage: ferry-sim TRACE.toml...");
+    let mut args = std::env::args().skip(1).peekable();
+    let mut board_slowdown = 1.0;
+    if args.peek().is_some_and(|a| a == "--board-slowdown") {
+        args.next();
+        let v = args.next().unwrap_or_default();
+        board_slowdown = v
+            .parse::<f64>()
+            .ok()
+            .filter(|x| (1.0..=50.0).contains(x))
+            .ok_or_else(|| anyhow::anyhow!("--board-slowdown `{v}`: expected a number in 1..=50"))?;
+    }
+    let paths: Vec<String> = args.collect();
+    anyhow::ensure!(!paths.is_empty(), "usage: ferry-sim [--board-slowdown X] TRACE.toml...");
     for path in &paths {
         // Step 1: read the seeded description and expand it into a timeline.
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
-        let spec = TraceSpec::from_toml(&text).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+        let mut spec = TraceSpec::from_toml(&text).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+        spec.board_slowdown = board_slowdown;
         // Step 2: the oracle, then every policy over the same requests and draws.
         let rows = sim::table(&spec)?;
         let oracle = &rows[0];
         // Step 3: the table, and the two bars of issue 5.
-        println!("### {} — {} s, {} requests\n", spec.name, spec.duration_s, oracle.requests);
+        let board = if board_slowdown == 1.0 { String::new() } else { format!(", board {board_slowdown}× slower") };
+        println!("### {} — {} s, {} requests{board}\n", spec.name, spec.duration_s, oracle.requests);
         println!("{}\n", spec.description.trim());
         println!("| policy | mean ms | p95 ms | deadline misses | offloaded | wrong path | lost | vs oracle |");
         println!("|---|---|---|---|---|---|---|---|");

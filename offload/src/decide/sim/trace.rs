@@ -49,6 +49,15 @@ pub struct TraceSpec {
     /// Edge phases; default: always healthy.
     #[serde(default)]
     pub edge: Vec<EdgePhase>,
+    /// How many times slower than the measured profile the simulated board computes locally
+    /// (1 = this development VM; `ferry-sim --board-slowdown 4` models a Raspberry Pi 4-class
+    /// board). Not a trace-file key: the command line sets it for every trace.
+    #[serde(skip, default = "d_board_slowdown")]
+    pub board_slowdown: f64,
+}
+
+fn d_board_slowdown() -> f64 {
+    1.0
 }
 
 fn d_digits_deadline() -> u32 {

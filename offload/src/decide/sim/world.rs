@@ -45,6 +45,9 @@ pub struct Req {
     pub net_noise: f64,
     /// Uniform draw against the edge's busy share.
     pub busy_roll: f64,
+    /// The board's local compute relative to the measured profile (see
+    /// [`TraceSpec::board_slowdown`]).
+    pub board_slowdown: f64,
 }
 
 impl Req {
@@ -71,6 +74,7 @@ pub fn requests(spec: &TraceSpec) -> Vec<Req> {
             edge_noise: rng.lognormal(0.05),
             net_noise: rng.lognormal(0.05),
             busy_roll: rng.f64(),
+            board_slowdown: spec.board_slowdown.max(1e-3),
         });
         t += period * (0.9 + 0.2 * rng.f64());
     }
@@ -93,7 +97,7 @@ pub fn local_us(r: &Req, fp32: bool, s: &Sample) -> f64 {
         (true, false) => profile::IMAGE_INT8_MS,
         (false, _) => profile::DIGITS_MS,
     };
-    base * 1e3 * r.local_noise * (1.0 + profile::LOAD_K * s.cpu_load) / freq_ratio(s.temp_c)
+    base * 1e3 * r.board_slowdown * r.local_noise * (1.0 + profile::LOAD_K * s.cpu_load) / freq_ratio(s.temp_c)
 }
 
 /// What the edge does with a request sent in state `s`.
