@@ -9,6 +9,7 @@
 //! - [`system`]: sensor readings → the decider's system state.
 //! - [`stats`]: counters and latency percentiles.
 
+pub mod accuracy;
 pub mod config;
 pub mod local;
 pub mod stats;
@@ -118,7 +119,9 @@ impl Daemon {
     /// the background), and seeds the local estimates with a few warm-up runs.
     pub async fn start(config: AgentConfig) -> Result<Arc<Daemon>, StartError> {
         let board = BoardConfig::load(config.resolve(&config.agent.board))?;
-        let decide_config = targets::decide_config(&board, &config.decide, config.mqtt.is_some());
+        let store = config.agent.models.as_ref().map(|p| ModelStore::new(config.resolve(p))).unwrap_or_else(ModelStore::discover);
+        let mut decide_config = targets::decide_config(&board, &config.decide, config.mqtt.is_some());
+        accuracy::enforce(&mut decide_config, &store);
         let decider = Decider::new(&decide_config)
             .map_err(|e| StartError::Decide { path: board.path.display().to_string(), message: e.to_string() })?;
         let device = DeviceId::new(&config.agent.device_id).map_err(|e| StartError::Mqtt {
@@ -126,7 +129,6 @@ impl Daemon {
             message: format!("agent.device_id: {e}"),
         })?;
 
-        let store = config.agent.models.as_ref().map(|p| ModelStore::new(config.resolve(p))).unwrap_or_else(ModelStore::discover);
         let engine = TractEngine::new(Threads(config.agent.threads.into()));
         let targets = decider.targets().clone();
         let (top_k, slowdown) = (usize::from(config.agent.top_k), config.agent.emulate_slowdown);
