@@ -29,6 +29,7 @@ pub mod error;
 pub mod manifest;
 pub mod model;
 pub mod preprocess;
+pub mod quant;
 pub mod store;
 pub mod topk;
 pub mod tract_engine;

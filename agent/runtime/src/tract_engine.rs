@@ -1,5 +1,6 @@
 //! The tract engine (tract-onnx): models are optimized once at load, and each worker reuses a
-//! spawned state across requests, since a plain `run()` re-plans on every call.
+//! spawned state across requests, since a plain `run()` re-plans on every call. Quantized (QDQ)
+//! models go through [`crate::quant`] first, so that their quantized ops run on integer kernels.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -12,6 +13,7 @@ use tract_onnx::tract_hir::infer::Factoid;
 use crate::engine::{Engine, RawOutput, Session, Threads};
 use crate::error::RuntimeError;
 use crate::manifest::Manifest;
+use crate::quant;
 
 /// The tract engine.
 #[derive(Debug, Clone, Default)]
@@ -64,8 +66,9 @@ fn load_plan(manifest: &Manifest, path: &Path, threads: Threads) -> Result<Arc<T
 
     let model = model
         .with_input_fact(0, f32::fact(manifest.input.shape.clone()).into())
-        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_typed())
         .map_err(|e| mismatch(format!("{e:#}")))?;
+    let model = integer_kernels(model, path).into_optimized().map_err(|e| mismatch(format!("{e:#}")))?;
     let out_shape = model.output_fact(0).ok().and_then(|f| f.shape.as_concrete().map(<[usize]>::to_vec));
     match out_shape {
         Some(s) if s.iter().product::<usize>() == manifest.output.classes => {}
@@ -78,6 +81,31 @@ fn load_plan(manifest: &Manifest, path: &Path, threads: Threads) -> Result<Arc<T
         options.executor = Some(tract_linalg::multithread::Executor::multithread(threads.0));
     }
     model.into_runnable_with_options(&options).map_err(file_err)
+}
+
+/// Runs the quantized ops of a QDQ model on integer kernels ([`crate::quant`]); a model without
+/// any (a float one) comes back as it was, and so does one the rewrite fails on, with a warning:
+/// tract's own plan of it is slower but correct.
+fn integer_kernels(model: TypedModel, path: &Path) -> TypedModel {
+    match quant::integerize(&model) {
+        Ok((_, report)) if report.integer.is_empty() => model,
+        Ok((rewritten, report)) => {
+            tracing::info!(
+                model = %path.display(),
+                integer_ops = report.integer.len(),
+                kept_float = report.kept_float.len(),
+                "quantized ops run on integer kernels"
+            );
+            for why in &report.kept_float {
+                tracing::debug!(model = %path.display(), "kept in floating point: {why}");
+            }
+            rewritten
+        }
+        Err(e) => {
+            tracing::warn!(model = %path.display(), "integer rewrite failed, running the QDQ graph in floating point: {e}");
+            model
+        }
+    }
 }
 
 /// Compares the input shape the ONNX file declares with the manifest's, where the file fixes a dim.
