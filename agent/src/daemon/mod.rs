@@ -40,7 +40,7 @@ use stats::Stats;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The board config has errors (each names its file and key).
-    #[error("{0}")]
+    #[error(transparent)]
     Board(#[from] ferry_drivers::ConfigErrors),
     /// The decider refused its config.
     #[error("{path}: the decision config: {message}")]
