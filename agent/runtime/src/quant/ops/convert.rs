@@ -8,7 +8,6 @@
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
-use crate::quant::params::round_even;
 
 /// What a quantized-activation value is converted from, or to, at the pass's boundary.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -125,8 +124,19 @@ fn nchw_of(shape: &[usize]) -> TractResult<[usize; 4]> {
     }
 }
 
-fn quantize(x: f32, inv_scale: f32, zero_point: i32) -> i8 {
-    (round_even(x * inv_scale) + zero_point as f32).clamp(-128.0, 127.0) as i8
+/// Quantizes a whole slice: rounds and converts with the 1.5 × 2^23 bit trick (see
+/// [`round_even`](crate::quant::params::round_even)), so that the loop has no float-to-int conversion and vectorises.
+fn quantize_all(src: &[f32], inv_scale: f32, zero_point: i32) -> Vec<i8> {
+    const MAGIC: f32 = 12_582_912.0;
+    const MAGIC_BITS: i32 = 0x4B40_0000;
+    let (lo, hi) = (-128.0 - zero_point as f32, 127.0 - zero_point as f32);
+    src.iter()
+        .map(|&x| {
+            // NaN fails both comparisons and ends up at `lo`.
+            let v = (x * inv_scale).max(lo).min(hi);
+            ((v + MAGIC).to_bits() as i32 - MAGIC_BITS + zero_point) as i8
+        })
+        .collect()
 }
 
 impl Op for IntoQuantized {
@@ -149,8 +159,11 @@ impl EvalOp for IntoQuantized {
         let layout = if self.channels_last { Some((nchw_of(input.shape())?, true)) } else { None };
         let out = match self.from {
             Outside::Float { scale, zero_point } => {
-                let inv = scale.recip();
-                map_all::<f32, i8>(&input, layout, |x| quantize(x, inv, zero_point))?
+                // Quantize in the input's order (a vectorised pass), then move the bytes.
+                let view = input.to_plain_array_view::<f32>()?;
+                let q = quantize_all(view.as_slice().context("contiguous input")?, scale.recip(), zero_point);
+                let q = tract_ndarray::ArrayD::from_shape_vec(input.shape(), q)?.into_tensor();
+                map_all::<i8, i8>(&q, layout, |x| x)?
             }
             Outside::U8 => map_all::<u8, i8>(&input, layout, |x| (i16::from(x) - 128) as i8)?,
             Outside::I8 => map_all::<i8, i8>(&input, layout, |x| x)?,
