@@ -196,13 +196,31 @@ fn round_shift(v: i64, shift: u32) -> i64 {
     }
 }
 
-/// Round half to even without a libm call (f32 has no `roundps` on baseline x86-64): adding
-/// and removing 1.5 × 2^23 leaves the value rounded in the default rounding mode, exactly for
-/// |x| < 2^22; larger values are clamped away by every caller.
+/// 1.5 × 2^23: adding it to an f32 below 2^22 in magnitude rounds it (half to even, the default
+/// rounding mode) and leaves the integer in the low mantissa bits.
+const MAGIC: f32 = 12_582_912.0;
+/// The bits of `MAGIC`.
+const MAGIC_BITS: i32 = 0x4B40_0000;
+
+/// Round half to even without a libm call (f32 has no `roundps` on baseline x86-64); exact for
+/// |x| < 2^22.
 #[inline(always)]
 pub fn round_even(x: f32) -> f32 {
-    const MAGIC: f32 = 12_582_912.0;
     (x + MAGIC) - MAGIC
+}
+
+/// `clamp(round(v) + zero, −128, 127)` as i8, for `v` already clamped to
+/// `[−128 − zero, 127 − zero]`: rounds with [`MAGIC`] and reads the integer from the bits, so a
+/// loop of these has no float-to-int conversion (whose saturation fix-ups stop vectorisation).
+#[inline(always)]
+pub fn to_i8(v: f32, zero: i32) -> i8 {
+    ((v + MAGIC).to_bits() as i32 - MAGIC_BITS + zero) as i8
+}
+
+/// The range `v` must be clamped to before [`to_i8`] with this zero point.
+#[inline(always)]
+pub fn i8_range(zero: i32) -> (f32, f32) {
+    (-128.0 - zero as f32, 127.0 - zero as f32)
 }
 
 #[cfg(test)]
@@ -257,5 +275,10 @@ mod tests {
         assert_eq!(round_even(2.5), 2.0);
         assert_eq!(round_even(-3.5), -4.0);
         assert_eq!(round_even(1.4999), 1.0);
+        let (lo, hi) = i8_range(-3);
+        assert_eq!(to_i8(2.5f32.max(lo).min(hi), -3), -1); // 2.5 -> 2, + zero
+        assert_eq!(to_i8(-3.5f32.max(lo).min(hi), -3), -7); // -3.5 -> -4
+        assert_eq!(to_i8(1e9f32.max(lo).min(hi), -3), 127);
+        assert_eq!(to_i8(f32::NAN.max(lo).min(hi), -3), -128);
     }
 }

@@ -6,6 +6,8 @@
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
+use crate::quant::params::{i8_range, to_i8};
+
 
 /// The quantized addition.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,14 +30,10 @@ impl QAdd {
     fn run(&self, a: &[i8], b: &[i8], out: &mut [i8]) {
         // One constant term: a_mult × (−a_zero) + b_mult × (−b_zero) + y_zero, rounding last.
         let offset = -(self.a_mult * self.a_zero as f32) - self.b_mult * self.b_zero as f32;
-        let (lo, hi) = (-128.0 - self.y_zero as f32, 127.0 - self.y_zero as f32);
-        // Rounded and converted with the 1.5 × 2^23 bit trick (see [`round_even`](crate::quant::params::round_even)): no
-        // float-to-int conversion in the loop, which then vectorises.
-        const MAGIC: f32 = 12_582_912.0;
-        const MAGIC_BITS: i32 = 0x4B40_0000;
+        let (lo, hi) = i8_range(self.y_zero);
         for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
             let v = (f32::from(x) * self.a_mult + f32::from(y) * self.b_mult + offset).max(lo).min(hi);
-            *o = ((v + MAGIC).to_bits() as i32 - MAGIC_BITS + self.y_zero) as i8;
+            *o = to_i8(v, self.y_zero);
         }
     }
 }

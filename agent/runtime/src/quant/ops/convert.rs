@@ -8,6 +8,8 @@
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
+use crate::quant::params::{i8_range, to_i8};
+
 
 /// What a quantized-activation value is converted from, or to, at the pass's boundary.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -124,19 +126,11 @@ fn nchw_of(shape: &[usize]) -> TractResult<[usize; 4]> {
     }
 }
 
-/// Quantizes a whole slice: rounds and converts with the 1.5 × 2^23 bit trick (see
-/// [`round_even`](crate::quant::params::round_even)), so that the loop has no float-to-int conversion and vectorises.
+/// Quantizes a whole slice, vectorisable (see [`to_i8`]).
 fn quantize_all(src: &[f32], inv_scale: f32, zero_point: i32) -> Vec<i8> {
-    const MAGIC: f32 = 12_582_912.0;
-    const MAGIC_BITS: i32 = 0x4B40_0000;
-    let (lo, hi) = (-128.0 - zero_point as f32, 127.0 - zero_point as f32);
-    src.iter()
-        .map(|&x| {
-            // NaN fails both comparisons and ends up at `lo`.
-            let v = (x * inv_scale).max(lo).min(hi);
-            ((v + MAGIC).to_bits() as i32 - MAGIC_BITS + zero_point) as i8
-        })
-        .collect()
+    let (lo, hi) = i8_range(zero_point);
+    // NaN fails both comparisons and ends up at `lo`.
+    src.iter().map(|&x| to_i8((x * inv_scale).max(lo).min(hi), zero_point)).collect()
 }
 
 impl Op for IntoQuantized {

@@ -9,6 +9,8 @@
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
+use crate::quant::params::{i8_range, to_i8};
+
 
 /// Geometry of a 2-D convolution window over an NHWC input.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -130,19 +132,13 @@ impl QDepthwiseConv {
     }
 }
 
-/// `dst[c] = clamp(round(acc[c] × mult[c] + bias[c]) + zero, −128, 127)`.
-///
-/// Rounds and converts with the 1.5 × 2^23 trick (see [`round_even`]): after the addition the
-/// integer sits in the low mantissa bits, so no float-to-int conversion (and its saturation
-/// fix-ups, which stop vectorisation) is needed.
+/// `dst[c] = clamp(round(acc[c] × mult[c] + bias[c]) + zero, −128, 127)`, vectorisable (see
+/// [`to_i8`]).
 #[inline(always)]
 pub fn requantize(acc: &[i32], mult: &[f32], bias: &[f32], zero: i32, dst: &mut [i8]) {
-    const MAGIC: f32 = 12_582_912.0;
-    const MAGIC_BITS: i32 = 0x4B40_0000;
-    let (lo, hi) = (-128.0 - zero as f32, 127.0 - zero as f32);
+    let (lo, hi) = i8_range(zero);
     for (((d, &a), &m), &b) in dst.iter_mut().zip(acc).zip(mult).zip(bias) {
-        let v = (a as f32 * m + b).max(lo).min(hi);
-        *d = ((v + MAGIC).to_bits() as i32 - MAGIC_BITS + zero) as i8;
+        *d = to_i8((a as f32 * m + b).max(lo).min(hi), zero);
     }
 }
 
