@@ -7,6 +7,7 @@
 //! - [`store`]: the folder of models and where Ferry finds it.
 //! - [`engine`]: the `Engine`/`Session` traits another engine would implement.
 //! - [`tract_engine`]: tract-onnx, optimized once, with reused spawned states.
+//! - [`quant`]: the integer rewrite that runs a QDQ model's quantized ops on integer kernels.
 //! - [`model`]: a loaded variant: image or tensor in, top-k out.
 //! - [`preprocess`]: bounded image decoding, resize, crop, normalise; tensor shape checks.
 //! - [`topk`]: softmax and top-k.

@@ -6,15 +6,19 @@
 //! makes such a model slower than its float original. This pass rewrites the typed model, before
 //! tract's own decluttering and optimization, so that:
 //!
-//! - activations between quantized ops stay **i8, channels last** (u8 values are offset by
-//!   −128 on the way in: same arithmetic, the type tract's integer kernels take);
+//! - activations between quantized ops stay **i8, rows × channels** (`[n·h·w, c]` for an NCHW
+//!   tensor: channels last, and already the matrix a pointwise conv multiplies, so tract sees no
+//!   reshape between its product and the epilogue it fuses); u8 values are offset by −128 on the
+//!   way in: same arithmetic, the type tract's integer kernels take;
 //! - a **pointwise** convolution (1×1, stride 1) becomes an i8 × i8 → i32 `EinSum` followed by
 //!   a per-channel fixed-point requantization (`add bias`, `mul`, rounding shifts, clamp, cast)
 //!   that tract fuses into its matrix kernel's epilogue — one kernel call, VNNI/NEON dot products;
 //! - any other single-group convolution (a stem 3×3) takes i8 patches ([`ops::im2col`]) then the
 //!   same matrix product;
 //! - a **depthwise** convolution runs in a direct integer kernel with the requantization in the
-//!   same loop ([`ops::depthwise`]), instead of Im2col and a one-row-per-channel matrix product;
+//!   same loop ([`ops::depthwise`]), instead of Im2col and a one-row-per-channel matrix product
+//!   (portable Rust, vectorised by the compiler; on x86-64 a second build of the same loops for
+//!   AVX2 is picked at run time);
 //! - an **addition** of two quantized tensors goes straight to the output's quantization
 //!   ([`ops::add`]);
 //! - weights stay int8 in the plan (tract packs them as i8), so the model's memory shrinks too.

@@ -210,7 +210,7 @@ pub fn round_even(x: f32) -> f32 {
 }
 
 /// `clamp(round(v) + zero, −128, 127)` as i8, for `v` already clamped to
-/// `[−128 − zero, 127 − zero]`: rounds with [`MAGIC`] and reads the integer from the bits, so a
+/// `[−128 − zero, 127 − zero]`: rounds by adding 1.5 × 2^23 and reads the integer from the bits, so a
 /// loop of these has no float-to-int conversion (whose saturation fix-ups stop vectorisation).
 #[inline(always)]
 pub fn to_i8(v: f32, zero: i32) -> i8 {

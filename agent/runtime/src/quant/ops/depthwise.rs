@@ -50,15 +50,19 @@ impl Window {
     }
 }
 
-/// `y[n, oy, ox, c] = round(mult[c] × Σ_taps (x[n, iy, ix, c] − x_zero) × w[tap, c] + bias[c])
-/// + y_zero`, saturated to i8.
+/// Per output pixel and channel `c`, saturated to i8:
+///
+/// ```text
+/// y[n, oy, ox, c] = round(mult[c] × Σ_taps (x[n, iy, ix, c] − x_zero) × w[tap, c] + bias[c]) + y_zero
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct QDepthwiseConv {
     /// The window.
     pub window: Window,
     /// Channels.
     pub channels: usize,
-    /// Weights, tap-major: `[kh × kw][channels]`, widened to i16 once at load.
+    /// Weights, tap-major: `[kh × kw][channels]`, widened to i16 once at load; each within
+    /// −127..=127 (int8 weights), so that a product with a centred input fits i16.
     pub weights: Vec<i16>,
     /// Bias in output steps (`bias at the accumulator's scale × mult`): added after the
     /// multiplication, so that a bias using all of i32 at the accumulator's scale is no
