@@ -26,7 +26,7 @@ fn main() -> TractResult<()> {
             op.eval(&EvalContext::out_of_plan(), tvec!(x.clone().into_tvalue()))?;
             ts.push(t.elapsed().as_secs_f64() * 1e3);
         }
-        ts.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        ts.sort_by(f64::total_cmp);
         let macs = (o * o * k * k * c) as f64;
         println!("{h}x{h}x{c} k{k} s{s}: {:.3} ms, {:.2} GMAC/s", ts[0], macs / ts[0] / 1e6);
         total += ts[0];

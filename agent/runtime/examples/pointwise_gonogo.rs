@@ -20,7 +20,7 @@ fn time(plan: &Arc<TypedSimplePlan>, input: Tensor) -> TractResult<f64> {
     for _ in 0..5 { state.run(tvec!(input.clone().into_tvalue()))?; }
     let mut ts = vec![];
     for _ in 0..40 { let t = Instant::now(); state.run(tvec!(input.clone().into_tvalue()))?; ts.push(t.elapsed().as_secs_f64() * 1e3); }
-    ts.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    ts.sort_by(f64::total_cmp);
     Ok(ts[ts.len() / 2])
 }
 
