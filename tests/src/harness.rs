@@ -80,18 +80,45 @@ pub fn pki() -> &'static Path {
     static PKI: OnceLock<tempfile::TempDir> = OnceLock::new();
     PKI.get_or_init(|| {
         let dir = shared_tempdir();
-        let certs = dir.path().join("certs");
-        let status = Command::new(repo_root().join("firmware-configs/certs/make-dev-certs.sh"))
-            .arg("--rogue")
-            .arg(&certs)
-            .args(DEVICES)
-            .status()
-            .expect("run make-dev-certs.sh");
-        assert!(status.success(), "make-dev-certs.sh failed");
-        chmod(&certs, 0o755);
+        make_pki(&dir.path().join("certs"), &["--rogue"], &DEVICES);
         dir
     })
     .path()
+}
+
+/// Runs the shipped `make-dev-certs.sh` into `certs` with `options` (e.g. `--rogue`,
+/// `--broker-san IP:…`) for `devices`, leaving the folder readable by mosquitto's user.
+pub fn make_pki(certs: &Path, options: &[&str], devices: &[&str]) {
+    let status = Command::new(repo_root().join("firmware-configs/certs/make-dev-certs.sh"))
+        .args(options)
+        .arg(certs)
+        .args(devices)
+        .status()
+        .expect("run make-dev-certs.sh");
+    assert!(status.success(), "make-dev-certs.sh failed");
+    chmod(certs, 0o755);
+}
+
+/// Copies the shipped ACL into `dir` and renders the shipped mosquitto.conf template there for
+/// `port` on `bind` with the certificates in `certs`; returns the config's path.
+pub fn render_broker_config(dir: &Path, certs: &Path, port: u16, bind: &str) -> PathBuf {
+    let acl = dir.join("acl");
+    if !acl.exists() {
+        std::fs::copy(repo_root().join("firmware-configs/mosquitto/acl"), &acl).expect("copy acl");
+        chmod(&acl, 0o644);
+    }
+    let conf = dir.join("mosquitto.conf");
+    let status = Command::new(repo_root().join("firmware-configs/mosquitto/render.sh"))
+        .arg(port.to_string())
+        .arg(certs)
+        .arg(&conf)
+        .arg(&acl)
+        .arg(bind)
+        .status()
+        .expect("run render.sh");
+    assert!(status.success(), "render.sh failed");
+    chmod(&conf, 0o644);
+    conf
 }
 
 /// A file of the test PKI, e.g. `cert("dev-1.crt")`.
@@ -222,22 +249,10 @@ impl Broker {
     pub fn start() -> Broker {
         let certs = pki().join("certs");
         let dir = shared_tempdir();
-        let acl = dir.path().join("acl");
-        std::fs::copy(repo_root().join("firmware-configs/mosquitto/acl"), &acl).expect("copy acl");
-        chmod(&acl, 0o644);
-        let conf = dir.path().join("mosquitto.conf");
         // A port can be taken between being found free and mosquitto binding it: retry.
         for _attempt in 0..5 {
             let port = free_port();
-            let status = Command::new(repo_root().join("firmware-configs/mosquitto/render.sh"))
-                .arg(port.to_string())
-                .arg(&certs)
-                .arg(&conf)
-                .arg(&acl)
-                .status()
-                .expect("run render.sh");
-            assert!(status.success(), "render.sh failed");
-            chmod(&conf, 0o644);
+            let conf = render_broker_config(dir.path(), &certs, port, "127.0.0.1");
             let mut cmd = Command::new(program("mosquitto"));
             cmd.arg("-c").arg(&conf);
             let mut proc = Proc::spawn(cmd, "mosquitto");

@@ -20,7 +20,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ferry_agent::client::{self, infer, Endpoint};
-use ferry_tests::harness::{chmod, program, repo_root, shared_tempdir, workspace_binary, Edge, EdgeOptions, Proc};
+use ferry_tests::harness::{make_pki, program, render_broker_config, repo_root, shared_tempdir, workspace_binary, Edge, EdgeOptions, Proc};
 use ferry_tests::netns::{Side, Testbed, EDGE_IP};
 
 const FAST_KBIT: u32 = 100_000;
@@ -138,29 +138,10 @@ fn the_agent_moves_to_local_when_the_link_is_throttled_and_back_when_it_recovers
     // A PKI whose broker certificate names the edge side's address.
     let dir = shared_tempdir();
     let certs = dir.path().join("certs");
-    let status = Command::new(repo_root().join("firmware-configs/certs/make-dev-certs.sh"))
-        .args(["--broker-san", &format!("IP:{EDGE_IP}")])
-        .arg(&certs)
-        .arg("dev-1")
-        .status()
-        .expect("make-dev-certs.sh");
-    assert!(status.success(), "make-dev-certs.sh failed");
+    make_pki(&certs, &["--broker-san", &format!("IP:{EDGE_IP}")], &["dev-1"]);
 
     // The broker, from the shipped template and ACL, listening on the edge side.
-    let acl = dir.path().join("acl");
-    std::fs::copy(repo_root().join("firmware-configs/mosquitto/acl"), &acl).expect("copy acl");
-    chmod(&acl, 0o644);
-    let conf = dir.path().join("mosquitto.conf");
-    let status = Command::new(repo_root().join("firmware-configs/mosquitto/render.sh"))
-        .arg(PORT.to_string())
-        .arg(&certs)
-        .arg(&conf)
-        .arg(&acl)
-        .arg(EDGE_IP)
-        .status()
-        .expect("render.sh");
-    assert!(status.success(), "render.sh failed");
-    chmod(&conf, 0o644);
+    let conf = render_broker_config(dir.path(), &certs, PORT, EDGE_IP);
     let mut mosquitto = tb.command(Side::Edge, program("mosquitto"));
     mosquitto.arg("-c").arg(&conf);
     let broker = Proc::spawn(mosquitto, "mosquitto");
