@@ -19,7 +19,7 @@ fn warmed() -> Decider {
         d.observe(Observation::LocalStarted(TargetId(0)), now);
         now += 40_000;
         d.observe(Observation::LocalFinished { target: TargetId(0), compute_us: 40_000, ok: true }, now);
-        d.observe(Observation::OffloadSent(TargetId(3)), now);
+        d.observe(Observation::OffloadSent { target: TargetId(3), up_bytes: 150_000 }, now);
         now += 35_000;
         d.observe(
             Observation::OffloadAnswered {

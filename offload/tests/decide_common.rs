@@ -51,7 +51,7 @@ pub fn local_runs(d: &mut Decider, ms: f64, n: usize, now: &mut u64) {
 
 /// One offload answered over a link of `mbps` up and `rtt_ms`, edge compute 15 ms.
 pub fn offload(d: &mut Decider, mbps: f64, rtt_ms: f64, now: &mut u64) {
-    d.observe(Observation::OffloadSent(EDGE), *now);
+    d.observe(Observation::OffloadSent { target: EDGE, up_bytes: 150_000 }, *now);
     d.observe(Observation::ProbeAnswered {
         target: EDGE,
         rtt_us: (rtt_ms * 1e3) as u32,

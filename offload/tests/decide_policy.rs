@@ -149,7 +149,7 @@ fn a_tripped_edge_is_not_a_candidate_until_a_probe_succeeds() {
         offload(&mut d, 100.0, 5.0, &mut now);
     }
     for _ in 0..3 {
-        d.observe(Observation::OffloadSent(EDGE), now);
+        d.observe(Observation::OffloadSent { target: EDGE, up_bytes: 150_000 }, now);
         now += 1_000_000;
         d.observe(Observation::OffloadFailed(EDGE), now);
     }
@@ -224,7 +224,7 @@ fn a_late_answer_teaches_the_link_what_an_abandoned_wait_cannot() {
     // The link falls to 2 Mbit/s; the device gives up after 100 ms (local answered first),
     // the edge's answer arrives 600 ms after the send anyway.
     for _ in 0..10 {
-        d.observe(Observation::OffloadSent(EDGE), now);
+        d.observe(Observation::OffloadSent { target: EDGE, up_bytes: 150_000 }, now);
         d.observe(
             Observation::OffloadAbandoned { target: EDGE, model: ModelId(0), up_bytes: 150_000, down_bytes: 1_000, waited_us: 100_000 },
             now + 100_000,

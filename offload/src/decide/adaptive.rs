@@ -50,7 +50,11 @@ impl Policy for Adaptive {
         let (best, why) = match least(cands.as_slice().iter().filter(|p| feasible(p)), key) {
             Some(p) if rank_by_quantile => (*p, Why::TightDeadline),
             Some(p) => (*p, Why::Cheapest),
-            None => match least(cands.as_slice().iter(), |p| bias(p, p.quantile_ms)) {
+            // No path meets the deadline at its planning quantile: the deadline is likely lost
+            // either way, so take the least expected latency. Ranking by the quantile here let a
+            // growing local queue win against an edge whose spread (it includes a fallback
+            // behind that same queue) grew faster: a runaway on slow boards.
+            None => match least(cands.as_slice().iter(), |p| bias(p, p.mean_ms)) {
                 Some(p) => (*p, Why::NoneMeetsDeadline),
                 None => return (Choice::Nowhere, Why::NoTarget),
             },

@@ -123,10 +123,11 @@ pub fn predict(
     let idle_mj_per_ms = energy.idle_mw / 1000.0;
     let mut out = Candidates::empty();
     let mut best_local_mean_us = f64::INFINITY;
+    let local_wait = est.local_wait_us(now_us);
     for t in targets.iter().filter(|t| t.is_local() && t.serves(req.model)) {
         let TargetKind::Local { mj_per_inference, .. } = t.kind else { continue };
         let (compute, std) = est.local_compute_us(t.id);
-        let mean = est.local_queue.wait_us(now_us, compute) + compute;
+        let mean = local_wait + compute;
         best_local_mean_us = best_local_mean_us.min(mean);
         out.push(PathEstimate {
             target: t.id.0,
@@ -139,21 +140,30 @@ pub fn predict(
         });
     }
     for t in targets.iter().filter(|t| !t.is_local() && t.serves(req.model)) {
-        let TargetKind::Edge { max_inflight, .. } = t.kind else { continue };
+        let TargetKind::Edge { max_inflight, timeout_us, .. } = t.kind else { continue };
         let e = est.edge(t.id);
         if e.is_down(now_us) || e.inflight >= max_inflight {
             continue;
         }
         let (net, net_var) = e.link.predict(req.up_bytes, req.down_bytes);
         let compute = e.compute(req.model.index()).copied().unwrap_or(Ewma::new(0.2));
-        let ok_mean = net + e.queue().mean() + compute.mean();
+        let ok_mean = e.uplink_wait_us(now_us) + net + e.queue().mean() + compute.mean();
         let ok_var = net_var + e.queue().var() + compute.var();
-        // A failed attempt costs about its own time, then the local run.
-        let p = e.failure_probability();
         let fallback = if best_local_mean_us.is_finite() { best_local_mean_us } else { ok_mean };
-        let penalty = ok_mean + fallback;
-        let mean = ok_mean + p * penalty;
-        let var = ok_var + p * (1.0 - p) * penalty * penalty;
+        // Three outcomes: refused or failed (the recent rate; it costs about its own time, then
+        // the local run), an answer slower than the edge's hard timeout (from the prediction
+        // itself: it costs the timeout, then the local run), or an answer.
+        let p = e.failure_probability();
+        let timeout = timeout_us as f64;
+        let q = exceeds(ok_mean, ok_var.sqrt(), timeout);
+        let outcomes = [
+            (p, ok_mean + fallback, ok_var),
+            ((1.0 - p) * q, timeout + fallback, 0.0),
+            ((1.0 - p) * (1.0 - q), ok_mean.min(timeout), ok_var),
+        ];
+        let mean: f64 = outcomes.iter().map(|&(w, m, _)| w * m).sum();
+        let var = outcomes.iter().map(|&(w, m, v)| w * (v + (m - mean) * (m - mean))).sum::<f64>().max(0.0);
+        let fail = p + (1.0 - p) * q;
         let bytes = f64::from(req.up_bytes) + f64::from(req.down_bytes);
         let radio = bytes * energy.radio_nj_per_byte / 1e6 + energy.radio_tail_mj;
         out.push(PathEstimate {
@@ -163,8 +173,41 @@ pub fn predict(
             std_ms: (var.sqrt() / 1e3) as f32,
             quantile_ms: ((mean + k * var.sqrt()) / 1e3) as f32,
             energy_mj: (radio + idle_mj_per_ms * mean / 1e3) as f32,
-            fail_p: p as f32,
+            fail_p: fail as f32,
         });
     }
     out
+}
+
+/// P(X > limit) for X normal with `mean` and `sd` (a step when `sd` is 0).
+fn exceeds(mean: f64, sd: f64, limit: f64) -> f64 {
+    if !(sd > 0.0) {
+        return if mean > limit { 1.0 } else { 0.0 };
+    }
+    let z = (limit - mean) / (sd * std::f64::consts::SQRT_2);
+    0.5 * erfc(z)
+}
+
+/// Complementary error function (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7).
+fn erfc(x: f64) -> f64 {
+    let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
+    let poly = t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let r = poly * (-x * x).exp();
+    if x >= 0.0 { r } else { 2.0 - r }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normal_tail_matches_known_values() {
+        assert!((exceeds(0.0, 1.0, 0.0) - 0.5).abs() < 1e-6);
+        assert!((exceeds(0.0, 1.0, 1.645) - 0.05).abs() < 1e-3);
+        assert!((exceeds(0.0, 1.0, -1.645) - 0.95).abs() < 1e-3);
+        assert!(exceeds(100.0, 10.0, 1_000.0) < 1e-12);
+        assert_eq!(exceeds(2.0, 0.0, 1.0), 1.0);
+        assert_eq!(exceeds(0.5, 0.0, 1.0), 0.0);
+        assert_eq!(exceeds(0.5, f64::NAN, 1.0), 0.0);
+    }
 }

@@ -158,6 +158,10 @@ impl Decider {
             fallback: fallback.map(|p| p.id()),
             fallback_local_us: fallback.map_or(0, |p| (f64::from(p.quantile_ms) * 1e3) as u64),
             local_idle: self.est.local_queue.running.is_none() && self.est.local_queue.waiting == 0,
+            local_may_win: match (fallback, chosen) {
+                (Some(l), Some(e)) if !e.local => l.mean_ms < e.quantile_ms,
+                _ => false,
+            },
             edge_timeout_us,
             reason: Reason {
                 why,

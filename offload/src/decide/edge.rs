@@ -24,6 +24,9 @@ pub struct EdgeEstimator {
     pub last_used_us: u64,
     /// A probe is out.
     pub probing: bool,
+    /// When the uplink will have sent every byte this device has queued on it, µs (a
+    /// prediction from the uplink pace; one connection carries the uploads one after another).
+    uplink_free_at_us: f64,
 }
 
 const MIN_BACKOFF_US: u64 = 500_000;
@@ -56,7 +59,30 @@ impl EdgeEstimator {
             inflight: 0,
             last_used_us: 0,
             probing: false,
+            uplink_free_at_us: 0.0,
         }
+    }
+
+    /// An upload of `up_bytes` left at `now_us`: it queues behind the bytes already sent.
+    pub fn on_sent(&mut self, now_us: u64, up_bytes: u32) {
+        let start = self.uplink_free_at_us.max(now_us as f64);
+        self.uplink_free_at_us = start + f64::from(up_bytes) * self.link.up_pace().mean().max(0.0);
+    }
+
+    /// An offload was out `waited_us` without an answer: the link is at least that slow.
+    /// Censored: only a wait longer than predicted carries information.
+    pub fn on_waited_at_least(&mut self, model: usize, up: u32, down: u32, waited_us: f64) {
+        let edge_time = self.queue_us.mean() + self.compute_us.get(model).map_or(0.0, Ewma::mean);
+        let (net, _) = self.link.predict(up, down);
+        let waited_net = waited_us - edge_time;
+        if waited_net > net {
+            self.link.on_transfer(up, down, waited_net);
+        }
+    }
+
+    /// How long an upload sent now would wait behind this device's earlier uploads, µs.
+    pub fn uplink_wait_us(&self, now_us: u64) -> f64 {
+        (self.uplink_free_at_us - now_us as f64).max(0.0)
     }
 
     /// Reported queue wait.

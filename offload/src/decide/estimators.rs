@@ -29,8 +29,13 @@ pub enum Observation {
         /// Whether it produced a result.
         ok: bool,
     },
-    /// A request was sent to an edge.
-    OffloadSent(TargetId),
+    /// A request of `up_bytes` was sent to an edge (its bytes join the uplink's queue).
+    OffloadSent {
+        /// The edge.
+        target: TargetId,
+        /// Bytes sent.
+        up_bytes: u32,
+    },
     /// An edge answered.
     OffloadAnswered {
         /// The edge.
@@ -41,7 +46,9 @@ pub enum Observation {
         up_bytes: u32,
         /// Bytes received.
         down_bytes: u32,
-        /// Send to answer, as the device measured it.
+        /// Send to answer, as the device measured it, minus the wait behind the device's own
+        /// earlier uploads that [`EdgeEstimator::uplink_wait_us`] predicted at the send (that
+        /// wait is the backlog's, not the link's).
         total_us: u32,
         /// Queue wait the edge reported.
         edge_queue_us: u32,
@@ -71,6 +78,23 @@ pub enum Observation {
         /// How long it had been out.
         waited_us: u32,
     },
+    /// An offload the device had abandoned ([`Observation::OffloadAbandoned`]) ended without an
+    /// answer: refused, failed, or no answer within the edge's timeout. It counts as a failure,
+    /// and the link is at least as slow as `waited_us` says (in-flight accounting was settled
+    /// at the abandonment). Without it, a collapsed link on which every offload is overtaken
+    /// by the local run would look as fast as it was before the collapse.
+    OffloadExpired {
+        /// The edge.
+        target: TargetId,
+        /// The model.
+        model: ModelId,
+        /// Bytes sent.
+        up_bytes: u32,
+        /// Bytes expected back.
+        down_bytes: u32,
+        /// Send to the end, minus the predicted wait behind the device's earlier uploads.
+        waited_us: u32,
+    },
     /// An edge's answer arrived after the request had already been answered by the other path
     /// (after an [`Observation::OffloadAbandoned`]). The request gains nothing from it, but it
     /// is a complete measurement of the link and the edge: without it, a link slower than the
@@ -84,7 +108,9 @@ pub enum Observation {
         up_bytes: u32,
         /// Bytes received.
         down_bytes: u32,
-        /// Send to answer, as the device measured it.
+        /// Send to answer, as the device measured it, minus the wait behind the device's own
+        /// earlier uploads that [`EdgeEstimator::uplink_wait_us`] predicted at the send (that
+        /// wait is the backlog's, not the link's).
         total_us: u32,
         /// Queue wait the edge reported.
         edge_queue_us: u32,
@@ -173,6 +199,11 @@ impl Estimators {
         (b.mean() * f, b.std() * f)
     }
 
+    /// Predicted wait on the local runner before a new run would start, µs.
+    pub fn local_wait_us(&self, now_us: u64) -> f64 {
+        self.local_queue.wait_us(now_us, |i| self.local_compute_us(TargetId(i as u8)).0)
+    }
+
     /// Mean time between requests, µs.
     pub fn interarrival_us(&self) -> f64 {
         self.interarrival_us.mean()
@@ -201,10 +232,10 @@ impl Estimators {
     pub fn observe(&mut self, obs: Observation, now_us: u64) {
         match obs {
             Observation::System(s) => self.system = s.sanitized(),
-            Observation::LocalQueued(_) => self.local_queue.waiting = self.local_queue.waiting.saturating_add(1),
-            Observation::LocalDropped(_) => self.local_queue.waiting = self.local_queue.waiting.saturating_sub(1),
+            Observation::LocalQueued(t) => self.local_queue.queued(t),
+            Observation::LocalDropped(t) => self.local_queue.left(t),
             Observation::LocalStarted(t) => {
-                self.local_queue.waiting = self.local_queue.waiting.saturating_sub(1);
+                self.local_queue.left(t);
                 self.local_queue.running = Some((now_us, self.local_compute_us(t).0));
             }
             Observation::LocalFinished { target, compute_us, ok } => {
@@ -215,10 +246,11 @@ impl Estimators {
                     self.local[i].update(f64::from(compute_us), &s, &mut self.slowdown);
                 }
             }
-            Observation::OffloadSent(t) => {
-                let e = &mut self.edges[t.index() % MAX_TARGETS];
+            Observation::OffloadSent { target, up_bytes } => {
+                let e = &mut self.edges[target.index() % MAX_TARGETS];
                 e.inflight = e.inflight.saturating_add(1);
                 e.last_used_us = now_us;
+                e.on_sent(now_us, up_bytes);
             }
             Observation::OffloadAnswered { target, model, up_bytes, down_bytes, total_us, edge_queue_us, edge_compute_us } => {
                 let e = &mut self.edges[target.index() % MAX_TARGETS];
@@ -248,13 +280,13 @@ impl Estimators {
             Observation::OffloadAbandoned { target, model, up_bytes, down_bytes, waited_us } => {
                 let e = &mut self.edges[target.index() % MAX_TARGETS];
                 e.inflight = e.inflight.saturating_sub(1);
-                let edge_time = e.queue().mean() + e.compute(model.index()).map_or(0.0, Ewma::mean);
-                let (net, _) = e.link.predict(up_bytes, down_bytes);
-                let waited_net = f64::from(waited_us) - edge_time;
-                // Censored: only a wait longer than predicted carries information.
-                if waited_net > net {
-                    e.link.on_transfer(up_bytes, down_bytes, waited_net);
-                }
+                e.on_waited_at_least(model.index(), up_bytes, down_bytes, f64::from(waited_us));
+            }
+            Observation::OffloadExpired { target, model, up_bytes, down_bytes, waited_us } => {
+                let breaker = self.breaker_errors;
+                let e = &mut self.edges[target.index() % MAX_TARGETS];
+                e.on_waited_at_least(model.index(), up_bytes, down_bytes, f64::from(waited_us));
+                e.on_error(now_us, breaker);
             }
             Observation::OffloadLate { target, model, up_bytes, down_bytes, total_us, edge_queue_us, edge_compute_us } => {
                 // In-flight accounting was settled when the request was abandoned.

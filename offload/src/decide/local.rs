@@ -1,7 +1,9 @@
 //! Local estimators: compute time per (model, precision), slowdown under load and throttling,
 //! and the local queue.
 
+use super::config::MAX_TARGETS;
 use super::ewma::Ewma;
+use super::targets::TargetId;
 
 /// What the drivers' probes say about the board right now.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -106,17 +108,40 @@ pub struct LocalQueue {
     pub running: Option<(u64, f64)>,
     /// Requests waiting behind it.
     pub waiting: u16,
+    /// Of those, how many per local target (indexed by `TargetId`): a queue of image runs
+    /// costs far more than a queue of tiny-model runs.
+    waiting_per: [u16; MAX_TARGETS],
 }
 
 impl LocalQueue {
-    /// Predicted wait before a new request would start, given `per_request_us` for the
-    /// requests waiting.
-    pub fn wait_us(&self, now_us: u64, per_request_us: f64) -> f64 {
+    /// A run of `target` joined the queue.
+    pub fn queued(&mut self, target: TargetId) {
+        self.waiting = self.waiting.saturating_add(1);
+        let n = &mut self.waiting_per[target.index() % MAX_TARGETS];
+        *n = n.saturating_add(1);
+    }
+
+    /// A run of `target` left the queue (started or dropped).
+    pub fn left(&mut self, target: TargetId) {
+        self.waiting = self.waiting.saturating_sub(1);
+        let n = &mut self.waiting_per[target.index() % MAX_TARGETS];
+        *n = n.saturating_sub(1);
+    }
+
+    /// Predicted wait before a new request would start: the running inference's remainder plus
+    /// every waiting run at its own target's predicted compute (`compute_us(target index)`).
+    pub fn wait_us(&self, now_us: u64, compute_us: impl Fn(usize) -> f64) -> f64 {
         let remaining = match self.running {
             Some((since, predicted)) => (predicted - now_us.saturating_sub(since) as f64).max(0.0),
             None => 0.0,
         };
-        remaining + f64::from(self.waiting) * per_request_us
+        let mut queued = 0.0;
+        for (i, &n) in self.waiting_per.iter().enumerate() {
+            if n > 0 {
+                queued += f64::from(n) * compute_us(i);
+            }
+        }
+        remaining + queued
     }
 }
 
@@ -172,10 +197,24 @@ mod tests {
     }
 
     #[test]
-    fn queue_wait_counts_the_running_remainder_and_the_waiting() {
-        let q = LocalQueue { running: Some((1_000, 40_000.0)), waiting: 2 };
-        assert_eq!(q.wait_us(11_000, 40_000.0), 30_000.0 + 80_000.0);
-        assert_eq!(LocalQueue::default().wait_us(0, 40_000.0), 0.0);
+    fn queue_wait_counts_the_running_remainder_and_each_waiting_run_at_its_own_cost() {
+        // Target 0: a 40 ms image model; target 2: a 0.05 ms digits model.
+        let cost = |i: usize| if i == 2 { 50.0 } else { 40_000.0 };
+        let mut q = LocalQueue { running: Some((1_000, 40_000.0)), ..LocalQueue::default() };
+        q.queued(TargetId(0));
+        q.queued(TargetId(0));
+        q.queued(TargetId(2));
+        assert_eq!(q.waiting, 3);
+        assert_eq!(q.wait_us(11_000, cost), 30_000.0 + 80_000.0 + 50.0);
+        // A digits request behind two image runs waits for the images, not for two digits runs.
+        q.left(TargetId(2));
+        q.left(TargetId(0));
+        assert_eq!(q.wait_us(11_000, cost), 30_000.0 + 40_000.0);
+        assert_eq!(LocalQueue::default().wait_us(0, cost), 0.0);
+        // More "left" than "queued" (a lost report) cannot underflow.
+        q.left(TargetId(0));
+        q.left(TargetId(0));
+        assert_eq!((q.waiting, q.wait_us(11_000, cost)), (0, 30_000.0));
     }
 
     #[test]

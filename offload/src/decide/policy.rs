@@ -80,6 +80,9 @@ pub struct Decision {
     pub fallback_local_us: u64,
     /// Nothing runs or waits on the local runner now: racing local costs no other request.
     pub local_idle: bool,
+    /// The fallback's expected time is below the chosen edge's planning quantile: a local run
+    /// started now could answer first. When it could not, racing it only takes the board.
+    pub local_may_win: bool,
     /// The edge's hard timeout, µs.
     pub edge_timeout_us: u64,
     /// Why.

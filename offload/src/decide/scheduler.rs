@@ -143,14 +143,15 @@ impl RequestMachine {
                 // The local run starts when the edge can no longer answer before the deadline
                 // minus the local time (its planning quantile). When local cannot make the
                 // deadline at that quantile, it races the edge at once only if the local
-                // runner is idle (the race then costs no other request); otherwise it starts
-                // once the edge is overdue against its own planning quantile — starting it early
-                // would take the board from the next requests (a run cannot be interrupted).
+                // runner is idle (the race then costs no other request) and local could answer
+                // first (its mean is below the edge's planning quantile); otherwise it starts
+                // once the edge is overdue against its own planning quantile — a race local
+                // cannot win only takes the board from the next requests.
                 if let (Some(_), Some(d)) = (decision.fallback, deadline_us) {
                     let d = u64::from(d);
                     let after = if d > decision.fallback_local_us {
                         d - decision.fallback_local_us
-                    } else if decision.local_idle {
+                    } else if decision.local_idle && decision.local_may_win {
                         0
                     } else {
                         decision.reason.chosen.map_or(0, |p| (f64::from(p.quantile_ms.max(0.0)) * 1e3) as u64)

@@ -114,7 +114,8 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
         let mut local_response: Option<Response> = None;
         let mut edge_response: Option<Response> = None;
         let mut last_error = String::new();
-        let mut edge_started_at: Option<(TargetId, u64)> = None;
+        // The edge, when it was sent, and the predicted wait behind earlier uploads, µs.
+        let mut edge_started_at: Option<(TargetId, u64, u64)> = None;
         // Set when the scheduler cancels the local path: a run still queued is then dropped.
         let local_cancelled = Arc::new(AtomicBool::new(false));
 
@@ -124,16 +125,18 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
                 match *action {
                     Action::StartLocal(t) => self.start_local(t, &request, &tx, &local_cancelled),
                     Action::StartOffload(t) => {
-                        edge_started_at = Some((t, self.now_us()));
-                        self.start_edge(t, model, up_bytes, &request, edge_timeout, &tx);
+                        let now = self.now_us();
+                        let backlog = self.with_decider(|d| d.estimators().edge(t).uplink_wait_us(now)) as u64;
+                        edge_started_at = Some((t, now, backlog));
+                        self.start_edge(t, model, up_bytes, &request, edge_timeout, backlog, &tx);
                     }
                     Action::SetTimer(at) => timer = Some(at),
                     // A queued run is dropped before it starts; a running tract inference cannot
                     // be interrupted: its result is dropped, its measurement still taken.
                     Action::CancelLocal => local_cancelled.store(true, Ordering::Release),
                     Action::CancelOffload => {
-                        if let Some((t, at)) = edge_started_at {
-                            let waited_us = clamp_u32(self.now_us().saturating_sub(at));
+                        if let Some((t, at, backlog)) = edge_started_at {
+                            let waited_us = clamp_u32(self.now_us().saturating_sub(at).saturating_sub(backlog));
                             self.observe(Observation::OffloadAbandoned {
                                 target: t,
                                 model,
@@ -220,6 +223,7 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
         up_bytes: u32,
         request: &Arc<Request>,
         timeout: Duration,
+        backlog_us: u64,
         tx: &mpsc::Sender<PathEvent>,
     ) {
         let Some(link) = self.edges.get(target.index()).cloned().flatten() else {
@@ -232,13 +236,14 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
             });
             return;
         };
-        self.observe(Observation::OffloadSent(target));
+        self.observe(Observation::OffloadSent { target, up_bytes });
         let (decider, epoch) = (self.decider.clone(), self.epoch);
         let (request, tx) = ((**request).clone(), tx.clone());
         tokio::spawn(async move {
             let sent = Instant::now();
             let result = link.offload(request, timeout).await;
-            let total_us = clamp_u32(clamp_now(sent));
+            // The wait behind our own earlier uploads is the backlog's, not the link's.
+            let total_us = clamp_u32(clamp_now(sent).saturating_sub(backlog_us));
             // The same measurement either way; only whether the request still waited for it differs.
             let answered = |r: &Response, late: bool| {
                 let (down_bytes, edge_queue_us, edge_compute_us) = (response_bytes(r), r.timings.queue_wait_us, r.timings.compute_us);
@@ -247,8 +252,17 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
                     false => Observation::OffloadAnswered { target, model, up_bytes, down_bytes, total_us, edge_queue_us, edge_compute_us },
                 }
             };
+            // Closed: the request was answered by the other path before this one ended.
+            let abandoned = tx.is_closed();
             let obs = match &result {
-                Ok(r) if r.status == Status::Ok => answered(r, tx.is_closed()),
+                Ok(r) if r.status == Status::Ok => answered(r, abandoned),
+                _ if abandoned => Observation::OffloadExpired {
+                    target,
+                    model,
+                    up_bytes,
+                    down_bytes: DEFAULT_DOWN_BYTES,
+                    waited_us: total_us,
+                },
                 Ok(r) if r.status == Status::Busy => {
                     Observation::OffloadBusy { target, edge_queue_us: Some(r.timings.queue_wait_us) }
                 }

@@ -133,7 +133,10 @@ enum Ev {
     LocalDone(usize),
     Edge(usize, u8),
     Timer(usize, u64),
-    Probe(u8),
+    /// An abandoned offload's timeout passed.
+    Expire(usize),
+    /// A probe's outcome, and how long its bytes took to leave (queue included), µs.
+    Probe(u8, u32),
 }
 
 const EDGE_OK: u8 = 0;
@@ -142,6 +145,8 @@ const EDGE_TIMEOUT_US: u64 = 1_000_000;
 const EDGE_BUSY: u8 = 1;
 const PROBE_OK: u8 = 0;
 const PROBE_FAIL: u8 = 1;
+/// A probe's bytes up (as the agent sends).
+const PROBE_UP_BYTES: f64 = 16_384.0;
 
 struct Sim<'a> {
     timeline: &'a Timeline,
@@ -157,6 +162,8 @@ struct Sim<'a> {
     /// reaches the device (within the edge timeout) and teaches the estimators.
     abandoned_sent_at: Vec<Option<u64>>,
     local_queue: VecDeque<(usize, TargetId)>,
+    /// When the uplink has sent every byte queued so far, µs.
+    uplink_free_at: f64,
     local_running: Option<(usize, TargetId, u64)>,
     local_cancelled: Vec<bool>,
     answers: Vec<u32>,
@@ -185,6 +192,34 @@ impl Sim<'_> {
         SystemState { cpu_load: s.cpu_load, freq_ratio: world::freq_ratio(s.temp_c), temp_c: s.temp_c }
     }
 
+    /// Queues `bytes` on the uplink at `now`: they go after the bytes already queued, at the
+    /// link's rate as it changes over the timeline. Returns when the last of them has left, µs.
+    /// Bytes once sent stay sent: an offload the request stops waiting for still occupies the
+    /// link.
+    fn uplink_send(&mut self, now: u64, bytes: f64) -> f64 {
+        let mut t = self.uplink_free_at.max(now as f64);
+        let mut bits = bytes.max(0.0) * 8.0;
+        // Bounded: at the slowest rate a trace allows (0.01 Mbit/s) a 150 KB request needs
+        // 1 200 steps; the cap only guards against a malformed timeline.
+        for _ in 0..1_000_000 {
+            if bits <= 0.0 {
+                break;
+            }
+            let step_end = ((t as u64) / trace::STEP_US + 1) * trace::STEP_US;
+            let rate = self.timeline.at(t as u64).up_mbps.max(0.01); // bits per µs
+            let span = step_end as f64 - t;
+            if bits <= rate * span {
+                t += bits / rate;
+                bits = 0.0;
+            } else {
+                bits -= rate * span;
+                t = step_end as f64;
+            }
+        }
+        self.uplink_free_at = t;
+        t
+    }
+
     fn start_next_local(&mut self, now: u64) {
         if self.local_running.is_some() {
             return;
@@ -207,9 +242,15 @@ impl Sim<'_> {
                     self.start_next_local(now);
                 }
                 Action::StartOffload(t) => {
-                    self.decider.observe(Observation::OffloadSent(t), now);
-                    self.offload_sent_at[i] = Some(now);
-                    let out = world::edge_outcome(&self.reqs[i], &self.timeline.at(now));
+                    // As the agent does: what the device predicts it waits behind its own
+                    // uploads is taken off what its answer teaches about the link.
+                    let backlog = self.decider.estimators().edge(t).uplink_wait_us(now) as u64;
+                    self.decider.observe(Observation::OffloadSent { target: t, up_bytes: self.reqs[i].up_bytes() }, now);
+                    self.offload_sent_at[i] = Some(now + backlog);
+                    let sample = self.timeline.at(now);
+                    let r = self.reqs[i];
+                    let done = self.uplink_send(now, f64::from(r.up_bytes()) * r.net_noise);
+                    let out = world::edge_outcome_after(&r, &sample, done - now as f64);
                     self.edge_reply[i] = Some(out);
                     match out {
                         EdgeOutcome::Answer { total_us, .. } => self.at(now + total_us as u64, Ev::Edge(i, EDGE_OK)),
@@ -236,6 +277,10 @@ impl Sim<'_> {
                     let sent = self.offload_sent_at[i].take();
                     if !from_timer {
                         self.abandoned_sent_at[i] = sent;
+                        // If no answer comes within the timeout, the device notes it then.
+                        if let Some(sent) = sent {
+                            self.at(sent.saturating_add(EDGE_TIMEOUT_US), Ev::Expire(i));
+                        }
                     }
                     let target = self.edge_target;
                     let obs = if from_timer {
@@ -278,13 +323,33 @@ impl Sim<'_> {
         }
     }
 
+    /// An offload the request no longer waits for ended without an answer (refused, or its
+    /// timeout passed): the device counts it as a failure, as the agent does.
+    fn expired(&mut self, i: usize, now: u64) {
+        let Some(sent) = self.abandoned_sent_at[i].take() else { return };
+        let model = if self.reqs[i].image { self.image } else { self.digits };
+        let obs = Observation::OffloadExpired {
+            target: self.edge_target,
+            model,
+            up_bytes: self.reqs[i].up_bytes(),
+            down_bytes: world::profile::DOWN,
+            waited_us: now.saturating_sub(sent).min(u64::from(u32::MAX)) as u32,
+        };
+        self.decider.observe(obs, now);
+    }
+
     /// The edge's answer to an offload the request no longer waits for.
     fn late_answer(&mut self, i: usize, kind: u8, now: u64) {
-        let Some(sent) = self.abandoned_sent_at[i].take() else { return };
+        let Some(sent) = self.abandoned_sent_at[i] else { return };
         let total = now.saturating_sub(sent);
-        if kind != EDGE_OK || total > EDGE_TIMEOUT_US {
+        if total > EDGE_TIMEOUT_US {
+            return; // the device stopped listening; `Ev::Expire` reports it
+        }
+        if kind != EDGE_OK {
+            self.expired(i, now);
             return;
         }
+        self.abandoned_sent_at[i] = None;
         if let Some(EdgeOutcome::Answer { queue_us, compute_us, .. }) = self.edge_reply[i] {
             let model = if self.reqs[i].image { self.image } else { self.digits };
             let obs = Observation::OffloadLate {
@@ -317,26 +382,27 @@ impl Sim<'_> {
                     self.decider.observe(Observation::ProbeSent(t), now);
                     let s = self.timeline.at(now);
                     if s.edge_down {
-                        self.at(now + 1_000_000, Ev::Probe(PROBE_FAIL));
+                        self.at(now + 1_000_000, Ev::Probe(PROBE_FAIL, 0));
                     } else {
-                        let xfer = s.rtt_ms * 1e3 + 16_384.0 * 8.0 / s.up_mbps + 64.0 * 8.0 / s.down_mbps;
-                        self.at(now + (s.rtt_ms * 1e3 + xfer) as u64, Ev::Probe(PROBE_OK));
+                        let up = self.uplink_send(now, PROBE_UP_BYTES) - now as f64;
+                        let xfer = s.rtt_ms * 1e3 + up + 64.0 * 8.0 / s.down_mbps;
+                        self.at(now + (s.rtt_ms * 1e3 + xfer) as u64, Ev::Probe(PROBE_OK, up as u32));
                     }
                 }
                 self.at(now + trace::STEP_US, Ev::Tick);
             }
-            Ev::Probe(kind) => {
+            Ev::Probe(kind, up_us) => {
                 let t = self.edge_target;
                 let obs = if kind == PROBE_FAIL {
                     Observation::ProbeFailed(t)
                 } else {
                     // The probe measured the world as it was when it was sent; close enough.
                     let s = self.timeline.at(now);
-                    let xfer = s.rtt_ms * 1e3 + 16_384.0 * 8.0 / s.up_mbps + 64.0 * 8.0 / s.down_mbps;
+                    let xfer = s.rtt_ms * 1e3 + f64::from(up_us) + 64.0 * 8.0 / s.down_mbps;
                     Observation::ProbeAnswered {
                         target: t,
                         rtt_us: (s.rtt_ms * 1e3) as u32,
-                        up_bytes: 16_384,
+                        up_bytes: PROBE_UP_BYTES as u32,
                         down_bytes: 64,
                         transfer_us: xfer as u32,
                         edge_queue_us: Some((s.edge_queue_ms * 1e3) as u32),
@@ -399,6 +465,7 @@ impl Sim<'_> {
                     _ => {}
                 }
             }
+            Ev::Expire(i) => self.expired(i, now),
             Ev::Timer(i, t) => {
                 if self.timer_at[i] == t {
                     self.feed(i, Event::Timer, now, true);
@@ -436,6 +503,7 @@ pub fn run(spec: &TraceSpec, timeline: &Timeline, policy: Box<dyn Policy>, hedge
         edge_reply: vec![None; n],
         abandoned_sent_at: vec![None; n],
         local_queue: VecDeque::new(),
+        uplink_free_at: 0.0,
         local_running: None,
         local_cancelled: vec![false; n],
         answers: vec![0; n],

@@ -123,13 +123,19 @@ pub enum EdgeOutcome {
     Silent,
 }
 
-/// The truth of one offload.
+/// The truth of one offload sent on an idle uplink.
 pub fn edge_outcome(r: &Req, s: &Sample) -> EdgeOutcome {
+    edge_outcome_after(r, s, f64::from(r.up_bytes()) * 8.0 / s.up_mbps.max(0.01) * r.net_noise)
+}
+
+/// The truth of one offload whose last byte leaves the device `up_us` after the send (its own
+/// transfer plus any wait behind earlier sends on the same connection).
+pub fn edge_outcome_after(r: &Req, s: &Sample, up_us: f64) -> EdgeOutcome {
     if s.edge_down {
         return EdgeOutcome::Silent;
     }
     let rtt = s.rtt_ms * 1e3 * r.net_noise;
-    let up = f64::from(r.up_bytes()) * 8.0 / s.up_mbps.max(0.01) * r.net_noise;
+    let up = up_us.max(0.0);
     let down = f64::from(profile::DOWN) * 8.0 / s.down_mbps.max(0.01) * r.net_noise;
     let queue_us = s.edge_queue_ms * 1e3;
     if r.busy_roll < s.edge_busy {
