@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use ferry_offload::decide::{Choice, Why};
+use ferry_offload::decide::{Choice, ModelId, Observation, Why};
 
 #[test]
 fn fast_link_and_loaded_cpu_offloads() {
@@ -246,4 +246,105 @@ fn a_late_answer_teaches_the_link_what_an_abandoned_wait_cannot() {
     let slow = d.estimators().edge(EDGE).link.up_mbps();
     assert!(fast > 50.0 && slow < 3.0, "{fast} -> {slow}");
     assert_eq!(d.estimators().edge(EDGE).inflight, 0);
+}
+
+#[test]
+fn when_no_path_meets_the_deadline_the_least_expected_latency_wins() {
+    // Local: a steady 300 ms. Edge: 150 ms on average but spread wide (alternating links), so
+    // its planning quantile is above local's. With a 100 ms deadline nothing meets it; the
+    // deadline is lost either way, and the faster path on average is the edge.
+    let mut d = decider(false);
+    let mut now = 0;
+    system(&mut d, 0.0, now);
+    local_runs(&mut d, 300.0, 30, &mut now);
+    for i in 0..40 {
+        offload(&mut d, if i % 2 == 0 { 100.0 } else { 5.0 }, 5.0, &mut now);
+    }
+    let dec = d.decide(&image(Some(100)), now);
+    let (l, e) = (dec.reason.best_local.unwrap(), dec.reason.best_edge.unwrap());
+    assert!(e.mean_ms < l.mean_ms && e.quantile_ms > l.quantile_ms, "the situation: {l:?} {e:?}");
+    assert_eq!(dec.choice, Choice::Offload(EDGE), "{dec:?}");
+    assert_eq!(dec.reason.why, Why::NoneMeetsDeadline);
+}
+
+#[test]
+fn an_edge_predicted_slower_than_its_timeout_is_priced_as_timeout_plus_local() {
+    let mut d = decider(false);
+    let mut now = 0;
+    system(&mut d, 0.0, now);
+    local_runs(&mut d, 100.0, 20, &mut now);
+    // 0.5 Mbit/s: 150 KB take 2.4 s, past the edge's 1 s timeout.
+    for _ in 0..20 {
+        offload(&mut d, 0.5, 50.0, &mut now);
+    }
+    let dec = d.decide(&image(None), now);
+    let e = dec.reason.best_edge.unwrap();
+    assert!(e.fail_p > 0.95, "{e:?}");
+    // What it really costs: the timeout, then the local run (100 ms) — not the 2.4 s the
+    // link alone predicts.
+    assert!((e.mean_ms - 1_100.0).abs() < 60.0, "{e:?}");
+    assert_eq!(dec.choice, Choice::Local(LOCAL));
+}
+
+#[test]
+fn the_devices_own_upload_backlog_delays_the_next_offload() {
+    let mut d = decider(false);
+    let mut now = 0;
+    system(&mut d, 0.0, now);
+    local_runs(&mut d, 40.0, 20, &mut now);
+    for _ in 0..20 {
+        offload(&mut d, 10.0, 5.0, &mut now);
+    }
+    let idle = d.decide(&image(None), now).reason.best_edge.unwrap().mean_ms;
+    assert_eq!(d.estimators().edge(EDGE).uplink_wait_us(now), 0.0);
+    // Three more 150 KB uploads leave at once on a 10 Mbit/s link: ~360 ms of bytes queued.
+    for _ in 0..3 {
+        d.observe(Observation::OffloadSent { target: EDGE, up_bytes: 150_000 }, now);
+    }
+    let wait = d.estimators().edge(EDGE).uplink_wait_us(now);
+    assert!((wait - 360_000.0).abs() < 40_000.0, "{wait}");
+    let behind = d.decide(&image(None), now).reason.best_edge.unwrap().mean_ms;
+    assert!(behind > idle + 300.0, "{idle} -> {behind}");
+    // The backlog drains with time.
+    assert_eq!(d.estimators().edge(EDGE).uplink_wait_us(now + 500_000), 0.0);
+}
+
+#[test]
+fn abandoned_offloads_that_never_answer_make_the_edge_look_as_bad_as_it_is() {
+    // A link that collapses while local keeps answering first: every offload is abandoned and
+    // then never answers within the timeout. Before OffloadExpired the edge kept its old,
+    // fast estimate and the agent kept sending into the dead link.
+    let mut d = decider(false);
+    let mut now = 0;
+    system(&mut d, 0.0, now);
+    local_runs(&mut d, 40.0, 20, &mut now);
+    for _ in 0..20 {
+        offload(&mut d, 100.0, 5.0, &mut now);
+    }
+    let before = d.decide(&image(None), now).reason.best_edge.unwrap();
+    for _ in 0..5 {
+        d.observe(Observation::OffloadSent { target: EDGE, up_bytes: 150_000 }, now);
+        let abandoned = |waited_us| Observation::OffloadAbandoned {
+            target: EDGE,
+            model: ModelId(0),
+            up_bytes: 150_000,
+            down_bytes: 1_000,
+            waited_us,
+        };
+        d.observe(abandoned(45_000), now + 45_000);
+        d.observe(
+            Observation::OffloadExpired { target: EDGE, model: ModelId(0), up_bytes: 150_000, down_bytes: 1_000, waited_us: 1_000_000 },
+            now + 1_000_000,
+        );
+        now += 200_000;
+    }
+    let e = d.estimators().edge(EDGE);
+    assert_eq!(e.inflight, 0, "in-flight accounting settled at the abandonment");
+    assert!(e.failure_probability() > 0.5, "{}", e.failure_probability());
+    // The link is believed at least as slow as the waits said (≈ 1 s for 150 KB).
+    let (net, _) = e.link.predict(150_000, 1_000);
+    assert!(net > 10.0 * before.mean_ms as f64 * 1e3 / 2.0 && net > 500_000.0, "{before:?} -> net {net} µs");
+    // Either the breaker took the edge out, or its price now sends the request local.
+    let dec = d.decide(&image(None), now);
+    assert_eq!(dec.choice, Choice::Local(LOCAL), "{dec:?}");
 }

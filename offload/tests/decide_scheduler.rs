@@ -188,3 +188,26 @@ fn every_request_gets_exactly_one_answer_under_random_event_orders() {
         assert!(m.is_answered());
     }
 }
+
+#[test]
+fn local_races_at_once_only_if_the_runner_is_idle_and_local_could_answer_first() {
+    // The deadline (30 ms) is below the local plan, so local cannot make it either way: a
+    // race helps only if local could beat the edge.
+    let dec = offload_decision(false);
+    assert!(dec.fallback_local_us > 30_000, "{dec:?}");
+    let edge_q = (f64::from(dec.reason.chosen.unwrap().quantile_ms) * 1e3) as u64;
+    let start = |local_idle: bool, local_may_win: bool| {
+        let d = Decision { local_idle, local_may_win, ..dec };
+        let (_, a) = RequestMachine::start(d, 0, Some(30_000));
+        timer(&a).unwrap()
+    };
+    // Idle runner, local could win: the race starts at once.
+    assert_eq!(start(true, true), 0);
+    // Local cannot beat the edge's plan: wait until the edge is overdue against it.
+    assert_eq!(start(true, false), edge_q);
+    // A busy runner: the same.
+    assert_eq!(start(false, true), edge_q);
+    // The decider fills the flag from its predictions: under 90 % load local (≈ 95 ms) is
+    // far slower than this 100 Mbit/s edge.
+    assert!(!dec.local_may_win, "{:?}", dec.reason);
+}
