@@ -95,3 +95,57 @@ fn a_slower_board_stretches_local_compute_and_nothing_else() {
     assert!((ratio - 4.0).abs() < 1e-9, "{ratio}");
     assert_eq!(sim::world::edge_outcome(a, &s), sim::world::edge_outcome(b, &s));
 }
+
+/// A 60 s trace with a constant uplink of `mbps`, an idle device, a healthy edge.
+fn constant_link(mbps: f64) -> TraceSpec {
+    let text = format!(
+        r#"
+name = "constant-{mbps}"
+description = "test"
+seed = 7
+duration_s = 60
+fps = 5.0
+deadline_ms = 2000
+digits_share = 0.0
+jitter = 0.0
+
+[[link]]
+weight = 1.0
+secs = [60.0, 60.0]
+up_mbps = [{mbps}, {mbps}]
+down_mbps = [50.0, 50.0]
+rtt_ms = [5.0, 5.0]
+
+[[device]]
+weight = 1.0
+secs = [60.0, 60.0]
+cpu_load = [0.0, 0.0]
+temp_c = [50.0, 50.0]
+"#
+    );
+    TraceSpec::from_toml(&text).unwrap()
+}
+
+#[test]
+fn uploads_share_the_uplink_so_sending_faster_than_it_drains_builds_a_queue() {
+    use ferry_offload::decide::{policy_of, PolicyKind};
+    // 5 images/s × 150 KB = 6 Mbit/s. On 30 Mbit/s every offload answers in ~45 ms; on
+    // 3 Mbit/s each one alone would take ~410 ms (under the 1 s timeout), but together they
+    // queue on the one connection and the queue grows past the timeout. Uploads that did not
+    // share the link would all have been answered by the edge in ~410 ms.
+    let run = |mbps: f64| {
+        let spec = constant_link(mbps);
+        sim::run(&spec, &spec.timeline(), policy_of(PolicyKind::AlwaysOffload), false).unwrap()
+    };
+    let fast = run(30.0);
+    assert!(fast.offload_share > 0.99 && fast.fallbacks == 0, "{fast:?}");
+    let slow = run(3.0);
+    // Offloads time out (p95 past the 1 s timeout), the breaker takes the edge out, and most
+    // requests end up local.
+    assert!(slow.offload_share < 0.5 && slow.fallbacks > 0 && slow.p95_ms > 1_000.0, "{slow:?}");
+    assert_eq!((slow.answers, slow.duplicate_answers), (slow.requests, 0));
+    // adaptive sees the backlog and keeps most images local instead.
+    let spec = constant_link(3.0);
+    let adaptive = sim::run(&spec, &spec.timeline(), policy_of(PolicyKind::Adaptive), false).unwrap();
+    assert!(adaptive.mean_ms < 0.5 * slow.mean_ms, "adaptive {adaptive:?} vs always-offload {slow:?}");
+}
