@@ -161,6 +161,8 @@ struct Sim<'a> {
     /// Send time of offloads abandoned for a faster local answer: their late answer still
     /// reaches the device (within the edge timeout) and teaches the estimators.
     abandoned_sent_at: Vec<Option<u64>>,
+    /// Per request: the upload backlog the device predicted when it sent the offload, µs.
+    offload_backlog_us: Vec<u64>,
     local_queue: VecDeque<(usize, TargetId)>,
     /// When the uplink has sent every byte queued so far, µs.
     uplink_free_at: f64,
@@ -246,7 +248,8 @@ impl Sim<'_> {
                     // uploads is taken off what its answer teaches about the link.
                     let backlog = self.decider.estimators().edge(t).uplink_wait_us(now) as u64;
                     self.decider.observe(Observation::OffloadSent { target: t, up_bytes: self.reqs[i].up_bytes() }, now);
-                    self.offload_sent_at[i] = Some(now + backlog);
+                    self.offload_sent_at[i] = Some(now);
+                    self.offload_backlog_us[i] = backlog;
                     let sample = self.timeline.at(now);
                     let r = self.reqs[i];
                     let done = self.uplink_send(now, f64::from(r.up_bytes()) * r.net_noise);
@@ -273,7 +276,7 @@ impl Sim<'_> {
                     }
                 }
                 Action::CancelOffload => {
-                    let waited = self.offload_sent_at[i].map_or(0, |s| now.saturating_sub(s));
+                    let waited = self.offload_sent_at[i].map_or(0, |s| self.reported_us(i, s, now));
                     let sent = self.offload_sent_at[i].take();
                     if !from_timer {
                         self.abandoned_sent_at[i] = sent;
@@ -323,6 +326,12 @@ impl Sim<'_> {
         }
     }
 
+    /// What the device reports of an offload's time from `sent` to `now`: as the agent's
+    /// executor does, without the wait behind its own earlier uploads predicted at the send.
+    fn reported_us(&self, i: usize, sent: u64, now: u64) -> u64 {
+        now.saturating_sub(sent).saturating_sub(self.offload_backlog_us[i])
+    }
+
     /// An offload the request no longer waits for ended without an answer (refused, or its
     /// timeout passed): the device counts it as a failure, as the agent does.
     fn expired(&mut self, i: usize, now: u64) {
@@ -333,7 +342,7 @@ impl Sim<'_> {
             model,
             up_bytes: self.reqs[i].up_bytes(),
             down_bytes: world::profile::DOWN,
-            waited_us: now.saturating_sub(sent).min(u64::from(u32::MAX)) as u32,
+            waited_us: self.reported_us(i, sent, now).min(u64::from(u32::MAX)) as u32,
         };
         self.decider.observe(obs, now);
     }
@@ -341,8 +350,7 @@ impl Sim<'_> {
     /// The edge's answer to an offload the request no longer waits for.
     fn late_answer(&mut self, i: usize, kind: u8, now: u64) {
         let Some(sent) = self.abandoned_sent_at[i] else { return };
-        let total = now.saturating_sub(sent);
-        if total > EDGE_TIMEOUT_US {
+        if now.saturating_sub(sent) > EDGE_TIMEOUT_US {
             return; // the device stopped listening; `Ev::Expire` reports it
         }
         if kind != EDGE_OK {
@@ -357,7 +365,7 @@ impl Sim<'_> {
                 model,
                 up_bytes: self.reqs[i].up_bytes(),
                 down_bytes: world::profile::DOWN,
-                total_us: total.min(u64::from(u32::MAX)) as u32,
+                total_us: self.reported_us(i, sent, now).min(u64::from(u32::MAX)) as u32,
                 edge_queue_us: queue_us as u32,
                 edge_compute_us: compute_us as u32,
             };
@@ -449,7 +457,7 @@ impl Sim<'_> {
                                 model,
                                 up_bytes: self.reqs[i].up_bytes(),
                                 down_bytes: world::profile::DOWN,
-                                total_us: now.saturating_sub(sent).min(u64::from(u32::MAX)) as u32,
+                                total_us: self.reported_us(i, sent, now).min(u64::from(u32::MAX)) as u32,
                                 edge_queue_us: queue_us as u32,
                                 edge_compute_us: compute_us as u32,
                             },
@@ -502,6 +510,7 @@ pub fn run(spec: &TraceSpec, timeline: &Timeline, policy: Box<dyn Policy>, hedge
         offload_sent_at: vec![None; n],
         edge_reply: vec![None; n],
         abandoned_sent_at: vec![None; n],
+        offload_backlog_us: vec![0; n],
         local_queue: VecDeque::new(),
         uplink_free_at: 0.0,
         local_running: None,
