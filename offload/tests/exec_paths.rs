@@ -3,7 +3,7 @@
 //! over tract and a real broker and edge; these check that every scheduler outcome is carried
 //! out: exactly one answer, from the right path, with the fallback named.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,12 +68,29 @@ struct Local {
     fail: bool,
     delay: Duration,
     runs: AtomicU32,
+    /// Stops (in 1 ms steps) when the executor cancels the run, as the tract runner does;
+    /// otherwise runs to the end like an engine that cannot be interrupted.
+    stoppable: bool,
+    stopped: AtomicU32,
+}
+
+impl Local {
+    fn new(fail: bool, delay: Duration) -> Local {
+        Local { fail, delay, runs: AtomicU32::new(0), stoppable: false, stopped: AtomicU32::new(0) }
+    }
 }
 
 impl LocalRunner for Local {
-    async fn run(&self, _target: TargetId, request: Arc<Request>) -> Result<LocalResult, String> {
+    async fn run(&self, _target: TargetId, request: Arc<Request>, cancel: Arc<AtomicBool>) -> Result<LocalResult, String> {
         self.runs.fetch_add(1, Ordering::SeqCst);
-        tokio::time::sleep(self.delay).await;
+        let start = std::time::Instant::now();
+        while start.elapsed() < self.delay {
+            if self.stoppable && cancel.load(Ordering::Acquire) {
+                self.stopped.fetch_add(1, Ordering::SeqCst);
+                return Err("cancelled".to_string());
+            }
+            tokio::time::sleep(Duration::from_millis(1).min(self.delay)).await;
+        }
         if self.fail {
             return Err("engine broke".to_string());
         }
@@ -114,7 +131,7 @@ impl EdgeLink for EdgePath {
 }
 
 fn executor(policy: &str, local_fails: bool, edge: Edge) -> (Executor<Local, EdgePath>, Arc<Local>, Arc<EdgePath>) {
-    let local = Arc::new(Local { fail: local_fails, delay: Duration::from_millis(5), runs: AtomicU32::new(0) });
+    let local = Arc::new(Local::new(local_fails, Duration::from_millis(5)));
     let edge = Arc::new(EdgePath { how: edge, sent: AtomicU32::new(0) });
     let decider = Decider::new(&config(policy)).unwrap();
     (Executor::new(decider, local.clone(), vec![("edge".to_string(), edge.clone())]), local, edge)
@@ -214,7 +231,7 @@ async fn a_local_fallback_still_queued_when_the_edge_answers_is_dropped_not_run(
     // The first request's fallback takes the board for 400 ms; the next two requests' fallbacks
     // queue behind it, their edge answers first (50 ms each), and they must never run (nor
     // stay counted as waiting).
-    let local = Arc::new(Local { fail: false, delay: Duration::from_millis(400), runs: AtomicU32::new(0) });
+    let local = Arc::new(Local::new(false, Duration::from_millis(400)));
     let edge = Arc::new(EdgePath { how: Edge::Slow(Duration::from_millis(50)), sent: AtomicU32::new(0) });
     let exec = Executor::new(Decider::new(&config("always-offload")).unwrap(), local.clone(), vec![("edge".to_string(), edge.clone())]);
     for id in 0..3 {
@@ -226,4 +243,33 @@ async fn a_local_fallback_still_queued_when_the_edge_answers_is_dropped_not_run(
     assert_eq!(local.runs.load(Ordering::SeqCst), 1, "only the first fallback found the board free");
     let queue = exec.with_decider(|d| d.estimators().local_queue);
     assert_eq!((queue.waiting, queue.running), (0, None), "dropped runs left the queue estimate");
+}
+
+#[tokio::test]
+async fn a_running_local_fallback_is_stopped_when_the_edge_answers_first() {
+    // The same requests with a runner that stops when asked (as tract does between nodes):
+    // each fallback starts, the edge answers at 50 ms, the run is stopped, and the board is
+    // free for the next request's fallback instead of busy for 400 ms.
+    let local = Arc::new(Local { stoppable: true, ..Local::new(false, Duration::from_millis(400)) });
+    let edge = Arc::new(EdgePath { how: Edge::Slow(Duration::from_millis(50)), sent: AtomicU32::new(0) });
+    let exec = Executor::new(Decider::new(&config("always-offload")).unwrap(), local.clone(), vec![("edge".to_string(), edge.clone())]);
+    for id in 0..3 {
+        let out = exec.submit(request(400 + id, Some(40))).await.unwrap();
+        assert_eq!(out.answer.ran, Ran::Edge(EDGE), "{:?}", out.answer);
+        assert_eq!(out.answer.fallback, Some(Fallback::DeadlineAtRisk), "{:?}", out.answer);
+        // Wait for the stopped run to report back before the next request.
+        for _ in 0..200 {
+            if local.stopped.load(Ordering::SeqCst) == id as u32 + 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    assert_eq!(local.runs.load(Ordering::SeqCst), 3, "every fallback found the board free");
+    assert_eq!(local.stopped.load(Ordering::SeqCst), 3, "and every one was stopped");
+    let queue = exec.with_decider(|d| d.estimators().local_queue);
+    assert_eq!((queue.waiting, queue.running), (0, None));
+    // A stopped run teaches nothing about compute time: the estimate stays at its prior.
+    let prior = exec.with_decider(|d| d.estimators().local(LOCAL).base().samples());
+    assert_eq!(prior, 0);
 }

@@ -90,6 +90,9 @@ pub enum RuntimeError {
         /// The number of values given.
         len: usize,
     },
+    /// The run was cancelled before it finished (see [`crate::Cancel`]).
+    #[error("the inference was cancelled before it finished")]
+    Cancelled,
     /// The engine failed while running the model.
     #[error("model `{model}` ({precision}): inference failed: {message}")]
     Inference {

@@ -35,7 +35,7 @@ pub mod store;
 pub mod topk;
 pub mod tract_engine;
 
-pub use engine::{Engine, RawOutput, Session, Threads};
+pub use engine::{Cancel, Engine, RawOutput, Session, Threads};
 pub use error::RuntimeError;
 pub use ferry_hal::Precision;
 pub use manifest::Manifest;

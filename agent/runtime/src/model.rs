@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use ferry_hal::Precision;
 use image::DynamicImage;
 
-use crate::engine::{Engine, Session};
+use crate::engine::{Cancel, Engine, Session};
 use crate::error::RuntimeError;
 use crate::manifest::{Manifest, Scores};
 use crate::preprocess::{check_tensor, image_to_tensor};
@@ -78,6 +78,21 @@ impl LocalModel {
     pub fn infer_tensor(&self, shape: &[usize], data: &[f32], k: usize) -> Result<Inference, RuntimeError> {
         check_tensor(&self.manifest, shape, data)?;
         self.infer_prepared(data, k)
+    }
+
+    /// [`Self::infer_image`], stopping early with [`RuntimeError::Cancelled`] once `cancel` is set.
+    pub fn infer_image_cancellable(&self, image: &DynamicImage, k: usize, cancel: &Cancel) -> Result<Inference, RuntimeError> {
+        cancel.check()?;
+        let tensor = image_to_tensor(&self.manifest, image);
+        let one = self.session.run_cancellable(&tensor, cancel)?;
+        Ok(self.finish(one.scores, one.compute, k))
+    }
+
+    /// [`Self::infer_tensor`], stopping early with [`RuntimeError::Cancelled`] once `cancel` is set.
+    pub fn infer_tensor_cancellable(&self, shape: &[usize], data: &[f32], k: usize, cancel: &Cancel) -> Result<Inference, RuntimeError> {
+        check_tensor(&self.manifest, shape, data)?;
+        let one = self.session.run_cancellable(data, cancel)?;
+        Ok(self.finish(one.scores, one.compute, k))
     }
 
     /// Classifies a batch of raw tensors, each of the model's input shape.

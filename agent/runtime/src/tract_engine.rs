@@ -10,7 +10,7 @@ use ferry_hal::Precision;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 
-use crate::engine::{Engine, RawOutput, Session, Threads};
+use crate::engine::{Cancel, Engine, RawOutput, Session, Threads};
 use crate::error::RuntimeError;
 use crate::manifest::Manifest;
 use crate::quant;
@@ -123,6 +123,18 @@ fn check_declared_shape(model: &InferenceModel, expected: &[usize]) -> Result<()
     }
 }
 
+/// The error a cancelled run stops with, told apart from the engine's own failures.
+#[derive(Debug)]
+struct Stopped;
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cancelled")
+    }
+}
+
+impl std::error::Error for Stopped {}
+
 struct TractSession {
     plan: Arc<TypedSimplePlan>,
     /// Spawned states, reused across calls; one per concurrent caller at most.
@@ -142,10 +154,25 @@ impl TractSession {
         RuntimeError::Inference { model: self.model.clone(), precision: self.precision, message: e.to_string() }
     }
 
-    fn run_one(&self, state: &mut TypedSimpleState, data: &[f32]) -> Result<RawOutput, RuntimeError> {
+    fn run_one(&self, state: &mut TypedSimpleState, data: &[f32], cancel: Option<&Cancel>) -> Result<RawOutput, RuntimeError> {
         let start = Instant::now();
         let input = Tensor::from_shape(&self.shape, data).map_err(|e| self.fail(format!("{e:#}")))?;
-        let outputs = state.run(tvec!(input.into_tvalue())).map_err(|e| self.fail(format!("{e:#}")))?;
+        let inputs = tvec!(input.into_tvalue());
+        let outputs = match cancel {
+            None => state.run(inputs),
+            // Checked before every node: a cancelled run stops within one node's time.
+            Some(c) => state.run_plan_with_eval(inputs, |ctx, op_state, node, values| {
+                if c.is_cancelled() {
+                    return Err(TractError::new(Stopped));
+                }
+                tract_onnx::tract_core::plan::eval(ctx, op_state, node, values)
+            }),
+        };
+        let outputs = match outputs {
+            Ok(o) => o,
+            Err(e) if e.downcast_ref::<Stopped>().is_some() => return Err(RuntimeError::Cancelled),
+            Err(e) => return Err(self.fail(format!("{e:#}"))),
+        };
         let first = outputs.first().ok_or_else(|| self.fail("the model returned no output"))?;
         let view = first.to_plain_array_view::<f32>().map_err(|e| self.fail(format!("{e:#}")))?;
         let scores: Vec<f32> = view.iter().copied().collect();
@@ -153,18 +180,29 @@ impl TractSession {
     }
 }
 
-impl Session for TractSession {
-    fn run_batch(&self, inputs: &[&[f32]]) -> Result<Vec<RawOutput>, RuntimeError> {
+impl TractSession {
+    /// Runs `f` on a spawned state from the pool (or a new one). A state that stopped or failed
+    /// mid-run may hold partial values: only a clean one goes back.
+    fn with_state<T>(&self, f: impl FnOnce(&mut TypedSimpleState) -> Result<T, RuntimeError>) -> Result<T, RuntimeError> {
         let spare = self.pool().pop();
         let mut state = match spare {
             Some(state) => state,
             None => self.plan.spawn().map_err(|e| self.fail(format!("{e:#}")))?,
         };
-        let result: Result<Vec<RawOutput>, RuntimeError> = inputs.iter().map(|data| self.run_one(&mut state, data)).collect();
-        // A state that failed mid-run may hold partial values: only a clean one goes back.
+        let result = f(&mut state);
         if result.is_ok() {
             self.pool().push(state);
         }
         result
+    }
+}
+
+impl Session for TractSession {
+    fn run_batch(&self, inputs: &[&[f32]]) -> Result<Vec<RawOutput>, RuntimeError> {
+        self.with_state(|state| inputs.iter().map(|data| self.run_one(state, data, None)).collect())
+    }
+
+    fn run_cancellable(&self, input: &[f32], cancel: &Cancel) -> Result<RawOutput, RuntimeError> {
+        self.with_state(|state| self.run_one(state, input, Some(cancel)))
     }
 }

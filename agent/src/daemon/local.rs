@@ -1,6 +1,7 @@
 //! The local path: the board's model variants on tract, one inference at a time (the decider
 //! models the local runner as one FIFO queue), compute moved off the async threads.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -8,7 +9,7 @@ use ferry_offload::decide::targets::TargetKind;
 use ferry_offload::decide::{TargetId, Targets};
 use ferry_offload::exec::{LocalResult, LocalRunner};
 use ferry_offload::protocol::{DType, EdgeTimings, Input, Request, Response, Status, TopK};
-use ferry_runtime::{preprocess, Engine, Inference, LocalModel, ModelStore, RuntimeError};
+use ferry_runtime::{preprocess, Cancel, Engine, Inference, LocalModel, ModelStore, RuntimeError};
 use tokio::sync::Semaphore;
 
 /// Every local variant the decider knows, loaded once.
@@ -49,20 +50,28 @@ impl TractRunner {
 }
 
 impl LocalRunner for TractRunner {
-    async fn run(&self, target: TargetId, request: Arc<Request>) -> Result<LocalResult, String> {
+    async fn run(&self, target: TargetId, request: Arc<Request>, cancel: Arc<AtomicBool>) -> Result<LocalResult, String> {
         let model = self.variant(target).cloned().ok_or_else(|| format!("target {} is not a local variant", target.index()))?;
         let queued = Instant::now();
         let _permit = self.gate.acquire().await.map_err(|e| e.to_string())?;
         let queued_us = micros(queued.elapsed());
         let k = self.top_k;
-        let inference = tokio::task::spawn_blocking(move || infer(&model, &request, k))
+        let token = Cancel::from_flag(cancel.clone());
+        let inference = tokio::task::spawn_blocking(move || infer(&model, &request, k, &token))
             .await
             .map_err(|e| format!("local inference task: {e}"))??;
         let mut compute = inference.1.compute;
         if self.slowdown > 1.0 {
-            // Emulating a slower board: hold the engine for the time that board would take.
+            // Emulating a slower board: hold the engine for the time that board would take,
+            // and stop holding it when cancelled, as the engine itself would stop.
             let extra = compute.mul_f64(self.slowdown - 1.0);
-            tokio::time::sleep(extra).await;
+            let until = Instant::now() + extra;
+            while Instant::now() < until {
+                if cancel.load(Ordering::Acquire) {
+                    return Err(RuntimeError::Cancelled.to_string());
+                }
+                tokio::time::sleep(EMULATION_STEP.min(until.saturating_duration_since(Instant::now()))).await;
+            }
             compute += extra;
         }
         let compute_us = micros(compute);
@@ -81,10 +90,16 @@ impl LocalRunner for TractRunner {
     }
 }
 
-/// Runs one request on a variant: an encoded image or an f32 tensor.
-pub fn infer(model: &LocalModel, request: &Request, k: usize) -> Result<(u64, Inference), String> {
+/// How often an emulated slow board looks at the cancel flag while it holds the engine.
+const EMULATION_STEP: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Runs one request on a variant: an encoded image or an f32 tensor. Stops early (an `Err`)
+/// when `cancel` is set.
+pub fn infer(model: &LocalModel, request: &Request, k: usize, cancel: &Cancel) -> Result<(u64, Inference), String> {
     let result = match &request.input {
-        Input::Image { bytes, .. } => preprocess::decode_image(bytes, "the request's image").and_then(|img| model.infer_image(&img, k)),
+        Input::Image { bytes, .. } => {
+            preprocess::decode_image(bytes, "the request's image").and_then(|img| model.infer_image_cancellable(&img, k, cancel))
+        }
         Input::Tensor(t) => {
             let t = t.as_ref();
             if t.dtype() != DType::F32 {
@@ -92,7 +107,7 @@ pub fn infer(model: &LocalModel, request: &Request, k: usize) -> Result<(u64, In
             }
             let shape: Vec<usize> = t.shape().dims().iter().map(|&d| d as usize).collect();
             let values: Vec<f32> = t.f32_values().ok_or("the tensor's bytes are not f32 values")?.collect();
-            model.infer_tensor(&shape, &values, k)
+            model.infer_tensor_cancellable(&shape, &values, k, cancel)
         }
     };
     result.map(|i| (request.request_id, i)).map_err(|e| e.to_string())

@@ -131,8 +131,8 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
                         self.start_edge(t, model, up_bytes, &request, edge_timeout, backlog, &tx);
                     }
                     Action::SetTimer(at) => timer = Some(at),
-                    // A queued run is dropped before it starts; a running tract inference cannot
-                    // be interrupted: its result is dropped, its measurement still taken.
+                    // A queued run is dropped before it starts; a running one is asked to stop
+                    // (tract stops before its next node) and its result, if any, is dropped.
                     Action::CancelLocal => local_cancelled.store(true, Ordering::Release),
                     Action::CancelOffload => {
                         if let Some((t, at, backlog)) = edge_started_at {
@@ -205,7 +205,7 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
                 return;
             }
             lock(&decider).observe(Observation::LocalStarted(target), clamp_now(epoch));
-            let result = local.run(target, request).await;
+            let result = local.run(target, request, cancelled.clone()).await;
             let (compute_us, ok) = match &result {
                 Ok(r) => (r.compute_us, true),
                 Err(_) => (0, false),

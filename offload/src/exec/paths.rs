@@ -1,6 +1,7 @@
 //! The two kinds of path a request can take, as the executor sees them.
 
 use std::future::Future;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +24,16 @@ pub struct LocalResult {
 pub trait LocalRunner: Send + Sync + 'static {
     /// Runs `request` on the local variant `target`. Implementations move blocking compute off
     /// the async threads. An `Err` is a failed run, with the reason.
-    fn run(&self, target: TargetId, request: Arc<Request>) -> impl Future<Output = Result<LocalResult, String>> + Send;
+    ///
+    /// `cancel` is set when the request no longer needs this run (the edge answered first):
+    /// an implementation should stop as soon as it can and return an `Err`, so that the board
+    /// is free for the next request. One that cannot stop simply finishes; its result is dropped.
+    fn run(
+        &self,
+        target: TargetId,
+        request: Arc<Request>,
+        cancel: Arc<AtomicBool>,
+    ) -> impl Future<Output = Result<LocalResult, String>> + Send;
 }
 
 /// Carries requests to one edge endpoint.

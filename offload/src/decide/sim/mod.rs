@@ -270,9 +270,15 @@ impl Sim<'_> {
                         if let Some((_, t)) = self.local_queue.remove(pos) {
                             self.decider.observe(Observation::LocalDropped(t), now);
                         }
-                    } else {
-                        // Already running: tract cannot be interrupted; its result is dropped.
+                    } else if self.local_running.is_some_and(|(j, _, _)| j == i) {
+                        // Running: the agent's tract runner stops before its next node (modelled
+                        // as at once, a node being ~1/60 of a run); the board is free again.
+                        if let Some((_, t, _)) = self.local_running.take() {
+                            let obs = Observation::LocalFinished { target: t, compute_us: 0, ok: false };
+                            self.decider.observe(obs, now);
+                        }
                         self.local_cancelled[i] = true;
+                        self.start_next_local(now);
                     }
                 }
                 Action::CancelOffload => {
@@ -432,10 +438,13 @@ impl Sim<'_> {
                 self.perform(i, &actions, now, false);
             }
             Ev::LocalDone(i) => {
-                if let Some((j, t, started)) = self.local_running.take() {
+                // A run stopped part-way has already left the runner: its completion is void.
+                if !self.local_running.is_some_and(|(j, _, _)| j == i) {
+                    return;
+                }
+                if let Some((_, t, started)) = self.local_running.take() {
                     let compute = now.saturating_sub(started).min(u64::from(u32::MAX)) as u32;
                     self.decider.observe(Observation::LocalFinished { target: t, compute_us: compute, ok: true }, now);
-                    debug_assert_eq!(i, j);
                 }
                 if !self.local_cancelled[i] {
                     self.feed(i, Event::LocalDone, now, false);
