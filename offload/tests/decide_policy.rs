@@ -348,3 +348,26 @@ fn abandoned_offloads_that_never_answer_make_the_edge_look_as_bad_as_it_is() {
     let dec = d.decide(&image(None), now);
     assert_eq!(dec.choice, Choice::Local(LOCAL), "{dec:?}");
 }
+
+#[test]
+fn with_no_path_meeting_the_deadline_hysteresis_weighs_expected_latency_too() {
+    // Local (300 ms) is chosen first, against a slow link. Then the link becomes fast on
+    // average but erratic: the edge's mean drops well below local's while its planning
+    // quantile stays above. Nothing meets the 100 ms deadline; the switch must not be held
+    // back by comparing quantiles (that kept a growing local queue on a slow board).
+    let mut d = decider(false);
+    let mut now = 0;
+    system(&mut d, 0.0, now);
+    local_runs(&mut d, 300.0, 30, &mut now);
+    for _ in 0..20 {
+        offload(&mut d, 2.0, 5.0, &mut now);
+    }
+    assert_eq!(d.decide(&image(Some(100)), now).choice, Choice::Local(LOCAL));
+    for i in 0..60 {
+        offload(&mut d, if i % 2 == 0 { 100.0 } else { 4.0 }, 5.0, &mut now);
+    }
+    let dec = d.decide(&image(Some(100)), now);
+    let (l, e) = (dec.reason.best_local.unwrap(), dec.reason.best_edge.unwrap());
+    assert!(e.mean_ms < l.mean_ms - 50.0 && e.quantile_ms > l.quantile_ms, "the situation: {l:?} {e:?}");
+    assert_eq!(dec.choice, Choice::Offload(EDGE), "{dec:?}");
+}

@@ -47,6 +47,7 @@ impl Policy for Adaptive {
             };
             bias(p, raw)
         };
+        let none_key = |p: &PathEstimate| bias(p, p.mean_ms);
         let (best, why) = match least(cands.as_slice().iter().filter(|p| feasible(p)), key) {
             Some(p) if rank_by_quantile => (*p, Why::TightDeadline),
             Some(p) => (*p, Why::Cheapest),
@@ -54,18 +55,21 @@ impl Policy for Adaptive {
             // either way, so take the least expected latency. Ranking by the quantile here let a
             // growing local queue win against an edge whose spread (it includes a fallback
             // behind that same queue) grew faster: a runaway on slow boards.
-            None => match least(cands.as_slice().iter(), |p| bias(p, p.mean_ms)) {
+            None => match least(cands.as_slice().iter(), none_key) {
                 Some(p) => (*p, Why::NoneMeetsDeadline),
                 None => return (Choice::Nowhere, Why::NoTarget),
             },
         };
         let best_ok = feasible(&best);
         let margin_abs = if cfg.mode == Mode::Latency { cfg.hysteresis_ms as f32 } else { 0.0 };
+        // Hysteresis weighs the previous path by the same measure that picked the best one:
+        // with no path meeting the deadline that is the expected latency, not the quantile.
+        let hold_key: &dyn Fn(&PathEstimate) -> f32 = if why == Why::NoneMeetsDeadline { &none_key } else { &key };
         let (chosen, held) = self.hysteresis.apply(
             ctx.request.model,
             best,
             cands,
-            key,
+            hold_key,
             |prev| !best_ok || feasible(prev),
             cfg.hysteresis_margin as f32,
             margin_abs,

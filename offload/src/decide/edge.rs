@@ -24,9 +24,12 @@ pub struct EdgeEstimator {
     pub last_used_us: u64,
     /// A probe is out.
     pub probing: bool,
-    /// When the uplink will have sent every byte this device has queued on it, µs (a
-    /// prediction from the uplink pace; one connection carries the uploads one after another).
-    uplink_free_at_us: f64,
+    /// Bytes this device had queued on the uplink and not yet sent, as of `uplink_at_us` (one
+    /// connection carries the uploads one after another). They drain at the *current* pace
+    /// estimate, so a backlog queued while the link was slow drains fast once answers and
+    /// probes show it is fast again.
+    uplink_backlog_bytes: f64,
+    uplink_at_us: u64,
 }
 
 const MIN_BACKOFF_US: u64 = 500_000;
@@ -59,14 +62,31 @@ impl EdgeEstimator {
             inflight: 0,
             last_used_us: 0,
             probing: false,
-            uplink_free_at_us: 0.0,
+            uplink_backlog_bytes: 0.0,
+            uplink_at_us: 0,
         }
     }
 
     /// An upload of `up_bytes` left at `now_us`: it queues behind the bytes already sent.
     pub fn on_sent(&mut self, now_us: u64, up_bytes: u32) {
-        let start = self.uplink_free_at_us.max(now_us as f64);
-        self.uplink_free_at_us = start + f64::from(up_bytes) * self.link.up_pace().mean().max(0.0);
+        self.uplink_backlog_bytes = self.unsent_bytes(now_us) + f64::from(up_bytes);
+        self.uplink_at_us = now_us;
+    }
+
+    /// An answer (or an answered probe) came back at `now_us`: on one connection its bytes, and
+    /// every byte sent before them, have left. What can still be queued is at most what the
+    /// requests still in flight sent (taken as `per_request_bytes` each).
+    pub fn on_delivered(&mut self, now_us: u64, per_request_bytes: u32) {
+        let bound = f64::from(self.inflight) * f64::from(per_request_bytes);
+        self.uplink_backlog_bytes = self.unsent_bytes(now_us).min(bound);
+        self.uplink_at_us = now_us;
+    }
+
+    /// Bytes still queued on the uplink at `now_us`.
+    fn unsent_bytes(&self, now_us: u64) -> f64 {
+        let pace = self.link.up_pace().mean().max(1e-9);
+        let sent = now_us.saturating_sub(self.uplink_at_us) as f64 / pace;
+        (self.uplink_backlog_bytes - sent).max(0.0)
     }
 
     /// An offload was out `waited_us` without an answer: the link is at least that slow.
@@ -82,7 +102,7 @@ impl EdgeEstimator {
 
     /// How long an upload sent now would wait behind this device's earlier uploads, µs.
     pub fn uplink_wait_us(&self, now_us: u64) -> f64 {
-        (self.uplink_free_at_us - now_us as f64).max(0.0)
+        self.unsent_bytes(now_us) * self.link.up_pace().mean().max(0.0)
     }
 
     /// Reported queue wait.
@@ -204,6 +224,27 @@ impl EdgeEstimator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_upload_backlog_queued_on_a_slow_link_drains_at_the_pace_learned_since() {
+        let mut e = EdgeEstimator::new(0.2, 20_000.0);
+        // A slow link (1 Mbit/s = 8 µs/byte): three 150 KB uploads queue 3.6 s of bytes.
+        for _ in 0..30 {
+            e.link.on_transfer_weighted(150_000, 0, 1_200_000.0, 1.0);
+        }
+        for _ in 0..3 {
+            e.on_sent(0, 150_000);
+        }
+        let slow = e.uplink_wait_us(0);
+        assert!((slow - 3_600_000.0).abs() < 200_000.0, "{slow}");
+        assert!((e.uplink_wait_us(1_800_000) - 1_800_000.0).abs() < 200_000.0);
+        // Probes then show 100 Mbit/s: what is left of the backlog drains at that pace, not
+        // at the pace it was queued with.
+        for _ in 0..10 {
+            e.link.on_transfer_weighted(150_000, 0, 12_000.0, 1.0);
+        }
+        assert_eq!(e.uplink_wait_us(100_000), 0.0);
+    }
 
     #[test]
     fn reported_queue_and_compute_are_tracked() {

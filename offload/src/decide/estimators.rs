@@ -256,6 +256,7 @@ impl Estimators {
                 let e = &mut self.edges[target.index() % MAX_TARGETS];
                 e.inflight = e.inflight.saturating_sub(1);
                 e.last_used_us = now_us;
+                e.on_delivered(now_us, up_bytes);
                 e.on_answer(
                     model.index(),
                     up_bytes,
@@ -290,7 +291,9 @@ impl Estimators {
             }
             Observation::OffloadLate { target, model, up_bytes, down_bytes, total_us, edge_queue_us, edge_compute_us } => {
                 // In-flight accounting was settled when the request was abandoned.
-                self.edges[target.index() % MAX_TARGETS].on_answer(
+                let e = &mut self.edges[target.index() % MAX_TARGETS];
+                e.on_delivered(now_us, up_bytes);
+                e.on_answer(
                     model.index(),
                     up_bytes,
                     down_bytes,
@@ -307,6 +310,7 @@ impl Estimators {
             Observation::ProbeAnswered { target, rtt_us, up_bytes, down_bytes, transfer_us, edge_queue_us } => {
                 let e = &mut self.edges[target.index() % MAX_TARGETS];
                 e.last_used_us = now_us;
+                e.on_delivered(now_us, up_bytes);
                 e.on_probe(
                     f64::from(rtt_us),
                     up_bytes,
