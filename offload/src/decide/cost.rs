@@ -123,11 +123,10 @@ pub fn predict(
     let idle_mj_per_ms = energy.idle_mw / 1000.0;
     let mut out = Candidates::empty();
     let mut best_local_mean_us = f64::INFINITY;
-    let local_wait = est.local_wait_us(now_us);
     for t in targets.iter().filter(|t| t.is_local() && t.serves(req.model)) {
         let TargetKind::Local { mj_per_inference, .. } = t.kind else { continue };
         let (compute, std) = est.local_compute_us(t.id);
-        let mean = local_wait + compute;
+        let mean = est.local_wait_us(now_us, t.id) + compute;
         best_local_mean_us = best_local_mean_us.min(mean);
         out.push(PathEstimate {
             target: t.id.0,

@@ -199,9 +199,10 @@ impl Estimators {
         (b.mean() * f, b.std() * f)
     }
 
-    /// Predicted wait on the local runner before a new run would start, µs.
-    pub fn local_wait_us(&self, now_us: u64) -> f64 {
-        self.local_queue.wait_us(now_us, |i| self.local_compute_us(TargetId(i as u8)).0)
+    /// Predicted wait on the local runner before a new run of `target` would start, µs.
+    pub fn local_wait_us(&self, now_us: u64, target: TargetId) -> f64 {
+        let own = self.local_compute_us(target).0;
+        self.local_queue.wait_us(now_us, own, |i| self.local_compute_us(TargetId(i as u8)).0)
     }
 
     /// Mean time between requests, µs.

@@ -101,7 +101,9 @@ impl LocalCompute {
     }
 }
 
-/// The local runner: one inference at a time, FIFO.
+/// The local runner: one inference at a time; waiting runs start shortest first (by their
+/// target's predicted compute; FIFO among equals), so a tiny model's request is not held for
+/// seconds behind a queue of image runs.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct LocalQueue {
     /// Start time (µs) and predicted duration (µs) of the running inference.
@@ -128,9 +130,10 @@ impl LocalQueue {
         *n = n.saturating_sub(1);
     }
 
-    /// Predicted wait before a new request would start: the running inference's remainder plus
-    /// every waiting run at its own target's predicted compute (`compute_us(target index)`).
-    pub fn wait_us(&self, now_us: u64, compute_us: impl Fn(usize) -> f64) -> f64 {
+    /// Predicted wait before a new run costing `own_us` would start: the running inference's
+    /// remainder plus every waiting run that goes first — those no longer than it, each at its
+    /// own target's predicted compute (`compute_us(target index)`).
+    pub fn wait_us(&self, now_us: u64, own_us: f64, compute_us: impl Fn(usize) -> f64) -> f64 {
         let remaining = match self.running {
             Some((since, predicted)) => (predicted - now_us.saturating_sub(since) as f64).max(0.0),
             None => 0.0,
@@ -138,7 +141,10 @@ impl LocalQueue {
         let mut queued = 0.0;
         for (i, &n) in self.waiting_per.iter().enumerate() {
             if n > 0 {
-                queued += f64::from(n) * compute_us(i);
+                let c = compute_us(i);
+                if c <= own_us {
+                    queued += f64::from(n) * c;
+                }
             }
         }
         remaining + queued
@@ -197,7 +203,7 @@ mod tests {
     }
 
     #[test]
-    fn queue_wait_counts_the_running_remainder_and_each_waiting_run_at_its_own_cost() {
+    fn queue_wait_counts_the_running_remainder_and_the_runs_that_go_first_at_their_own_cost() {
         // Target 0: a 40 ms image model; target 2: a 0.05 ms digits model.
         let cost = |i: usize| if i == 2 { 50.0 } else { 40_000.0 };
         let mut q = LocalQueue { running: Some((1_000, 40_000.0)), ..LocalQueue::default() };
@@ -205,16 +211,19 @@ mod tests {
         q.queued(TargetId(0));
         q.queued(TargetId(2));
         assert_eq!(q.waiting, 3);
-        assert_eq!(q.wait_us(11_000, cost), 30_000.0 + 80_000.0 + 50.0);
-        // A digits request behind two image runs waits for the images, not for two digits runs.
+        // An image run waits for the running remainder, both image runs and the digits run.
+        assert_eq!(q.wait_us(11_000, 40_000.0, cost), 30_000.0 + 80_000.0 + 50.0);
+        // A digits run goes ahead of the image runs: it waits for the remainder and the other
+        // digits run only.
+        assert_eq!(q.wait_us(11_000, 50.0, cost), 30_000.0 + 50.0);
         q.left(TargetId(2));
         q.left(TargetId(0));
-        assert_eq!(q.wait_us(11_000, cost), 30_000.0 + 40_000.0);
-        assert_eq!(LocalQueue::default().wait_us(0, cost), 0.0);
+        assert_eq!(q.wait_us(11_000, 40_000.0, cost), 30_000.0 + 40_000.0);
+        assert_eq!(LocalQueue::default().wait_us(0, 40_000.0, cost), 0.0);
         // More "left" than "queued" (a lost report) cannot underflow.
         q.left(TargetId(0));
         q.left(TargetId(0));
-        assert_eq!((q.waiting, q.wait_us(11_000, cost)), (0, 30_000.0));
+        assert_eq!((q.waiting, q.wait_us(11_000, 40_000.0, cost)), (0, 30_000.0));
     }
 
     #[test]

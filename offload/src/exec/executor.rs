@@ -4,8 +4,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
+use super::gate::LocalGate;
 use super::paths::{EdgeLink, LocalResult, LocalRunner};
 use crate::decide::{
     Action, Answer, Decider, Event, ModelId, Observation, Ran, RequestInfo, RequestMachine, TargetId,
@@ -41,10 +42,10 @@ pub struct Executor<L, E> {
     local: Arc<L>,
     /// Indexed by `TargetId`; `None` for local targets and edges without a link.
     edges: Vec<Option<Arc<E>>>,
-    /// One local inference at a time, as the decider's queue model assumes: a run waits here
-    /// (queued) until it holds the permit (started), so a cancelled run that has not started
-    /// yet is dropped instead of occupying the board.
-    local_gate: Arc<Semaphore>,
+    /// One local inference at a time, as the decider's queue model assumes, shortest first: a
+    /// run waits here (queued) until it holds the permit (started), so a cancelled run that has
+    /// not started yet is dropped instead of occupying the board.
+    local_gate: Arc<LocalGate>,
     epoch: Instant,
 }
 
@@ -68,7 +69,7 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
             decider: Arc::new(Mutex::new(decider)),
             local,
             edges: by_id,
-            local_gate: Arc::new(Semaphore::new(1)),
+            local_gate: LocalGate::new(),
             epoch: Instant::now(),
         }
     }
@@ -194,12 +195,12 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
     }
 
     fn start_local(&self, target: TargetId, request: &Arc<Request>, tx: &mpsc::Sender<PathEvent>, cancelled: &Arc<AtomicBool>) {
+        let cost_us = self.with_decider(|d| d.estimators().local_compute_us(target).0) as u64;
         self.observe(Observation::LocalQueued(target));
         let (local, decider, epoch, gate) = (self.local.clone(), self.decider.clone(), self.epoch, self.local_gate.clone());
         let (request, tx, cancelled) = (request.clone(), tx.clone(), cancelled.clone());
         tokio::spawn(async move {
-            // The gate is never closed, so acquiring cannot fail; if it ever did, run anyway.
-            let _permit = gate.acquire_owned().await.ok();
+            let _permit = gate.acquire(cost_us).await;
             if cancelled.load(Ordering::Acquire) {
                 lock(&decider).observe(Observation::LocalDropped(target), clamp_now(epoch));
                 return;

@@ -11,8 +11,10 @@
 //! # Layout
 //! - [`paths`]: the `LocalRunner` and `EdgeLink` traits the agent implements (tract, MQTT).
 //! - [`executor`]: `Executor::submit`, the per-request loop.
+//! - [`gate`]: the local gate: one local run at a time, shortest first.
 
 pub mod executor;
+pub mod gate;
 pub mod paths;
 
 pub use executor::{Executor, ExecError, Outcome};

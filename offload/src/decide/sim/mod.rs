@@ -226,7 +226,18 @@ impl Sim<'_> {
         if self.local_running.is_some() {
             return;
         }
-        if let Some((i, t)) = self.local_queue.pop_front() {
+        // As the agent's executor does: the waiting run its target predicts shortest goes
+        // first (FIFO among equals).
+        let est = self.decider.estimators();
+        let next = self
+            .local_queue
+            .iter()
+            .enumerate()
+            .min_by(|(a, (_, ta)), (b, (_, tb))| {
+                est.local_compute_us(*ta).0.total_cmp(&est.local_compute_us(*tb).0).then(a.cmp(b))
+            })
+            .map(|(pos, _)| pos);
+        if let Some((i, t)) = next.and_then(|pos| self.local_queue.remove(pos)) {
             let fp32 = t != TargetId(1);
             let dur = world::local_us(&self.reqs[i], fp32, &self.timeline.at(now)) as u64;
             self.local_running = Some((i, t, now));
