@@ -281,6 +281,12 @@ impl Daemon {
         let mut sensors = SensorSet::build(&self.board);
         let mut own = system::OwnCpu::default();
         let zone = self.board.thermal.zone.clone();
+        // The hardware maximum clock, once: the throttling ratio is the kernel's cap over it.
+        let hw_max_hz = ferry_drivers::describe(&self.board, &self.board.board.root)
+            .cpu
+            .first()
+            .map(|c| c.max_hz as f64)
+            .filter(|hz| *hz > 0.0);
         let period = Duration::from_millis(self.board.sensors.iter().map(|s| s.interval_ms).min().unwrap_or(1000).clamp(100, 5000));
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -290,7 +296,7 @@ impl Daemon {
                 _ = shutdown.changed() => return,
             }
             let statuses = sensors.sweep();
-            let state = system::system_state(statuses, own.share(), &zone);
+            let state = system::system_state(statuses, own.share(), &zone, hw_max_hz);
             let rendered: Vec<String> = statuses.iter().map(|s| s.to_string()).collect();
             if let Some(t) = self.telemetry.clone() {
                 let data = system::sensor_data(statuses);

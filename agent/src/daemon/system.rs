@@ -72,8 +72,13 @@ pub fn sensor_data(statuses: &[SensorStatus]) -> crate::telemetry::SensorData {
     crate::telemetry::SensorData { values }
 }
 
-/// The decider's system state from the latest sweep; `own_share` is this process's CPU share.
-pub fn system_state(statuses: &[SensorStatus], own_share: f64, thermal_zone: &str) -> SystemState {
+/// The decider's system state from the latest sweep; `own_share` is this process's CPU share,
+/// `hw_max_hz` the CPU's hardware maximum clock (from the board description), if known.
+///
+/// The clock ratio is the cap the kernel allows now over the hardware maximum: that is what
+/// thermal or power throttling lowers, and what an inference that keeps a core busy runs at.
+/// The current clock is not used: at idle the governor lowers it, which is not throttling.
+pub fn system_state(statuses: &[SensorStatus], own_share: f64, thermal_zone: &str, hw_max_hz: Option<f64>) -> SystemState {
     let mut state = SystemState::default();
     let readings = || statuses.iter().filter(|s| s.has_reading).map(|s| &s.reading);
     if let Some(total) = readings().find_map(|r| r.get_labelled(Quantity::CpuUtilization, "all").or_else(|| r.get(Quantity::CpuUtilization))) {
@@ -83,12 +88,9 @@ pub fn system_state(statuses: &[SensorStatus], own_share: f64, thermal_zone: &st
     if let Some(t) = temp {
         state.temp_c = t.value;
     }
-    let freq = readings().find_map(|r| r.get(Quantity::CpuFrequency));
     let limit = readings().find_map(|r| r.get(Quantity::CpuFrequencyLimit));
-    if let (Some(f), Some(l)) = (freq, limit) {
-        if l.value > 0.0 {
-            state.freq_ratio = f.value / l.value;
-        }
+    if let (Some(l), Some(max)) = (limit, hw_max_hz.filter(|m| *m > 0.0)) {
+        state.freq_ratio = (l.value / max).min(1.0);
     }
     state.sanitized()
 }
@@ -112,6 +114,35 @@ mod tests {
 
     #[test]
     fn no_readings_give_the_default_state() {
-        assert_eq!(system_state(&[], 0.0, "cpu-thermal"), SystemState::default().sanitized());
+        assert_eq!(system_state(&[], 0.0, "cpu-thermal", Some(1.5e9)), SystemState::default().sanitized());
+    }
+
+    fn cpufreq(cur_hz: f64, limit_hz: f64) -> SensorStatus {
+        let mut reading = ferry_hal::Reading::new(ferry_hal::Timestamp(0));
+        reading.push(Quantity::CpuFrequency, "cpu0", cur_hz, ferry_hal::Unit::Hertz);
+        reading.push(Quantity::CpuFrequencyLimit, "cpu0", limit_hz, ferry_hal::Unit::Hertz);
+        SensorStatus {
+            name: "cpufreq".to_string(),
+            driver: "cpufreq".to_string(),
+            interval_ms: 1000,
+            health: ferry_drivers::Health::Healthy,
+            reading,
+            has_reading: true,
+            fault: ferry_drivers::registry::Fault::new(),
+            failures: 0,
+            due_at: ferry_hal::Timestamp(0),
+        }
+    }
+
+    #[test]
+    fn the_clock_ratio_is_the_cap_over_the_hardware_maximum() {
+        // An idle core clocked down by the governor is not throttled.
+        let idle = system_state(&[cpufreq(600e6, 1.5e9)], 0.0, "cpu-thermal", Some(1.5e9));
+        assert_eq!(idle.freq_ratio, 1.0);
+        // A cap lowered to 1.2 of 1.5 GHz is: compute runs at most 0.8 as fast.
+        let capped = system_state(&[cpufreq(600e6, 1.2e9)], 0.0, "cpu-thermal", Some(1.5e9));
+        assert!((capped.freq_ratio - 0.8).abs() < 1e-9, "{}", capped.freq_ratio);
+        // Without a known hardware maximum there is nothing to compare the cap with.
+        assert_eq!(system_state(&[cpufreq(600e6, 1.2e9)], 0.0, "cpu-thermal", None).freq_ratio, 1.0);
     }
 }
