@@ -1,5 +1,6 @@
-//! The local path: the board's model variants on tract, one inference at a time (the decider
-//! models the local runner as one FIFO queue), compute moved off the async threads.
+//! The local path: the board's model variants on tract, one inference at a time (the
+//! executor's gate admits them shortest first, as the decider's queue model assumes), compute
+//! moved off the async threads, and stopped part-way when the request no longer needs it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
