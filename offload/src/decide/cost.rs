@@ -184,15 +184,7 @@ fn exceeds(mean: f64, sd: f64, limit: f64) -> f64 {
         return if mean > limit { 1.0 } else { 0.0 };
     }
     let z = (limit - mean) / (sd * std::f64::consts::SQRT_2);
-    0.5 * erfc(z)
-}
-
-/// Complementary error function (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7).
-fn erfc(x: f64) -> f64 {
-    let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
-    let poly = t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
-    let r = poly * (-x * x).exp();
-    if x >= 0.0 { r } else { 2.0 - r }
+    0.5 * libm::erfc(z)
 }
 
 #[cfg(test)]
