@@ -74,8 +74,9 @@ impl EdgeEstimator {
     }
 
     /// An answer (or an answered probe) came back at `now_us`: on one connection its bytes, and
-    /// every byte sent before them, have left. What can still be queued is at most what the
-    /// requests still in flight sent (taken as `per_request_bytes` each).
+    /// every byte sent before them, have left. What can still be queued is bounded by what the
+    /// requests still in flight sent (taken as `per_request_bytes` each) — an approximation:
+    /// offloads abandoned after this one was sent are no longer counted in flight.
     pub fn on_delivered(&mut self, now_us: u64, per_request_bytes: u32) {
         let bound = f64::from(self.inflight) * f64::from(per_request_bytes);
         self.uplink_backlog_bytes = self.unsent_bytes(now_us).min(bound);
