@@ -26,14 +26,9 @@ pub trait Session: Send + Sync {
     fn run_batch(&self, inputs: &[&[f32]]) -> Result<Vec<RawOutput>, RuntimeError>;
 
     /// Runs one input, giving up with [`RuntimeError::Cancelled`] as soon as `cancel` is set.
-    /// An engine that can only check between runs checks before and after (this default);
-    /// tract checks before every node of the plan.
-    fn run_cancellable(&self, input: &[f32], cancel: &Cancel) -> Result<RawOutput, RuntimeError> {
-        cancel.check()?;
-        let out = self.run_batch(&[input])?.pop().ok_or(RuntimeError::Cancelled)?;
-        cancel.check()?;
-        Ok(out)
-    }
+    /// tract checks before every node of the plan; an engine that cannot stop mid-run should
+    /// at least check before and after.
+    fn run_cancellable(&self, input: &[f32], cancel: &Cancel) -> Result<RawOutput, RuntimeError>;
 }
 
 /// A request to stop a running inference, shared between whoever runs it and whoever may

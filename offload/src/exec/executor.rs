@@ -195,8 +195,12 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
     }
 
     fn start_local(&self, target: TargetId, request: &Arc<Request>, tx: &mpsc::Sender<PathEvent>, cancelled: &Arc<AtomicBool>) {
-        let cost_us = self.with_decider(|d| d.estimators().local_compute_us(target).0) as u64;
-        self.observe(Observation::LocalQueued(target));
+        // Queued, and at what predicted cost (the gate's order), under one lock.
+        let cost_us = {
+            let mut d = lock(&self.decider);
+            d.observe(Observation::LocalQueued(target), self.now_us());
+            d.estimators().local_compute_us(target).0 as u64
+        };
         let (local, decider, epoch, gate) = (self.local.clone(), self.decider.clone(), self.epoch, self.local_gate.clone());
         let (request, tx, cancelled) = (request.clone(), tx.clone(), cancelled.clone());
         tokio::spawn(async move {

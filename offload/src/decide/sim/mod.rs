@@ -306,13 +306,13 @@ impl Sim<'_> {
                     let obs = if from_timer {
                         Observation::OffloadFailed(target)
                     } else {
-                        let model = if self.reqs[i].image { self.image } else { self.digits };
+                        let model = self.model_of(i);
                         Observation::OffloadAbandoned {
                             target,
                             model,
                             up_bytes: self.reqs[i].up_bytes(),
                             down_bytes: world::profile::DOWN,
-                            waited_us: waited.min(u64::from(u32::MAX)) as u32,
+                            waited_us: waited,
                         }
                     };
                     self.decider.observe(obs, now);
@@ -345,21 +345,26 @@ impl Sim<'_> {
 
     /// What the device reports of an offload's time from `sent` to `now`: as the agent's
     /// executor does, without the wait behind its own earlier uploads predicted at the send.
-    fn reported_us(&self, i: usize, sent: u64, now: u64) -> u64 {
-        now.saturating_sub(sent).saturating_sub(self.offload_backlog_us[i])
+    fn reported_us(&self, i: usize, sent: u64, now: u64) -> u32 {
+        clamp_u32(now.saturating_sub(sent).saturating_sub(self.offload_backlog_us[i]))
+    }
+
+    /// Request `i`'s model.
+    fn model_of(&self, i: usize) -> ModelId {
+        if self.reqs[i].image { self.image } else { self.digits }
     }
 
     /// An offload the request no longer waits for ended without an answer (refused, or its
     /// timeout passed): the device counts it as a failure, as the agent does.
     fn expired(&mut self, i: usize, now: u64) {
         let Some(sent) = self.abandoned_sent_at[i].take() else { return };
-        let model = if self.reqs[i].image { self.image } else { self.digits };
+        let model = self.model_of(i);
         let obs = Observation::OffloadExpired {
             target: self.edge_target,
             model,
             up_bytes: self.reqs[i].up_bytes(),
             down_bytes: world::profile::DOWN,
-            waited_us: self.reported_us(i, sent, now).min(u64::from(u32::MAX)) as u32,
+            waited_us: self.reported_us(i, sent, now),
         };
         self.decider.observe(obs, now);
     }
@@ -376,13 +381,13 @@ impl Sim<'_> {
         }
         self.abandoned_sent_at[i] = None;
         if let Some(EdgeOutcome::Answer { queue_us, compute_us, .. }) = self.edge_reply[i] {
-            let model = if self.reqs[i].image { self.image } else { self.digits };
+            let model = self.model_of(i);
             let obs = Observation::OffloadLate {
                 target: self.edge_target,
                 model,
                 up_bytes: self.reqs[i].up_bytes(),
                 down_bytes: world::profile::DOWN,
-                total_us: self.reported_us(i, sent, now).min(u64::from(u32::MAX)) as u32,
+                total_us: self.reported_us(i, sent, now),
                 edge_queue_us: queue_us as u32,
                 edge_compute_us: compute_us as u32,
             };
@@ -454,7 +459,7 @@ impl Sim<'_> {
                     return;
                 }
                 if let Some((_, t, started)) = self.local_running.take() {
-                    let compute = now.saturating_sub(started).min(u64::from(u32::MAX)) as u32;
+                    let compute = clamp_u32(now.saturating_sub(started));
                     self.decider.observe(Observation::LocalFinished { target: t, compute_us: compute, ok: true }, now);
                 }
                 if !self.local_cancelled[i] {
@@ -467,7 +472,7 @@ impl Sim<'_> {
                     self.late_answer(i, kind, now);
                     return;
                 };
-                let model = if self.reqs[i].image { self.image } else { self.digits };
+                let model = self.model_of(i);
                 let t = self.edge_target;
                 match (kind, self.edge_reply[i]) {
                     (EDGE_OK, Some(EdgeOutcome::Answer { queue_us, compute_us, .. })) => {
@@ -477,7 +482,7 @@ impl Sim<'_> {
                                 model,
                                 up_bytes: self.reqs[i].up_bytes(),
                                 down_bytes: world::profile::DOWN,
-                                total_us: self.reported_us(i, sent, now).min(u64::from(u32::MAX)) as u32,
+                                total_us: self.reported_us(i, sent, now),
                                 edge_queue_us: queue_us as u32,
                                 edge_compute_us: compute_us as u32,
                             },
@@ -608,3 +613,7 @@ pub fn table(spec: &TraceSpec) -> Result<Vec<Stats>, super::DecideError> {
 
 /// Where the static policies' rows start in [`table`]'s output.
 pub const STATIC_ROWS: usize = 3;
+
+fn clamp_u32(v: u64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
