@@ -7,7 +7,9 @@ use std::sync::Arc;
 use ferry_hal::DeviceDescriptor;
 
 use crate::config::{BoardConfig, ConfigError};
-use crate::registry::{BuildError, BusProvider, Context, LinuxBuses, Registry};
+use crate::bus::linux::{BusProvider, LinuxBuses};
+use crate::driver::{BuildError, Context};
+use crate::registry::Registry;
 
 /// Something that will not stop the agent but that a person should know (a bus device absent
 /// on this machine, a probe with nothing to read).

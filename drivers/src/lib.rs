@@ -17,12 +17,15 @@ pub mod bus;
 pub mod check;
 pub mod config;
 pub mod describe;
+pub mod driver;
 pub mod probes;
 pub mod registry;
 pub mod set;
 
 pub use check::{check, check_with, CheckReport, Warning};
 pub use config::{BoardConfig, ConfigError, ConfigErrors};
-pub use registry::{BusProvider, DynSensor, Registry};
+pub use bus::linux::BusProvider;
+pub use driver::DynSensor;
+pub use registry::Registry;
 pub use set::{Health, SensorSet, SensorStatus};
 pub use describe::describe;

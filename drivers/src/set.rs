@@ -9,7 +9,9 @@ use ferry_hal::{Reading, Timestamp};
 
 use crate::bus::dynbus::truncated;
 use crate::config::{BoardConfig, SensorConfig};
-use crate::registry::{BusProvider, Context, DynSensor, ErasedDriver, Fault, LinuxBuses, Registry};
+use crate::bus::linux::{BusProvider, LinuxBuses};
+use crate::driver::{Context, DynSensor, ErasedDriver, Fault};
+use crate::registry::Registry;
 
 /// First retry after a failure, ms; doubled per consecutive failure up to [`MAX_BACKOFF_MS`].
 pub const BASE_BACKOFF_MS: u64 = 1_000;

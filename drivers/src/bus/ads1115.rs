@@ -206,7 +206,7 @@ impl<I2C: I2c, D: DelayNs> Sensor for Ads1115<I2C, D> {
 // ---- registry glue ----
 
 use crate::config::{BusKind, Errors};
-use crate::registry::{BuildError, Context, Driver, DynSensor, ValidateCtx};
+use crate::driver::{BuildError, Context, Driver, DynSensor, ValidateCtx};
 
 fn default_address() -> u8 {
     ADDRESSES[0]

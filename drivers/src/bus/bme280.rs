@@ -262,7 +262,7 @@ impl<I2C: I2c> Sensor for Bme280<I2C> {
 // ---- registry glue: how a `[[sensors]]` entry with `driver = "bme280"` becomes a sensor ----
 
 use crate::config::{BusKind, Errors};
-use crate::registry::{BuildError, Context, Driver, DynSensor, ValidateCtx};
+use crate::driver::{BuildError, Context, Driver, DynSensor, ValidateCtx};
 
 fn default_address() -> u8 {
     ADDRESS_PRIMARY

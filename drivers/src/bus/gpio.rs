@@ -101,7 +101,7 @@ impl<P: OutputPin> Sensor for GpioOutput<P> {
 // ---- registry glue ----
 
 use crate::config::{BusKind, Errors};
-use crate::registry::{BuildError, Context, Driver, DynSensor, ValidateCtx};
+use crate::driver::{BuildError, Context, Driver, DynSensor, ValidateCtx};
 
 /// The keys of a `driver = "gpio-input"` sensor.
 #[derive(Debug, Clone, serde::Deserialize)]

@@ -111,7 +111,7 @@ impl<SPI: SpiDevice> Sensor for Mcp3008<SPI> {
 // ---- registry glue ----
 
 use crate::config::{BusKind, Errors};
-use crate::registry::{BuildError, Context, Driver, DynSensor, ValidateCtx};
+use crate::driver::{BuildError, Context, Driver, DynSensor, ValidateCtx};
 
 fn default_channels() -> Vec<u8> {
     vec![0]

@@ -7,7 +7,8 @@ use std::path::Path;
 use toml::{Table, Value};
 
 use super::*;
-use crate::registry::{Registry, ValidateCtx};
+use crate::driver::ValidateCtx;
+use crate::registry::Registry;
 
 const SECTIONS: [&str; 7] = ["board", "buses", "sensors", "thermal", "models", "energy", "targets"];
 const SENSOR_KEYS: [&str; 3] = ["name", "driver", "interval_ms"];

@@ -58,7 +58,7 @@ impl Sensor for MemoryProbe {
 // ---- registry glue ----
 
 use crate::config::Errors;
-use crate::registry::{BuildError, Context, Driver, DynSensor, ValidateCtx};
+use crate::driver::{BuildError, Context, Driver, DynSensor, ValidateCtx};
 
 /// This probe in the registry.
 pub struct MemoryDriver;
@@ -66,18 +66,18 @@ pub struct MemoryDriver;
 impl Driver for MemoryDriver {
     const NAME: &'static str = NAME;
     const SUMMARY: &'static str = "memory total and available (/proc/meminfo)";
-    type Params = crate::registry::NoParams;
+    type Params = crate::driver::NoParams;
 
-    fn validate(_p: &crate::registry::NoParams, key: &str, ctx: &ValidateCtx, errs: &mut Errors) {
+    fn validate(_p: &crate::driver::NoParams, key: &str, ctx: &ValidateCtx, errs: &mut Errors) {
         let _ = (key, ctx, errs);
     }
 
     /// Opening the files is the check: it reads nothing and starts nothing.
-    fn check(_p: &crate::registry::NoParams, ctx: &Context) -> Result<(), BuildError> {
+    fn check(_p: &crate::driver::NoParams, ctx: &Context) -> Result<(), BuildError> {
         MemoryProbe::open(&ctx.root).map(|_| ()).map_err(|e| BuildError::Open(e.to_string()))
     }
 
-    fn build(_p: &crate::registry::NoParams, ctx: &Context) -> Result<Box<dyn DynSensor>, BuildError> {
+    fn build(_p: &crate::driver::NoParams, ctx: &Context) -> Result<Box<dyn DynSensor>, BuildError> {
         Ok(Box::new(MemoryProbe::open(&ctx.root).map_err(|e| BuildError::Open(e.to_string()))?))
     }
 }

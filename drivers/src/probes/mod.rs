@@ -23,6 +23,19 @@ pub use net::NetProbe;
 pub use power::PowerProbe;
 pub use thermal::ThermalProbe;
 
+use crate::registry::Registry;
+
+/// Registers every system probe. Adding a probe: its module, then one line here.
+pub fn register_all(registry: &mut Registry) {
+    registry
+        .register::<cpu::CpuDriver>()
+        .register::<memory::MemoryDriver>()
+        .register::<thermal::ThermalDriver>()
+        .register::<cpufreq::CpuFreqDriver>()
+        .register::<net::NetDriver>()
+        .register::<power::PowerDriver>();
+}
+
 /// A probe could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {

@@ -100,7 +100,7 @@ impl Sensor for NetProbe {
 // ---- registry glue ----
 
 use crate::config::Errors;
-use crate::registry::{BuildError, Context, Driver, DynSensor, ValidateCtx};
+use crate::driver::{BuildError, Context, Driver, DynSensor, ValidateCtx};
 
 /// The keys of a `driver = "net"` sensor.
 #[derive(Debug, Clone, Default, serde::Deserialize)]

@@ -104,7 +104,7 @@ impl Sensor for PowerProbe {
 // ---- registry glue ----
 
 use crate::config::Errors;
-use crate::registry::{BuildError, Context, Driver, DynSensor, ValidateCtx};
+use crate::driver::{BuildError, Context, Driver, DynSensor, ValidateCtx};
 
 /// The keys of a `driver = "power"` sensor.
 #[derive(Debug, Clone, Default, serde::Deserialize)]

@@ -122,7 +122,7 @@ impl Sensor for ThermalProbe {
 // ---- registry glue ----
 
 use crate::config::Errors;
-use crate::registry::{BuildError, Context, Driver, DynSensor, ValidateCtx};
+use crate::driver::{BuildError, Context, Driver, DynSensor, ValidateCtx};
 
 /// The keys of a `driver = "thermal"` sensor.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
