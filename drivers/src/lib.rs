@@ -3,14 +3,19 @@
 //! the registry that builds them from a board config.
 //!
 //! # Layout
-//! - [`bus`]: chip drivers (BME280, ADS1115, MCP3008, GPIO), generic over embedded-hal, and the
-//!   boxed buses the registry opens through linux-embedded-hal.
-//! - [`probes`]: Linux system probes reading procfs/sysfs under a root path, allocation-free.
+//! - [`driver`]: the contract a driver implements ([`Driver`](driver::Driver): name, params,
+//!   validate, check, build) and its support types; drivers depend on this alone.
+//! - [`bus`]: chip drivers (BME280, ADS1115, MCP3008, GPIO), each a directory of the chip,
+//!   generic over embedded-hal, and its registry glue; the boxed buses ([`bus::dynbus`]); the
+//!   Linux devices behind them ([`bus::linux`]); [`bus::register_all`].
+//! - [`probes`]: Linux system probes reading procfs/sysfs under a root path, allocation-free,
+//!   laid out like the chips; [`probes::register_all`].
+//! - [`registry`]: drivers by name, filled by each family's `register_all`.
 //! - [`config`]: the board config (`firmware-configs/*.toml`): typed, `deny_unknown_fields`,
 //!   validated, every error collected with file, key and what was expected.
-//! - [`registry`]: drivers by name; how each is validated, checked and built.
 //! - [`set`]: the built sensors, swept together, each with its health and retry backoff.
 //! - [`check`](mod@check): `ferry check` — everything short of starting.
+//! - [`describe`](mod@describe): the device descriptor from the config and what the probes see.
 #![deny(unsafe_code, missing_docs)]
 
 pub mod bus;
@@ -22,10 +27,10 @@ pub mod probes;
 pub mod registry;
 pub mod set;
 
+pub use bus::linux::BusProvider;
 pub use check::{check, check_with, CheckReport, Warning};
 pub use config::{BoardConfig, ConfigError, ConfigErrors};
-pub use bus::linux::BusProvider;
+pub use describe::describe;
 pub use driver::DynSensor;
 pub use registry::Registry;
 pub use set::{Health, SensorSet, SensorStatus};
-pub use describe::describe;

@@ -1,5 +1,5 @@
-//! Drivers by name. A driver implements [`Driver`](crate::driver::Driver); its family's
-//! `register_all` ([`bus::register_all`](crate::bus::register_all),
+//! Drivers by name. A driver implements [`Driver`]; its family's `register_all`
+//! ([`bus::register_all`](crate::bus::register_all),
 //! [`probes::register_all`](crate::probes::register_all)) makes it configurable. The registry
 //! validates a sensor's keys against the driver's params, checks it without starting it, and
 //! builds it.

@@ -1,5 +1,10 @@
 //! Drivers for chips on I2C, SPI and GPIO, each generic over the embedded-hal 1.0 trait it
 //! needs, plus the type-erased buses the registry hands them and the Linux devices it opens.
+//!
+//! Each chip is a directory: `mod.rs` is the chip driver and `driver.rs` its registry glue
+//! (params, validation, check, build). The chip half uses only embedded-hal, heapless and
+//! ferry-hal, no std and no config, so that it can be tested against bus mocks alone and could
+//! move to a no_std crate unchanged.
 
 pub mod ads1115;
 pub mod bme280;

@@ -3,6 +3,10 @@
 //!
 //! Every probe opens its files once in `open` and re-reads them with `pread` into a buffer it
 //! owns, so that [`Sensor::read`](ferry_hal::Sensor::read) never allocates.
+//!
+//! As with the chips in [`bus`](crate::bus), each probe is a directory: `mod.rs` the probe,
+//! `driver.rs` its registry glue, which keeps the config's concerns (keys, validation, error
+//! wording) out of the code that reads the kernel.
 
 pub mod cpu;
 pub mod cpufreq;

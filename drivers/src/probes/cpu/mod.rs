@@ -9,6 +9,10 @@ use super::file::SysFile;
 use super::parse::{f64_of, fields, lines, u64_of};
 use super::{io_err, OpenError, ProbeError};
 
+mod driver;
+
+pub use driver::{CpuDriver};
+
 /// The registry name of this probe.
 pub const NAME: &str = "cpu";
 /// The most cores reported one by one (the overall figure is always reported).
@@ -124,32 +128,5 @@ impl Sensor for CpuProbe {
         r.push(Quantity::RunQueue, "", runnable as f64, Unit::Count);
         r.push(Quantity::LoadAverage, "1m", load1, Unit::Count);
         Ok(r)
-    }
-}
-
-// ---- registry glue ----
-
-use crate::config::Errors;
-use crate::driver::{BuildError, Context, Driver, DynSensor, ValidateCtx};
-
-/// This probe in the registry.
-pub struct CpuDriver;
-
-impl Driver for CpuDriver {
-    const NAME: &'static str = NAME;
-    const SUMMARY: &'static str = "CPU utilization, run queue, load (/proc/stat, /proc/loadavg)";
-    type Params = crate::driver::NoParams;
-
-    fn validate(_p: &crate::driver::NoParams, key: &str, ctx: &ValidateCtx, errs: &mut Errors) {
-        let _ = (key, ctx, errs);
-    }
-
-    /// Opening the files is the check: it reads nothing and starts nothing.
-    fn check(_p: &crate::driver::NoParams, ctx: &Context) -> Result<(), BuildError> {
-        CpuProbe::open(&ctx.root).map(|_| ()).map_err(|e| BuildError::Open(e.to_string()))
-    }
-
-    fn build(_p: &crate::driver::NoParams, ctx: &Context) -> Result<Box<dyn DynSensor>, BuildError> {
-        Ok(Box::new(CpuProbe::open(&ctx.root).map_err(|e| BuildError::Open(e.to_string()))?))
     }
 }

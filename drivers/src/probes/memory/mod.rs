@@ -8,6 +8,10 @@ use super::file::SysFile;
 use super::parse::keyed_u64;
 use super::{io_err, OpenError, ProbeError};
 
+mod driver;
+
+pub use driver::{MemoryDriver};
+
 /// The registry name of this probe.
 pub const NAME: &str = "memory";
 
@@ -52,32 +56,5 @@ impl Sensor for MemoryProbe {
         r.push(Quantity::MemoryTotal, "", (total * 1024) as f64, Unit::Bytes);
         r.push(Quantity::MemoryAvailable, "", (available * 1024) as f64, Unit::Bytes);
         Ok(r)
-    }
-}
-
-// ---- registry glue ----
-
-use crate::config::Errors;
-use crate::driver::{BuildError, Context, Driver, DynSensor, ValidateCtx};
-
-/// This probe in the registry.
-pub struct MemoryDriver;
-
-impl Driver for MemoryDriver {
-    const NAME: &'static str = NAME;
-    const SUMMARY: &'static str = "memory total and available (/proc/meminfo)";
-    type Params = crate::driver::NoParams;
-
-    fn validate(_p: &crate::driver::NoParams, key: &str, ctx: &ValidateCtx, errs: &mut Errors) {
-        let _ = (key, ctx, errs);
-    }
-
-    /// Opening the files is the check: it reads nothing and starts nothing.
-    fn check(_p: &crate::driver::NoParams, ctx: &Context) -> Result<(), BuildError> {
-        MemoryProbe::open(&ctx.root).map(|_| ()).map_err(|e| BuildError::Open(e.to_string()))
-    }
-
-    fn build(_p: &crate::driver::NoParams, ctx: &Context) -> Result<Box<dyn DynSensor>, BuildError> {
-        Ok(Box::new(MemoryProbe::open(&ctx.root).map_err(|e| BuildError::Open(e.to_string()))?))
     }
 }

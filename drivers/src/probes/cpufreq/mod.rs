@@ -9,6 +9,10 @@ use super::file::{numbered_entries, read_trimmed, SysFile};
 use super::parse::u64_of;
 use super::{io_err, OpenError, ProbeError};
 
+mod driver;
+
+pub use driver::{CpuFreqDriver};
+
 /// The registry name of this probe.
 pub const NAME: &str = "cpufreq";
 /// The most cores reported (three samples each must fit a reading).
@@ -99,32 +103,5 @@ impl Sensor for CpuFreqProbe {
             r.push(Quantity::Throttled, &c.label, if throttled { 1.0 } else { 0.0 }, Unit::Flag);
         }
         Ok(r)
-    }
-}
-
-// ---- registry glue ----
-
-use crate::config::Errors;
-use crate::driver::{BuildError, Context, Driver, DynSensor, ValidateCtx};
-
-/// This probe in the registry.
-pub struct CpuFreqDriver;
-
-impl Driver for CpuFreqDriver {
-    const NAME: &'static str = NAME;
-    const SUMMARY: &'static str = "CPU clocks and throttling (/sys/devices/system/cpu/*/cpufreq)";
-    type Params = crate::driver::NoParams;
-
-    fn validate(_p: &crate::driver::NoParams, key: &str, ctx: &ValidateCtx, errs: &mut Errors) {
-        let _ = (key, ctx, errs);
-    }
-
-    /// Opening the files is the check: it reads nothing and starts nothing.
-    fn check(_p: &crate::driver::NoParams, ctx: &Context) -> Result<(), BuildError> {
-        CpuFreqProbe::open(&ctx.root).map(|_| ()).map_err(|e| BuildError::Open(e.to_string()))
-    }
-
-    fn build(_p: &crate::driver::NoParams, ctx: &Context) -> Result<Box<dyn DynSensor>, BuildError> {
-        Ok(Box::new(CpuFreqProbe::open(&ctx.root).map_err(|e| BuildError::Open(e.to_string()))?))
     }
 }

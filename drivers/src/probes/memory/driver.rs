@@ -1,0 +1,28 @@
+//! The memory probe in the registry (`driver = "memory"`, no keys).
+
+use crate::config::Errors;
+use crate::driver::{BuildError, Context, Driver, DynSensor, ValidateCtx};
+
+use super::{MemoryProbe, NAME};
+
+/// This probe in the registry.
+pub struct MemoryDriver;
+
+impl Driver for MemoryDriver {
+    const NAME: &'static str = NAME;
+    const SUMMARY: &'static str = "memory total and available (/proc/meminfo)";
+    type Params = crate::driver::NoParams;
+
+    fn validate(_p: &crate::driver::NoParams, key: &str, ctx: &ValidateCtx, errs: &mut Errors) {
+        let _ = (key, ctx, errs);
+    }
+
+    /// Opening the files is the check: it reads nothing and starts nothing.
+    fn check(_p: &crate::driver::NoParams, ctx: &Context) -> Result<(), BuildError> {
+        MemoryProbe::open(&ctx.root).map(|_| ()).map_err(|e| BuildError::Open(e.to_string()))
+    }
+
+    fn build(_p: &crate::driver::NoParams, ctx: &Context) -> Result<Box<dyn DynSensor>, BuildError> {
+        Ok(Box::new(MemoryProbe::open(&ctx.root).map_err(|e| BuildError::Open(e.to_string()))?))
+    }
+}
