@@ -39,6 +39,7 @@ pub enum Command {
     /// The main job on an embedded default: an in-process broker and edge server, the agent
     /// behind an emulated link, EfficientNet-Lite0 requests while the link and CPU load change,
     /// once per policy; prints each phase and a summary (adaptive vs always-local/offload).
+    #[cfg(feature = "demo")]
     Demo(DemoArgs),
     /// Run the agent: the local API, the decision, the edge link and the sensors, until
     /// SIGTERM/SIGINT (SIGHUP re-reads the config). systemd: Type=notify with watchdog.
@@ -54,6 +55,7 @@ pub struct ConfigArg {
 }
 
 /// `ferry demo`.
+#[cfg(feature = "demo")]
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Requests per phase (4 phases, 3 policies).

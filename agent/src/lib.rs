@@ -2,9 +2,12 @@
 //! daemon that wires the drivers, the offload path and the local runtime together.
 //!
 //! # Layout
-//! - [`daemon`]: `ferry run`: config, local path, executor wiring, sensor loop, counters.
+//! - [`service`]: the library entry point, [`run`]`(config, shutdown)` and [`Agent`], that
+//!   `ferry run`, the demo and the tests call.
+//! - [`daemon`]: config, local path, executor wiring, sensor loop, counters.
 //! - [`api`]: the local HTTP API (TCP and Unix socket).
-//! - [`demo`]: `ferry demo`: broker, edge and emulated link in-process, policies compared.
+//! - `demo` (feature `demo`, on by default, off in the board build): `ferry demo`: broker,
+//!   edge and emulated link in-process, policies compared.
 //! - [`client`]: a blocking Rust client for the local API.
 //! - [`cli`]: the command line, as clap types (the help text lives here).
 //! - [`commands`]: one module per subcommand; `run` dispatches.
@@ -18,7 +21,11 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod daemon;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod logging;
 pub mod rss;
+pub mod service;
 pub mod telemetry;
+
+pub use service::{run, Agent, RunError};

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ferry_agent::telemetry::spool::{Spool, HEADER_BYTES};
 use ferry_agent::telemetry::{schema, DecisionWindow, Publisher, SensorData, Telemetry, TelemetryConfig};
-use ferry_offload::protocol::DeviceId;
+use ferry_protocol::DeviceId;
 use telemetry_support::{parse_line, sensor_numbers, Broker, Proc, DEVICE};
 
 const WAIT: Duration = Duration::from_secs(60);

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ferry_offload::transport::mqtt::MqttConfig;
+use ferry_transport::mqtt::MqttConfig;
 use ferry_runtime::Precision;
 use serde::Deserialize;
 
@@ -118,7 +118,7 @@ pub enum ConfigError {
     },
     /// The MQTT section is unusable.
     #[error("mqtt: {0}")]
-    Mqtt(#[from] ferry_offload::transport::mqtt::ConfigError),
+    Mqtt(#[from] ferry_transport::mqtt::ConfigError),
 }
 
 impl EdgeConfig {
@@ -147,7 +147,7 @@ impl EdgeConfig {
             key,
             reason: reason.to_owned(),
         };
-        ferry_offload::protocol::topics::edge_request_subscription(&self.share_group)
+        ferry_protocol::topics::edge_request_subscription(&self.share_group)
             .map_err(|e| value("share_group", &e.to_string()))?;
         if !(1..=65_536).contains(&self.queue_capacity) {
             return Err(value("queue_capacity", "1 to 65536"));

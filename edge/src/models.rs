@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ferry_offload::protocol;
+use ferry_protocol as protocol;
 use ferry_runtime::{LocalModel, ModelStore, Precision, RuntimeError, Threads, TractEngine};
 
 use crate::config::{EdgeConfig, ModelConfig};

@@ -7,11 +7,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferry_offload::protocol::{
+use ferry_protocol::{
     decode_request, encode_decode_failure, encode_error_response, topics, DType, DeviceId,
     EdgeTimings, InputRef, Limits, RequestRef, Status,
 };
-use ferry_offload::transport::mqtt::{mqtt_options, Backoff};
+use ferry_transport::mqtt::{mqtt_options, Backoff};
 use ferry_runtime::preprocess;
 use rumqttc::v5::mqttbytes::v5::{Packet, SubscribeReasonCode};
 use rumqttc::v5::mqttbytes::QoS;
@@ -229,7 +229,7 @@ impl Handler {
         &self,
         request: &RequestRef<'_>,
         device: DeviceId,
-        topic_model: ferry_offload::protocol::ModelName,
+        topic_model: ferry_protocol::ModelName,
         received: Instant,
     ) -> Result<(), (Status, String)> {
         if request.device_id != device {

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use ferry_offload::protocol::{
+use ferry_protocol::{
     encode_error_response, encode_response, DeviceId, EdgeTimings, ResponseRef, Status, TopK,
     TopKList,
 };

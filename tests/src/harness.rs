@@ -9,8 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use ferry_offload::protocol::DeviceId;
-use ferry_offload::transport::mqtt::MqttConfig;
+use ferry_protocol::DeviceId;
+use ferry_transport::mqtt::MqttConfig;
 
 /// The devices every test PKI has certificates for.
 pub const DEVICES: [&str; 2] = ["dev-1", "dev-2"];
@@ -314,9 +314,9 @@ impl Broker {
     }
 
     /// Starts a device offloader for `device` and waits until it is ready.
-    pub async fn device(&self, device: &str) -> ferry_offload::transport::mqtt::MqttOffloader {
+    pub async fn device(&self, device: &str) -> ferry_transport::mqtt::MqttOffloader {
         let id = DeviceId::new(device).expect("device id");
-        ferry_offload::transport::mqtt::MqttOffloader::connect(
+        ferry_transport::mqtt::MqttOffloader::connect(
             &self.config_for(device),
             id,
             Duration::from_secs(10),
@@ -444,11 +444,11 @@ pub fn now_us() -> u64 {
 
 /// A request for `model` (FP32) with the image file `image` (relative to the repository).
 pub fn image_request(
-    offloader: &ferry_offload::transport::mqtt::MqttOffloader,
+    offloader: &ferry_transport::mqtt::MqttOffloader,
     model: &str,
     image: &str,
-) -> ferry_offload::protocol::Request {
-    use ferry_offload::protocol::{ImageFormat, Input, ModelName, Precision, Request};
+) -> ferry_protocol::Request {
+    use ferry_protocol::{ImageFormat, Input, ModelName, Precision, Request};
     let bytes = std::fs::read(repo_root().join(image)).expect("read image");
     Request {
         request_id: offloader.next_request_id(),

@@ -5,13 +5,13 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::time::Duration;
 
-use ferry_offload::protocol::{
+use ferry_protocol::{
     decode_response, encode_request, ImageFormat, Input, Limits, Request, Status,
     DEFAULT_MAX_MESSAGE_SIZE,
 };
 use ferry_tests::harness::{self, cert, Broker, Edge, EdgeOptions};
 use ferry_tests::raw;
-use ferry_offload::transport::mqtt::{tls, TlsVersion};
+use ferry_transport::mqtt::{tls, TlsVersion};
 
 fn mosquitto_pub(broker: &Broker, topic: &str, payload: &[u8], dir: &std::path::Path, name: &str) {
     let file = dir.join(name);

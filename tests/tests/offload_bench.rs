@@ -8,11 +8,11 @@
 
 use std::time::{Duration, Instant};
 
-use ferry_offload::protocol::{
+use ferry_protocol::{
     decode_request, encode_response, DType, EdgeTimings, ImageFormat, Input, Limits, ModelName,
     Precision, Request, ResponseRef, Shape, Status, TensorRef, TopKList,
 };
-use ferry_offload::transport::mqtt::{tls, TlsVersion};
+use ferry_transport::mqtt::{tls, TlsVersion};
 use ferry_tests::harness::{self, cert, Broker};
 use ferry_tests::raw::{self, RawClient};
 

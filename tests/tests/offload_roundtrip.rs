@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use ferry_offload::protocol::Status;
+use ferry_protocol::Status;
 use ferry_tests::harness::{self, Broker, Edge, EdgeOptions};
 
 const DIGITS: [&str; 2] = ["models/images/digit-7.png", "models/images/digit-3.png"];

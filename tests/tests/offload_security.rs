@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_offload::protocol::{DeviceId, Status};
-use ferry_offload::transport::mqtt::{tls, LinkState, MqttConfig, MqttOffloader, OffloadError, TlsVersion};
+use ferry_protocol::{DeviceId, Status};
+use ferry_transport::mqtt::{tls, LinkState, MqttConfig, MqttOffloader, OffloadError, TlsVersion};
 use ferry_tests::harness::{self, cert, Broker, Edge, EdgeOptions};
 use ferry_tests::raw;
 use rumqttc::tokio_rustls::rustls::{self, pki_types::ServerName, ProtocolVersion};

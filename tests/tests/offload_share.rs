@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use ferry_offload::protocol::Status;
-use ferry_offload::transport::mqtt::OffloadError;
+use ferry_protocol::Status;
+use ferry_transport::mqtt::OffloadError;
 use ferry_tests::harness::{self, Broker, Edge, EdgeOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,8 +7,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ferry_offload::decide::{Fallback, PathEstimate, Ran};
-use ferry_offload::protocol::{DType, ImageFormat, Input, Shape, Status, Tensor};
+use ferry_decide::{Fallback, PathEstimate, Ran};
+use ferry_protocol::{DType, ImageFormat, Input, Shape, Status, Tensor};
 use serde::Deserialize;
 use serde_json::{json, Value};
 

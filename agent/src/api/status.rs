@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
-use ferry_offload::decide::targets::TargetKind;
+use ferry_decide::targets::TargetKind;
 use serde_json::{json, Value};
 
 use crate::daemon::stats::Stats;
@@ -51,7 +51,7 @@ pub async fn status(State(d): State<Arc<Daemon>>) -> Json<Value> {
         "uptime_s": d.uptime().as_secs_f64(),
         "policy": d.executor.with_decider(|dec| dec.policy_name()),
         "edge_link": link_state(&d),
-        "local_busy": d.runner.busy(),
+        "local_busy": d.executor.local_busy(),
         "answers": {"local": Stats::get(&s.local), "edge": Stats::get(&s.edge), "failed": Stats::get(&s.failed), "rejected": Stats::get(&s.rejected)},
         "fallbacks": {"edge_busy": Stats::get(&s.fallback_busy), "edge_error": Stats::get(&s.fallback_error),
                       "edge_timeout": Stats::get(&s.fallback_timeout), "deadline_at_risk": Stats::get(&s.fallback_at_risk)},

@@ -7,6 +7,7 @@ use crate::cli::{BenchCommand, Cli, Command, ModelsArg};
 
 pub mod bench_local;
 pub mod check;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod infer;
 pub mod offload;
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Offload(args) => offload::run(&args),
         Command::TelemetryLoad(args) => telemetry_load::run(&args),
         Command::Run(args) => run::run(&args),
+        #[cfg(feature = "demo")]
         Command::Demo(args) => demo::run(&args),
     }
 }

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use ferry_offload::protocol::{DeviceId, ImageFormat, Input, ModelName, Precision, Request};
-use ferry_offload::transport::mqtt::{MqttConfig, MqttOffloader, TlsVersion};
+use ferry_protocol::{DeviceId, ImageFormat, Input, ModelName, Precision, Request};
+use ferry_transport::mqtt::{MqttConfig, MqttOffloader, TlsVersion};
 
 /// `ferry offload`.
 #[derive(Debug, Args)]
@@ -124,7 +124,7 @@ pub fn run(args: &OffloadArgs) -> Result<()> {
             t.batch_size,
             t.queue_depth
         );
-        if response.status != ferry_offload::protocol::Status::Ok {
+        if response.status != ferry_protocol::Status::Ok {
             bail!("the edge answered {}", response.status);
         }
         Ok(())

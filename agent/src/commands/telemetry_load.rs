@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
-use ferry_offload::protocol::DeviceId;
+use ferry_protocol::DeviceId;
 
 use crate::telemetry::{schema, Telemetry, TelemetryConfig};
 

@@ -5,8 +5,8 @@
 //! is faster but too inaccurate is never a candidate.
 
 use ferry_hal::Precision;
-use ferry_offload::decide::config::TargetConfig;
-use ferry_offload::decide::Config;
+use ferry_decide::config::TargetConfig;
+use ferry_decide::Config;
 use ferry_runtime::{Manifest, ModelStore};
 
 /// Why a variant may or may not run.

@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use ferry_offload::decide::DecideConfig;
-use ferry_offload::transport::mqtt::MqttConfig;
+use ferry_decide::DecideConfig;
+use ferry_transport::mqtt::MqttConfig;
 use serde::Deserialize;
 
 /// The whole agent config.
@@ -160,7 +160,7 @@ impl AgentConfig {
 
     fn check(&self) -> Result<(), AgentConfigError> {
         let a = &self.agent;
-        if ferry_offload::protocol::DeviceId::new(&a.device_id).is_err() {
+        if ferry_protocol::DeviceId::new(&a.device_id).is_err() {
             return Err(self.value("agent.device_id", "1 to 64 characters of [A-Za-z0-9_.-]"));
         }
         if !(1..=64).contains(&a.threads) {

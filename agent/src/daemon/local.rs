@@ -1,23 +1,22 @@
-//! The local path: the board's model variants on tract, one inference at a time (the
-//! executor's gate admits them shortest first, as the decider's queue model assumes), compute
-//! moved off the async threads, and stopped part-way when the request no longer needs it.
+//! The local path: the board's model variants on tract, compute moved off the async threads,
+//! and stopped part-way when the request no longer needs it. One inference at a time is the
+//! executor's gate's rule (shortest first, as the decider's queue model assumes), not this
+//! runner's: the gate is the one local queue and measures its wait.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use ferry_offload::decide::targets::TargetKind;
-use ferry_offload::decide::{TargetId, Targets};
-use ferry_offload::exec::{LocalResult, LocalRunner};
-use ferry_offload::protocol::{DType, EdgeTimings, Input, Request, Response, Status, TopK};
+use ferry_decide::targets::TargetKind;
+use ferry_decide::{TargetId, Targets};
+use ferry_exec::{LocalResult, LocalRunner};
+use ferry_protocol::{DType, EdgeTimings, Input, Request, Response, Status, TopK};
 use ferry_runtime::{preprocess, Cancel, Engine, Inference, LocalModel, ModelStore, RuntimeError};
-use tokio::sync::Semaphore;
 
 /// Every local variant the decider knows, loaded once.
 pub struct TractRunner {
     /// Indexed by `TargetId`; `None` for edge targets.
     variants: Vec<Option<Arc<LocalModel>>>,
-    gate: Semaphore,
     top_k: usize,
     slowdown: f64,
 }
@@ -36,26 +35,18 @@ impl TractRunner {
                 TargetKind::Edge { .. } => None,
             });
         }
-        Ok(Self { variants, gate: Semaphore::new(1), top_k: top_k.max(1), slowdown: slowdown.max(1.0) })
+        Ok(Self { variants, top_k: top_k.max(1), slowdown: slowdown.max(1.0) })
     }
 
     /// The loaded variant of a local target.
     pub fn variant(&self, target: TargetId) -> Option<&Arc<LocalModel>> {
         self.variants.get(target.index()).and_then(Option::as_ref)
     }
-
-    /// Requests waiting for or holding the local engine right now.
-    pub fn busy(&self) -> bool {
-        self.gate.available_permits() == 0
-    }
 }
 
 impl LocalRunner for TractRunner {
     async fn run(&self, target: TargetId, request: Arc<Request>, cancel: Arc<AtomicBool>) -> Result<LocalResult, String> {
         let model = self.variant(target).cloned().ok_or_else(|| format!("target {} is not a local variant", target.index()))?;
-        let queued = Instant::now();
-        let _permit = self.gate.acquire().await.map_err(|e| e.to_string())?;
-        let queued_us = micros(queued.elapsed());
         let k = self.top_k;
         let token = Cancel::from_flag(cancel.clone());
         let inference = tokio::task::spawn_blocking(move || infer(&model, &request, k, &token))
@@ -81,11 +72,10 @@ impl LocalRunner for TractRunner {
                 request_id: inference.0,
                 status: Status::Ok,
                 detail: String::new(),
-                timings: EdgeTimings { queue_wait_us: queued_us, compute_us, batch_size: 1, queue_depth: 0 },
+                timings: EdgeTimings { queue_wait_us: 0, compute_us, batch_size: 1, queue_depth: 0 },
                 top_k: to_wire(&inference.1),
                 output: None,
             },
-            queued_us,
             compute_us,
         })
     }

@@ -21,11 +21,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ferry_drivers::{BoardConfig, SensorSet};
-use ferry_offload::decide::targets::TargetKind;
-use ferry_offload::decide::{Decider, Observation};
-use ferry_offload::exec::{ExecError, Executor, Outcome};
-use ferry_offload::protocol::{DeviceId, Input, ModelName, Precision, Request, Shape, Tensor};
-use ferry_offload::transport::mqtt::MqttOffloader;
+use ferry_decide::targets::TargetKind;
+use ferry_decide::{Decider, Observation};
+use ferry_exec::{ExecError, Executor, Outcome};
+use ferry_protocol::{DeviceId, Input, ModelName, Precision, Request, Shape, Tensor};
+use ferry_transport::mqtt::MqttOffloader;
 use ferry_runtime::{ModelStore, Threads, TractEngine};
 
 pub use config::AgentConfig;
@@ -236,8 +236,8 @@ impl Daemon {
                 let ms = o.answer.latency_us as f32 / 1e3;
                 self.stats.record(o.answer.ran, o.answer.ok, o.answer.fallback, ms, deadline_ms);
                 let path = match (o.answer.ok, o.answer.ran) {
-                    (true, ferry_offload::decide::Ran::Local(_)) => "local",
-                    (true, ferry_offload::decide::Ran::Edge(_)) => "edge",
+                    (true, ferry_decide::Ran::Local(_)) => "local",
+                    (true, ferry_decide::Ran::Edge(_)) => "edge",
                     _ => "failed",
                 };
                 let missed = deadline_ms.is_some_and(|d| ms > d as f32);
@@ -351,7 +351,7 @@ impl Daemon {
     }
 
     fn probe_request(&self, bytes: u32) -> Option<Request> {
-        let tensor = Tensor::new(ferry_offload::protocol::DType::U8, Shape::new(&[bytes]).ok()?, vec![0u8; bytes as usize]).ok()?;
+        let tensor = Tensor::new(ferry_protocol::DType::U8, Shape::new(&[bytes]).ok()?, vec![0u8; bytes as usize]).ok()?;
         Some(Request {
             request_id: self.next_id.fetch_add(1, Ordering::Relaxed),
             device_id: self.device,

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use ferry_offload::decide::{Fallback, Ran};
+use ferry_decide::{Fallback, Ran};
 
 /// How many recent latencies the percentiles are taken over.
 const WINDOW: usize = 1024;
@@ -95,7 +95,7 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferry_offload::decide::TargetId;
+    use ferry_decide::TargetId;
 
     #[test]
     fn answers_are_counted_per_path_with_fallbacks_and_misses() {

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use ferry_drivers::SensorStatus;
 use ferry_hal::Quantity;
-use ferry_offload::decide::SystemState;
+use ferry_decide::SystemState;
 
 /// Tracks this process's own CPU time, so that the load of *other* processes can be told apart.
 #[derive(Debug)]

@@ -21,11 +21,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferry_offload::decide::Ran;
-use ferry_offload::protocol::{ImageFormat, Input};
+use ferry_decide::Ran;
+use ferry_protocol::{ImageFormat, Input};
 use tokio::sync::watch;
 
-use crate::daemon::{AgentConfig, Daemon, Submission};
+use crate::daemon::{AgentConfig, Submission};
+use crate::service::Agent;
 
 /// One phase of the scenario.
 #[derive(Debug, Clone, Copy)]
@@ -120,16 +121,15 @@ pub async fn run(opts: &DemoOptions) -> Result<Vec<PolicyResult>, String> {
     let mut results = Vec::new();
     for policy in POLICIES {
         let config = agent_config(dir.path(), policy, link_addr, opts)?;
-        let daemon = Daemon::start(config).await.map_err(|e| e.to_string())?;
+        // The agent as `ferry run` composes it (API, sensor loop), one per policy, stopped before
+        // the next starts so that only one agent at a time holds a connection.
+        let agent = Agent::start(config).await.map_err(|e| e.to_string())?;
+        let daemon = agent.daemon().clone();
         if let Some(link) = &daemon.offloader {
             link.wait_ready(Duration::from_secs(10)).await.map_err(|e| format!("device → broker: {e}"))?;
         }
         // Let the edge subscribe before the first policy sends anything.
         tokio::time::sleep(Duration::from_millis(if results.is_empty() { 1500 } else { 200 })).await;
-        // Each policy's agent has its own sensor loop, stopped before the next agent starts, so
-        // that only one agent at a time holds a connection.
-        let (policy_stop_tx, policy_stop_rx) = watch::channel(false);
-        tokio::spawn(daemon.clone().sensor_loop(policy_stop_rx));
         let mut r = PolicyResult { policy: policy.to_string(), ..Default::default() };
         for phase in PHASES {
             shape.set(phase.mbps, phase.delay_ms);
@@ -176,9 +176,8 @@ pub async fn run(opts: &DemoOptions) -> Result<Vec<PolicyResult>, String> {
                 w = opts.per_phase as usize
             );
         }
-        let _ = policy_stop_tx.send(true);
-        daemon.stop().await;
         drop(daemon);
+        agent.stop().await;
         results.push(r);
     }
     hog.set(false);

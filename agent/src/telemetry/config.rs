@@ -1,5 +1,5 @@
 //! The `[telemetry]` section. The broker, TLS files and reconnect timing are the MQTT
-//! client's ([`ferry_offload::transport::mqtt::MqttConfig`]); this says what to publish and
+//! client's ([`ferry_transport::mqtt::MqttConfig`]); this says what to publish and
 //! how to spool it.
 //!
 //! ```toml

@@ -12,10 +12,10 @@
 //! - [`publisher`]: the task that owns the MQTT connection.
 //!
 //! ```no_run
-//! # async fn demo(mqtt: ferry_offload::transport::mqtt::MqttConfig) -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn demo(mqtt: ferry_transport::mqtt::MqttConfig) -> Result<(), Box<dyn std::error::Error>> {
 //! use ferry_agent::telemetry::{schema, Publisher, Telemetry, TelemetryConfig};
 //! let config = TelemetryConfig::default();
-//! let device = ferry_offload::protocol::DeviceId::new("dev-1")?;
+//! let device = ferry_protocol::DeviceId::new("dev-1")?;
 //! let telemetry = Telemetry::open(&config, device)?;
 //! let publisher = Publisher::start(&telemetry, &mqtt, &config, serde_json::json!({"board": "rpi4"}))?;
 //! telemetry.send(schema::SENSORS, &schema::SensorData::default())?;
@@ -30,7 +30,7 @@ pub mod spool;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use ferry_offload::protocol::{topics, DeviceId};
+use ferry_protocol::{topics, DeviceId};
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -48,7 +48,7 @@ pub enum TelemetryError {
     Config(#[from] config::ConfigError),
     /// The MQTT settings are wrong.
     #[error("telemetry MQTT: {0}")]
-    Mqtt(#[from] ferry_offload::transport::mqtt::ConfigError),
+    Mqtt(#[from] ferry_transport::mqtt::ConfigError),
     /// The spool failed.
     #[error(transparent)]
     Spool(#[from] spool::SpoolError),

@@ -22,8 +22,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_offload::protocol::topics;
-use ferry_offload::transport::mqtt::{mqtt_options, Backoff, MqttConfig};
+use ferry_protocol::topics;
+use ferry_transport::mqtt::{mqtt_options, Backoff, MqttConfig};
 use rumqttc::v5::mqttbytes::v5::{LastWill, Packet, PubAckReason};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use ferry_offload::transport::mqtt::MqttConfig;
+use ferry_transport::mqtt::MqttConfig;
 
 pub const DEVICE: &str = "dev-1";
 

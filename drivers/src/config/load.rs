@@ -54,7 +54,11 @@ impl BoardConfig {
         let sensor_values = array_values(&mut errs, "sensors", take("sensors"));
         let thermal = required(&mut errs, "thermal", take("thermal")).and_then(|v| errs.parse::<ThermalConfig>("thermal", v));
         let models: Vec<ModelConfig> = array(&mut errs, "models", take("models"));
-        let energy = required(&mut errs, "energy", take("energy")).and_then(|v| errs.parse::<EnergyConfig>("energy", v));
+        // Optional: without it the energy figures are all 0 (not modelled), as in the decision.
+        let energy = match take("energy") {
+            Some(v) => errs.parse::<EnergyConfig>("energy", v),
+            None => Some(EnergyConfig::default()),
+        };
         let targets: Vec<TargetConfig> = array(&mut errs, "targets", take("targets"));
 
         if let Some(b) = &board {

@@ -13,6 +13,9 @@ use ferry_hal::Precision;
 use serde::Deserialize;
 
 pub use error::{ConfigError, ConfigErrors, Errors};
+// The `[thermal]`, `[energy]` and `[[targets]]` sections are the decision's own config structs,
+// defined (with their defaults) once, in ferry-decide; this loader adds the board's checks.
+pub use ferry_decide::config::{EdgeTarget, EnergyConfig, InferenceEnergy, LocalTarget, TargetConfig, ThermalConfig};
 
 /// A whole board config.
 #[derive(Debug, Clone)]
@@ -163,18 +166,6 @@ impl SensorConfig {
     }
 }
 
-/// `[thermal]`: the zone the policy watches.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ThermalConfig {
-    /// Thermal zone `type` to watch (`/sys/class/thermal/thermal_zone*/type`), e.g. `cpu-thermal`.
-    pub zone: String,
-    /// Where the SoC starts to throttle, °C (40..=125).
-    pub throttle_point_c: f64,
-    /// Where the policy starts to offload to stay cool, °C (30..=125, below the throttle point).
-    pub set_point_c: f64,
-}
-
 /// `[[models]]`: a model that can run locally.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -183,103 +174,4 @@ pub struct ModelConfig {
     pub name: String,
     /// Precisions available on this board (`fp32`, `int8`); at least one.
     pub precisions: Vec<Precision>,
-}
-
-/// `[energy]`: the figures the energy mode compares.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EnergyConfig {
-    /// Radio energy per byte sent or received, nJ (0..=1_000_000).
-    pub radio_nj_per_byte: f64,
-    /// Energy of waking the radio and its tail per offload, mJ (0..=10_000). Default 0.
-    #[serde(default)]
-    pub radio_tail_mj: f64,
-    /// Board idle power, mW (0..=100_000). Default 0 (unknown).
-    #[serde(default)]
-    pub idle_mw: f64,
-    /// Energy of one local inference per model and precision.
-    #[serde(default)]
-    pub inference: Vec<InferenceEnergy>,
-}
-
-/// `[[energy.inference]]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InferenceEnergy {
-    /// A model of `[[models]]`.
-    pub model: String,
-    /// One of that model's precisions.
-    pub precision: Precision,
-    /// Energy of one inference, mJ (more than 0, at most 100_000).
-    pub mj_per_inference: f64,
-}
-
-fn default_memory_ratio() -> f64 {
-    0.9
-}
-fn default_timeout_ms() -> u32 {
-    2_000
-}
-fn default_inflight() -> u16 {
-    8
-}
-
-/// `[[targets]]`: where a request can run, tagged by `kind`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum TargetConfig {
-    /// Run on this board (`kind = "local"`).
-    Local(LocalTarget),
-    /// Offload to an edge server (`kind = "edge"`).
-    Edge(EdgeTarget),
-}
-
-impl TargetConfig {
-    /// The target's name.
-    pub fn name(&self) -> &str {
-        match self {
-            TargetConfig::Local(t) => &t.name,
-            TargetConfig::Edge(t) => &t.name,
-        }
-    }
-}
-
-/// A local model variant.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LocalTarget {
-    /// Unique target name, e.g. `local-int8`.
-    pub name: String,
-    /// A model of `[[models]]`.
-    pub model: String,
-    /// One of that model's precisions.
-    pub precision: Precision,
-    /// Lower runs first when costs tie (0..=100). Default 0.
-    #[serde(default)]
-    pub priority: u8,
-    /// Do not run here when memory in use exceeds this share of total (0 < r <= 1). Default 0.9.
-    #[serde(default = "default_memory_ratio")]
-    pub max_memory_ratio: f64,
-}
-
-/// An edge endpoint.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EdgeTarget {
-    /// Unique target name, e.g. `edge-lab`.
-    pub name: String,
-    /// `mqtts://host:port` or `coaps://host:port` (`mqtt://`, `coap://` for tests).
-    pub endpoint: String,
-    /// Models it serves; default: every model of `[[models]]`.
-    #[serde(default)]
-    pub models: Vec<String>,
-    /// Lower runs first when costs tie (0..=100). Default 0.
-    #[serde(default)]
-    pub priority: u8,
-    /// Give up on an answer after this long, ms (10..=600_000). Default 2000.
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u32,
-    /// Requests in flight at once (1..=1024). Default 8.
-    #[serde(default = "default_inflight")]
-    pub max_inflight: u16,
 }

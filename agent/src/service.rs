@@ -1,0 +1,80 @@
+//! The agent as a library: [`Agent::start`] and [`run`]`(config, shutdown)`, the one way to
+//! compose a running agent — `ferry run`, the demo and the tests all go through it (the shape
+//! of mini-redis's `server::run`). Signals, systemd notifications and the "ready" line stay
+//! in the binary.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::api::serve::BindError;
+use crate::daemon::{AgentConfig, Daemon, StartError};
+
+/// How long start-up waits for the broker before carrying on local-only (the link keeps
+/// reconnecting in the background).
+const BROKER_WAIT: Duration = Duration::from_secs(5);
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The daemon could not start (config, models, MQTT, telemetry).
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The local API could not bind its sockets.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+}
+
+/// A started agent: its daemon, API sockets and sensor loop.
+pub struct Agent {
+    daemon: Arc<Daemon>,
+    stop: watch::Sender<bool>,
+    api_tcp: Option<SocketAddr>,
+}
+
+impl Agent {
+    /// Starts the daemon (models, edge link, telemetry), waits a little for the broker, binds
+    /// the local API and starts the sensor loop.
+    pub async fn start(config: AgentConfig) -> Result<Agent, RunError> {
+        let daemon = Daemon::start(config).await?;
+        if let Some(link) = &daemon.offloader {
+            match link.wait_ready(BROKER_WAIT).await {
+                Ok(()) => tracing::info!("edge link ready"),
+                Err(e) => tracing::warn!(error = %e, "edge link not ready; running local-only until it connects"),
+            }
+        }
+        let (stop, stop_rx) = watch::channel(false);
+        let api_tcp = crate::api::serve::start(daemon.clone(), stop_rx.clone()).await?;
+        tokio::spawn(daemon.clone().sensor_loop(stop_rx));
+        Ok(Agent { daemon, stop, api_tcp })
+    }
+
+    /// The daemon, to submit requests in-process or read its state.
+    pub fn daemon(&self) -> &Arc<Daemon> {
+        &self.daemon
+    }
+
+    /// The bound TCP address of the local API, if it listens on TCP.
+    pub fn api_tcp(&self) -> Option<SocketAddr> {
+        self.api_tcp
+    }
+
+    /// Stops the API and the sensor loop, flushes telemetry, and lets the API tasks close
+    /// their sockets (so that a restart can bind them again).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.daemon.stop().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs the agent on `config` until `shutdown` resolves, then stops it.
+pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    let agent = Agent::start(config).await?;
+    shutdown.await;
+    agent.stop().await;
+    Ok(())
+}

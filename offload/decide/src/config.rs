@@ -1,0 +1,363 @@
+//! The decision's configuration. Plain serde structs, each documenting its section, with its
+//! defaults here and nowhere else.
+//!
+//! The board config's `[[targets]]`, `[thermal]` and `[energy]` sections *are* these structs:
+//! `ferry-drivers` deserialises a board file's sections into them (and adds its own checks:
+//! ranges, names of `[[models]]`, endpoints), and the agent hands them to the decider as they
+//! are. The `[decide]` keys ([`DecideConfig`]) live in the agent's config: mode, policy,
+//! hedging, quantile, hysteresis, probing.
+
+use ferry_hal::Precision;
+use serde::Deserialize;
+
+use super::error::DecideError;
+
+/// The most targets (local variants + edge endpoints) a decider handles.
+pub const MAX_TARGETS: usize = 8;
+/// The most distinct models a decider handles.
+pub const MAX_MODELS: usize = 8;
+
+/// Everything the decider needs, in one struct.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[decide]`: how to choose.
+    #[serde(default)]
+    pub decide: DecideConfig,
+    /// `[thermal]`: the governor's set point and gains.
+    pub thermal: ThermalConfig,
+    /// `[energy]`: figures for `mode = "energy"`. Default: all zero.
+    #[serde(default)]
+    pub energy: EnergyConfig,
+    /// `[[targets]]`: where a request can run; at least one, at most [`MAX_TARGETS`].
+    pub targets: Vec<TargetConfig>,
+}
+
+/// What "cost" means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Least predicted latency (the default).
+    #[default]
+    Latency,
+    /// Least predicted energy on the board, among paths that meet the deadline.
+    Energy,
+}
+
+/// Which policy decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyKind {
+    /// Cost model over live estimates, hysteresis, thermal governor (the default).
+    #[default]
+    Adaptive,
+    /// Always the first local target (by priority).
+    AlwaysLocal,
+    /// Always the first edge target (by priority); local only as fallback.
+    AlwaysOffload,
+    /// The seed rule: offload when demand > 80 % of local capacity or bandwidth > 5 Mbps.
+    Threshold,
+}
+
+fn d_quantile_k() -> f64 {
+    2.0
+}
+fn d_tight_fraction() -> f64 {
+    0.6
+}
+fn d_margin() -> f64 {
+    0.10
+}
+fn d_margin_ms() -> f64 {
+    1.0
+}
+fn d_probe_after_ms() -> u32 {
+    1_000
+}
+fn d_probe_bytes() -> u32 {
+    16 * 1024
+}
+fn d_alpha() -> f64 {
+    0.2
+}
+fn d_breaker_errors() -> u32 {
+    3
+}
+fn d_threshold_demand() -> f64 {
+    0.8
+}
+fn d_threshold_mbps() -> f64 {
+    5.0
+}
+
+/// `[decide]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecideConfig {
+    /// `latency` (default) or `energy`.
+    #[serde(default)]
+    pub mode: Mode,
+    /// `adaptive` (default), `always-local`, `always-offload` or `threshold`.
+    #[serde(default)]
+    pub policy: PolicyKind,
+    /// Run both paths for requests whose deadline is at risk and keep the first answer.
+    /// Default false.
+    #[serde(default)]
+    pub hedge: bool,
+    /// k in the planning quantile mean + k·σ (0..=5). Default 2.
+    #[serde(default = "d_quantile_k")]
+    pub quantile_k: f64,
+    /// A deadline is "tight" when the best mean prediction exceeds this share of it; then paths
+    /// are ranked by their quantile, not their mean (0..=1). Default 0.6.
+    #[serde(default = "d_tight_fraction")]
+    pub tight_fraction: f64,
+    /// Hysteresis: leave the current path only for one cheaper by this share (0..1). Default 0.1.
+    #[serde(default = "d_margin")]
+    pub hysteresis_margin: f64,
+    /// Hysteresis: ... and by at least this much, ms. Default 1.
+    #[serde(default = "d_margin_ms")]
+    pub hysteresis_ms: f64,
+    /// Probe an edge whose path went unused this long, ms (50..=3_600_000). Default 1000.
+    #[serde(default = "d_probe_after_ms")]
+    pub probe_after_ms: u32,
+    /// Bytes a bandwidth probe uploads. Default 16 KiB.
+    #[serde(default = "d_probe_bytes")]
+    pub probe_bytes: u32,
+    /// EWMA weight of a new sample (0 < a <= 1). Default 0.2.
+    #[serde(default = "d_alpha")]
+    pub alpha: f64,
+    /// Consecutive errors that mark an edge down until a probe succeeds. Default 3.
+    #[serde(default = "d_breaker_errors")]
+    pub breaker_errors: u32,
+    /// `threshold` policy: local demand share above which it offloads. Default 0.8.
+    #[serde(default = "d_threshold_demand")]
+    pub threshold_demand: f64,
+    /// `threshold` policy: uplink bandwidth above which it offloads, Mbit/s. Default 5.
+    #[serde(default = "d_threshold_mbps")]
+    pub threshold_mbps: f64,
+}
+
+impl Default for DecideConfig {
+    fn default() -> Self {
+        DecideConfig {
+            mode: Mode::default(),
+            policy: PolicyKind::default(),
+            hedge: false,
+            quantile_k: d_quantile_k(),
+            tight_fraction: d_tight_fraction(),
+            hysteresis_margin: d_margin(),
+            hysteresis_ms: d_margin_ms(),
+            probe_after_ms: d_probe_after_ms(),
+            probe_bytes: d_probe_bytes(),
+            alpha: d_alpha(),
+            breaker_errors: d_breaker_errors(),
+            threshold_demand: d_threshold_demand(),
+            threshold_mbps: d_threshold_mbps(),
+        }
+    }
+}
+
+fn d_kp() -> f64 {
+    0.1
+}
+fn d_ki() -> f64 {
+    0.01
+}
+fn d_penalty() -> f64 {
+    3.0
+}
+
+/// `[thermal]`: the thermal zone to follow and the PI governor that keeps it below throttling.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThermalConfig {
+    /// The thermal zone (its sysfs `type`, e.g. `cpu-thermal`) whose temperature the governor
+    /// follows. A board config must name one; the simulator has none. Default: empty.
+    #[serde(default)]
+    pub zone: String,
+    /// Where the SoC starts to throttle, °C.
+    pub throttle_point_c: f64,
+    /// Where the governor starts shifting work to the edge, °C (below the throttle point).
+    pub set_point_c: f64,
+    /// Proportional gain, per °C above the set point. Default 0.1.
+    #[serde(default = "d_kp")]
+    pub kp: f64,
+    /// Integral gain, per °C·s above the set point. Default 0.01.
+    #[serde(default = "d_ki")]
+    pub ki: f64,
+    /// At full output, local paths cost (1 + this) times their prediction. Default 3.
+    #[serde(default = "d_penalty")]
+    pub max_local_penalty: f64,
+}
+
+/// `[energy]`: the figures the energy mode compares. Every key defaults to 0 (not modelled).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnergyConfig {
+    /// Radio energy per byte sent or received, nJ.
+    #[serde(default)]
+    pub radio_nj_per_byte: f64,
+    /// Radio wake-up and tail energy per offload, mJ.
+    #[serde(default)]
+    pub radio_tail_mj: f64,
+    /// Board idle power, mW (charged while waiting for an answer).
+    #[serde(default)]
+    pub idle_mw: f64,
+    /// Energy of one local inference per model and precision.
+    #[serde(default)]
+    pub inference: Vec<InferenceEnergy>,
+}
+
+/// `[[energy.inference]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InferenceEnergy {
+    /// Model name.
+    pub model: String,
+    /// Precision.
+    pub precision: Precision,
+    /// mJ per inference.
+    pub mj_per_inference: f64,
+}
+
+fn d_memory_ratio() -> f64 {
+    0.9
+}
+/// An edge target's `timeout_ms` when the config does not say.
+pub const DEFAULT_EDGE_TIMEOUT_MS: u32 = 2_000;
+
+fn d_timeout_ms() -> u32 {
+    DEFAULT_EDGE_TIMEOUT_MS
+}
+fn d_inflight() -> u16 {
+    8
+}
+
+/// `[[targets]]`, tagged by `kind`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum TargetConfig {
+    /// A local model variant.
+    Local(LocalTarget),
+    /// An edge endpoint.
+    Edge(EdgeTarget),
+}
+
+impl TargetConfig {
+    /// The target's name.
+    pub fn name(&self) -> &str {
+        match self {
+            TargetConfig::Local(t) => &t.name,
+            TargetConfig::Edge(t) => &t.name,
+        }
+    }
+    /// Its priority (lower first on ties).
+    pub fn priority(&self) -> u8 {
+        match self {
+            TargetConfig::Local(t) => t.priority,
+            TargetConfig::Edge(t) => t.priority,
+        }
+    }
+}
+
+/// A local variant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalTarget {
+    /// Unique name, e.g. `local-int8`.
+    pub name: String,
+    /// Model name.
+    pub model: String,
+    /// Precision.
+    pub precision: Precision,
+    /// Lower wins ties (0..=100). Default 0.
+    #[serde(default)]
+    pub priority: u8,
+    /// Do not run here above this memory share (0 < r <= 1). Default 0.9.
+    #[serde(default = "d_memory_ratio")]
+    pub max_memory_ratio: f64,
+    /// Compute time to assume before the first measurement, ms. Default: from the device
+    /// descriptor's throughput if the agent fills it in, else 50.
+    #[serde(default)]
+    pub prior_ms: Option<f64>,
+}
+
+impl LocalTarget {
+    /// A local target with every optional key at its default.
+    pub fn new(name: String, model: String, precision: Precision, priority: u8) -> Self {
+        LocalTarget { name, model, precision, priority, max_memory_ratio: d_memory_ratio(), prior_ms: None }
+    }
+}
+
+/// An edge endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeTarget {
+    /// Unique name.
+    pub name: String,
+    /// `mqtts://host:port` or `coaps://host:port` (`mqtt://`, `coap://` for tests): where the
+    /// agent routes this target's requests (the decision itself does not read it). A board
+    /// config must give one. Default: empty.
+    #[serde(default)]
+    pub endpoint: String,
+    /// Models it serves; empty: all.
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// Lower wins ties (0..=100). Default 0.
+    #[serde(default)]
+    pub priority: u8,
+    /// Give up on an answer after this long, ms. Default 2000.
+    #[serde(default = "d_timeout_ms")]
+    pub timeout_ms: u32,
+    /// Requests in flight at once. Default 8.
+    #[serde(default = "d_inflight")]
+    pub max_inflight: u16,
+    /// Edge compute time to assume before the first response, ms. Default 20.
+    #[serde(default)]
+    pub compute_prior_ms: Option<f64>,
+}
+
+impl Config {
+    /// Parses a TOML document.
+    pub fn from_toml(text: &str) -> Result<Config, DecideError> {
+        let config: Config = toml::from_str(text).map_err(|e| DecideError::Parse(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges and counts.
+    pub fn validate(&self) -> Result<(), DecideError> {
+        let bad = |key: &'static str, why: &'static str| Err(DecideError::Invalid { key, why });
+        if self.targets.is_empty() {
+            return bad("targets", "at least one target is needed");
+        }
+        if self.targets.len() > MAX_TARGETS {
+            return bad("targets", "at most 8 targets");
+        }
+        for (i, t) in self.targets.iter().enumerate() {
+            if self.targets[..i].iter().any(|u| u.name() == t.name()) {
+                return bad("targets", "target names must be unique");
+            }
+        }
+        let d = &self.decide;
+        if !(0.0..=5.0).contains(&d.quantile_k) {
+            return bad("decide.quantile_k", "must be in 0..=5");
+        }
+        if !(0.0..=1.0).contains(&d.tight_fraction) {
+            return bad("decide.tight_fraction", "must be in 0..=1");
+        }
+        if !(0.0..1.0).contains(&d.hysteresis_margin) {
+            return bad("decide.hysteresis_margin", "must be in 0..1");
+        }
+        if !(d.alpha > 0.0 && d.alpha <= 1.0) {
+            return bad("decide.alpha", "must be in (0, 1]");
+        }
+        if d.probe_after_ms < 50 {
+            return bad("decide.probe_after_ms", "must be at least 50");
+        }
+        if self.thermal.set_point_c >= self.thermal.throttle_point_c {
+            return bad("thermal.set_point_c", "must be below the throttle point");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,55 @@
+//! `ferry-decide`, the decision: where each request runs, and how that choice is carried out.
+//!
+//! Synchronous and I/O-free, like rumqttc's `state.rs`: measurements go in as
+//! [`Observation`]s, [`Decider::decide`] returns a [`Decision`] without blocking or allocating,
+//! and a [`RequestMachine`] turns the decision plus events into actions. The async executor (`ferry-exec`)
+//! performs the actions; the simulator ([`sim`]) drives the very same objects from
+//! traces.
+//!
+//! # Layout
+//!
+//! - [`config`]: the `[decide]`, `[thermal]`, `[energy]`, `[[targets]]` structs.
+//! - [`targets`]: targets resolved into small ids.
+//! - [`ewma`]: mean + variance estimator; [`local`], [`link`], [`edge`]: what they estimate;
+//!   [`estimators`]: all of them and the observations that feed them.
+//! - [`cost`]: predicted latency and energy per path.
+//! - [`policy`]: the `Policy` trait, `Decision`, `Reason`; [`adaptive`], [`fixed`],
+//!   [`threshold`]: the policies; [`hysteresis`]; [`thermal`]: the PI governor.
+//! - [`decider`]: all of the above behind `decide()`.
+//! - [`scheduler`]: the per-request state machine (fallback, hedging, exactly one answer).
+//! - [`outcome`]: how an offload went → what the estimators learn; the agent's executor and
+//!   the simulator both go through it.
+//! - [`sim`]: the trace-driven simulator and the oracle.
+
+#![deny(unsafe_code, missing_docs)]
+
+pub mod adaptive;
+pub mod config;
+pub mod cost;
+pub mod decider;
+pub mod edge;
+pub mod error;
+pub mod estimators;
+pub mod ewma;
+pub mod fixed;
+pub mod hysteresis;
+pub mod link;
+pub mod local;
+pub mod outcome;
+pub mod policy;
+pub mod scheduler;
+pub mod sim;
+pub mod targets;
+pub mod thermal;
+pub mod threshold;
+
+pub use config::{Config, DecideConfig, EnergyConfig, Mode, PolicyKind, TargetConfig, ThermalConfig};
+pub use cost::{Candidates, PathEstimate, RequestInfo};
+pub use decider::{policy_of, Decider};
+pub use error::DecideError;
+pub use estimators::{Estimators, Observation};
+pub use local::SystemState;
+pub use outcome::{OffloadEnd, OffloadWatch, StopCause};
+pub use policy::{Choice, Context, Decision, Policy, Reason, Why};
+pub use scheduler::{Action, Actions, Answer, Event, Fallback, Ran, RequestMachine};
+pub use targets::{ModelId, TargetId, Targets};

@@ -1,0 +1,569 @@
+//! The trace-driven simulator: replays a trace against the real [`Decider`] and
+//! [`RequestMachine`] (the code the agent runs), with compute times from the measured profiles.
+//!
+//! The decider learns only from what the device could observe — its system probes every
+//! 100 ms, the timings of its own local runs, offload answers with the edge's reported
+//! timings, refusals, timeouts, and probes. Only the oracle sees the world itself.
+
+pub mod rng;
+pub mod trace;
+pub mod world;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+use super::config::Config;
+use super::cost::RequestInfo;
+use super::decider::Decider;
+use super::estimators::Observation;
+use super::outcome::{OffloadEnd, OffloadWatch, StopCause};
+use super::local::SystemState;
+use super::policy::Policy;
+use super::scheduler::{Action, Event, Ran, RequestMachine};
+use super::targets::{ModelId, TargetId, TargetKind};
+use world::{EdgeOutcome, Req};
+
+pub use trace::{Timeline, TraceSpec};
+
+/// The board the simulator models: efficientnet-lite0 FP32 and INT8 and digits locally, one
+/// edge endpoint.
+pub const SIM_CONFIG: &str = r#"
+[decide]
+probe_after_ms = 500
+
+[thermal]
+throttle_point_c = 85.0
+set_point_c = 78.0
+
+[[targets]]
+kind = "local"
+name = "local-fp32"
+model = "efficientnet-lite0"
+precision = "fp32"
+prior_ms = 50.0
+
+[[targets]]
+kind = "local"
+name = "local-int8"
+model = "efficientnet-lite0"
+precision = "int8"
+priority = 1
+prior_ms = 50.0
+
+[[targets]]
+kind = "local"
+name = "digits-fp32"
+model = "digits"
+precision = "fp32"
+prior_ms = 1.0
+
+[[targets]]
+kind = "edge"
+name = "edge"
+endpoint = "mqtts://edge:8883"
+priority = 2
+timeout_ms = 1000
+"#;
+
+/// Results of one policy on one trace.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Policy name.
+    pub policy: String,
+    /// Requests.
+    pub requests: usize,
+    /// Answers given (must equal `requests`, once each).
+    pub answers: usize,
+    /// Requests answered more than once (must be 0).
+    pub duplicate_answers: usize,
+    /// Failed answers (no result).
+    pub failed: usize,
+    /// Mean latency, ms.
+    pub mean_ms: f64,
+    /// 95th percentile, ms.
+    pub p95_ms: f64,
+    /// Answers later than the deadline, or failed.
+    pub misses: usize,
+    /// Share answered by the edge.
+    pub offload_share: f64,
+    /// Fallbacks (busy, error, timeout, at risk).
+    pub fallbacks: usize,
+    /// Probes sent.
+    pub probes: usize,
+    /// Requests answered from the other kind of path than the oracle's (edge vs local) where
+    /// that choice mattered (the other path was more than 10 % slower in hindsight, see
+    /// [`world::choice_matters`]), or not answered with a result: how often the policy was on
+    /// the wrong side.
+    pub wrong_path: usize,
+}
+
+fn summarize(policy: &str, lat_ms: &mut [f64], misses: usize, edge: usize) -> Stats {
+    let n = lat_ms.len().max(1);
+    lat_ms.sort_by(f64::total_cmp);
+    let p95 = lat_ms.get(((n as f64 * 0.95).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0.0);
+    Stats {
+        policy: policy.to_owned(),
+        requests: lat_ms.len(),
+        answers: lat_ms.len(),
+        mean_ms: lat_ms.iter().sum::<f64>() / n as f64,
+        p95_ms: p95,
+        misses,
+        offload_share: edge as f64 / n as f64,
+        ..Stats::default()
+    }
+}
+
+/// The oracle's row: per request, the best path in hindsight.
+pub fn oracle(spec: &TraceSpec, timeline: &Timeline) -> Stats {
+    let reqs = world::requests(spec);
+    let mut lat = Vec::with_capacity(reqs.len());
+    let (mut misses, mut edge) = (0, 0);
+    for r in &reqs {
+        let (us, on_edge) = world::oracle_us(r, timeline);
+        misses += usize::from(us > f64::from(r.deadline_us));
+        edge += usize::from(on_edge);
+        lat.push(us / 1e3);
+    }
+    summarize("oracle", &mut lat, misses, edge)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Ev {
+    Tick,
+    Arrive(usize),
+    LocalDone(usize),
+    Edge(usize, u8),
+    Timer(usize, u64),
+    /// An abandoned offload's timeout passed.
+    Expire(usize),
+    /// A probe's outcome, and how long its bytes took to leave (queue included), µs.
+    Probe(u8, u32),
+}
+
+const EDGE_OK: u8 = 0;
+/// `timeout_ms` of the edge in [`SIM_CONFIG`], µs.
+const EDGE_TIMEOUT_US: u64 = 1_000_000;
+const EDGE_BUSY: u8 = 1;
+const PROBE_OK: u8 = 0;
+const PROBE_FAIL: u8 = 1;
+/// A probe's bytes up (as the agent sends).
+const PROBE_UP_BYTES: f64 = 16_384.0;
+
+struct Sim<'a> {
+    timeline: &'a Timeline,
+    reqs: Vec<Req>,
+    decider: Decider,
+    heap: BinaryHeap<Reverse<(u64, u64, Ev)>>,
+    seq: u64,
+    machines: Vec<Option<RequestMachine>>,
+    timer_at: Vec<u64>,
+    /// Per request: when its offload was sent, and what the device learns of it (the agent's
+    /// own rules). An offload abandoned for a faster local answer still ends later (answer
+    /// within the edge timeout, or expiry) and teaches the estimators.
+    offload: Vec<Option<(u64, OffloadWatch)>>,
+    edge_reply: Vec<Option<EdgeOutcome>>,
+    /// Per request: the upload backlog the device predicted when it sent the offload, µs.
+    offload_backlog_us: Vec<u64>,
+    local_queue: VecDeque<(usize, TargetId)>,
+    /// When the uplink has sent every byte queued so far, µs.
+    uplink_free_at: f64,
+    local_running: Option<(usize, TargetId, u64)>,
+    local_cancelled: Vec<bool>,
+    answers: Vec<u32>,
+    latency_ms: Vec<f64>,
+    misses: usize,
+    failed: usize,
+    on_edge: usize,
+    /// Per request: the oracle ran it on the edge; the choice mattered.
+    oracle_edge: Vec<(bool, bool)>,
+    wrong_path: usize,
+    fallbacks: usize,
+    probes: usize,
+    image: ModelId,
+    digits: ModelId,
+    edge_target: TargetId,
+}
+
+impl Sim<'_> {
+    fn at(&mut self, t: u64, ev: Ev) {
+        self.seq += 1;
+        self.heap.push(Reverse((t, self.seq, ev)));
+    }
+
+    fn system(&self, now: u64) -> SystemState {
+        let s = self.timeline.at(now);
+        SystemState { cpu_load: s.cpu_load, freq_ratio: world::freq_ratio(s.temp_c), temp_c: s.temp_c }
+    }
+
+    /// Queues `bytes` on the uplink at `now`: they go after the bytes already queued, at the
+    /// link's rate as it changes over the timeline. Returns when the last of them has left, µs.
+    /// Bytes once sent stay sent: an offload the request stops waiting for still occupies the
+    /// link.
+    fn uplink_send(&mut self, now: u64, bytes: f64) -> f64 {
+        let mut t = self.uplink_free_at.max(now as f64);
+        let mut bits = bytes.max(0.0) * 8.0;
+        // Bounded: at the slowest rate a trace allows (0.01 Mbit/s) a 150 KB request needs
+        // 1 200 steps; the cap only guards against a malformed timeline.
+        for _ in 0..1_000_000 {
+            if bits <= 0.0 {
+                break;
+            }
+            let step_end = ((t as u64) / trace::STEP_US + 1) * trace::STEP_US;
+            let rate = self.timeline.at(t as u64).up_mbps.max(0.01); // bits per µs
+            let span = step_end as f64 - t;
+            if bits <= rate * span {
+                t += bits / rate;
+                bits = 0.0;
+            } else {
+                bits -= rate * span;
+                t = step_end as f64;
+            }
+        }
+        self.uplink_free_at = t;
+        t
+    }
+
+    fn start_next_local(&mut self, now: u64) {
+        if self.local_running.is_some() {
+            return;
+        }
+        // As the agent's executor does: the waiting run its target predicts shortest goes
+        // first (FIFO among equals).
+        let est = self.decider.estimators();
+        let next = self
+            .local_queue
+            .iter()
+            .enumerate()
+            .min_by(|(a, (_, ta)), (b, (_, tb))| {
+                est.local_compute_us(*ta).0.total_cmp(&est.local_compute_us(*tb).0).then(a.cmp(b))
+            })
+            .map(|(pos, _)| pos);
+        if let Some((i, t)) = next.and_then(|pos| self.local_queue.remove(pos)) {
+            let fp32 = t != TargetId(1);
+            let dur = world::local_us(&self.reqs[i], fp32, &self.timeline.at(now)) as u64;
+            self.local_running = Some((i, t, now));
+            self.decider.observe(Observation::LocalStarted(t), now);
+            self.at(now + dur.max(1), Ev::LocalDone(i));
+        }
+    }
+
+    fn perform(&mut self, i: usize, actions: &[Action], now: u64, from_timer: bool) {
+        for a in actions {
+            match *a {
+                Action::StartLocal(t) => {
+                    self.decider.observe(Observation::LocalQueued(t), now);
+                    self.local_queue.push_back((i, t));
+                    self.start_next_local(now);
+                }
+                Action::StartOffload(t) => {
+                    // As the agent does: what the device predicts it waits behind its own
+                    // uploads is taken off what its answer teaches about the link.
+                    let backlog = self.decider.estimators().edge(t).uplink_wait_us(now) as u64;
+                    let (watch, sent) = OffloadWatch::sent(t, self.model_of(i), self.reqs[i].up_bytes(), world::profile::DOWN);
+                    self.decider.observe(sent, now);
+                    self.offload[i] = Some((now, watch));
+                    self.offload_backlog_us[i] = backlog;
+                    let sample = self.timeline.at(now);
+                    let r = self.reqs[i];
+                    let done = self.uplink_send(now, f64::from(r.up_bytes()) * r.net_noise);
+                    let out = world::edge_outcome_after(&r, &sample, done - now as f64);
+                    self.edge_reply[i] = Some(out);
+                    match out {
+                        EdgeOutcome::Answer { total_us, .. } => self.at(now + total_us as u64, Ev::Edge(i, EDGE_OK)),
+                        EdgeOutcome::Busy { after_us, .. } => self.at(now + after_us as u64, Ev::Edge(i, EDGE_BUSY)),
+                        EdgeOutcome::Silent => {}
+                    }
+                }
+                Action::SetTimer(t) => {
+                    self.timer_at[i] = t;
+                    self.at(t.max(now), Ev::Timer(i, t));
+                }
+                Action::CancelLocal => {
+                    if let Some(pos) = self.local_queue.iter().position(|&(j, _)| j == i) {
+                        if let Some((_, t)) = self.local_queue.remove(pos) {
+                            self.decider.observe(Observation::LocalDropped(t), now);
+                        }
+                    } else if self.local_running.is_some_and(|(j, _, _)| j == i) {
+                        // Running: the agent's tract runner stops before its next node (modelled
+                        // as at once, a node being ~1/60 of a run); the board is free again.
+                        if let Some((_, t, _)) = self.local_running.take() {
+                            let obs = Observation::LocalFinished { target: t, compute_us: 0, ok: false };
+                            self.decider.observe(obs, now);
+                        }
+                        self.local_cancelled[i] = true;
+                        self.start_next_local(now);
+                    }
+                }
+                Action::CancelOffload => {
+                    let Some((sent, mut watch)) = self.offload[i] else { continue };
+                    let cause = if from_timer { StopCause::TimedOut } else { StopCause::Overtaken };
+                    if let Some(obs) = watch.stop_waiting(cause, self.reported_us(i, sent, now)) {
+                        self.decider.observe(obs, now);
+                    }
+                    self.offload[i] = Some((sent, watch));
+                    if cause == StopCause::Overtaken {
+                        // If no answer comes within the timeout, the device notes it then.
+                        self.at(sent.saturating_add(EDGE_TIMEOUT_US), Ev::Expire(i));
+                    }
+                }
+                Action::Answer(ans) => {
+                    self.answers[i] += 1;
+                    let ms = ans.latency_us as f64 / 1e3;
+                    self.latency_ms.push(ms);
+                    if !ans.ok {
+                        self.failed += 1;
+                    }
+                    if !ans.ok || ans.latency_us > u64::from(self.reqs[i].deadline_us) {
+                        self.misses += 1;
+                    }
+                    let ran_edge = matches!(ans.ran, Ran::Edge(_));
+                    if ans.ok && ran_edge {
+                        self.on_edge += 1;
+                    }
+                    let (oracle_edge, matters) = self.oracle_edge.get(i).copied().unwrap_or((false, true));
+                    if !ans.ok || (ran_edge != oracle_edge && matters) {
+                        self.wrong_path += 1;
+                    }
+                    if ans.fallback.is_some() {
+                        self.fallbacks += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// What the device reports of an offload's time from `sent` to `now`: as the agent's
+    /// executor does, without the wait behind its own earlier uploads predicted at the send.
+    fn reported_us(&self, i: usize, sent: u64, now: u64) -> u32 {
+        clamp_u32(now.saturating_sub(sent).saturating_sub(self.offload_backlog_us[i]))
+    }
+
+    /// Request `i`'s model.
+    fn model_of(&self, i: usize) -> ModelId {
+        if self.reqs[i].image { self.image } else { self.digits }
+    }
+
+    /// Request `i`'s offload ended as `end` at `now`: what the device learns, by the agent's rules.
+    fn offload_ended(&mut self, i: usize, end: OffloadEnd, now: u64) {
+        let Some((sent, mut watch)) = self.offload[i] else { return };
+        if let Some(obs) = watch.ended(end, self.reported_us(i, sent, now)) {
+            self.decider.observe(obs, now);
+        }
+        self.offload[i] = Some((sent, watch));
+    }
+
+    fn feed(&mut self, i: usize, ev: Event, now: u64, from_timer: bool) {
+        if let Some(m) = self.machines[i].as_mut() {
+            let actions = m.handle(ev, now);
+            self.perform(i, &actions, now, from_timer);
+        }
+    }
+
+    fn step(&mut self, now: u64, ev: Ev) {
+        match ev {
+            Ev::Tick => {
+                let s = self.system(now);
+                self.decider.observe(Observation::System(s), now);
+                if let Some(t) = self.decider.probe_due(now) {
+                    self.probes += 1;
+                    self.decider.observe(Observation::ProbeSent(t), now);
+                    let s = self.timeline.at(now);
+                    if s.edge_down {
+                        self.at(now + 1_000_000, Ev::Probe(PROBE_FAIL, 0));
+                    } else {
+                        let up = self.uplink_send(now, PROBE_UP_BYTES) - now as f64;
+                        let xfer = s.rtt_ms * 1e3 + up + 64.0 * 8.0 / s.down_mbps;
+                        self.at(now + (s.rtt_ms * 1e3 + xfer) as u64, Ev::Probe(PROBE_OK, up as u32));
+                    }
+                }
+                self.at(now + trace::STEP_US, Ev::Tick);
+            }
+            Ev::Probe(kind, up_us) => {
+                let t = self.edge_target;
+                let obs = if kind == PROBE_FAIL {
+                    Observation::ProbeFailed(t)
+                } else {
+                    // The probe measured the world as it was when it was sent; close enough.
+                    let s = self.timeline.at(now);
+                    let xfer = s.rtt_ms * 1e3 + f64::from(up_us) + 64.0 * 8.0 / s.down_mbps;
+                    Observation::ProbeAnswered {
+                        target: t,
+                        rtt_us: (s.rtt_ms * 1e3) as u32,
+                        up_bytes: PROBE_UP_BYTES as u32,
+                        down_bytes: 64,
+                        transfer_us: xfer as u32,
+                        edge_queue_us: Some((s.edge_queue_ms * 1e3) as u32),
+                    }
+                };
+                self.decider.observe(obs, now);
+            }
+            Ev::Arrive(i) => {
+                let r = self.reqs[i];
+                let req = RequestInfo {
+                    model: if r.image { self.image } else { self.digits },
+                    up_bytes: r.up_bytes(),
+                    down_bytes: world::profile::DOWN,
+                    deadline_us: Some(r.deadline_us),
+                };
+                let decision = self.decider.decide(&req, now);
+                let (m, actions) = RequestMachine::start(decision, now, req.deadline_us);
+                self.machines[i] = Some(m);
+                self.perform(i, &actions, now, false);
+            }
+            Ev::LocalDone(i) => {
+                // A run stopped part-way has already left the runner: its completion is void.
+                if !self.local_running.is_some_and(|(j, _, _)| j == i) {
+                    return;
+                }
+                if let Some((_, t, started)) = self.local_running.take() {
+                    let compute = clamp_u32(now.saturating_sub(started));
+                    self.decider.observe(Observation::LocalFinished { target: t, compute_us: compute, ok: true }, now);
+                }
+                if !self.local_cancelled[i] {
+                    self.feed(i, Event::LocalDone, now, false);
+                }
+                self.start_next_local(now);
+            }
+            Ev::Edge(i, kind) => {
+                let Some((sent, watch)) = self.offload[i] else { return };
+                let wanted = watch.is_wanted();
+                if !wanted && now.saturating_sub(sent) > EDGE_TIMEOUT_US {
+                    return; // the device stopped listening; `Ev::Expire` reports it
+                }
+                let (end, event) = match (kind, self.edge_reply[i]) {
+                    (EDGE_OK, Some(EdgeOutcome::Answer { queue_us, compute_us, .. })) => {
+                        let end = OffloadEnd::Answered {
+                            down_bytes: world::profile::DOWN,
+                            edge_queue_us: queue_us as u32,
+                            edge_compute_us: compute_us as u32,
+                        };
+                        (end, Event::OffloadAnswered)
+                    }
+                    (_, Some(EdgeOutcome::Busy { queue_us, .. })) => {
+                        (OffloadEnd::Busy { edge_queue_us: Some(queue_us as u32) }, Event::OffloadBusy)
+                    }
+                    _ => return,
+                };
+                self.offload_ended(i, end, now);
+                if wanted {
+                    self.feed(i, event, now, false);
+                }
+            }
+            Ev::Expire(i) => self.offload_ended(i, OffloadEnd::Failed, now),
+            Ev::Timer(i, t) => {
+                if self.timer_at[i] == t {
+                    self.feed(i, Event::Timer, now, true);
+                }
+            }
+        }
+    }
+}
+
+/// Runs one policy over a trace.
+pub fn run(spec: &TraceSpec, timeline: &Timeline, policy: Box<dyn Policy>, hedge: bool) -> Result<Stats, super::DecideError> {
+    let mut config = Config::from_toml(SIM_CONFIG)?;
+    config.decide.hedge = hedge;
+    let mut decider = Decider::with_policy(&config, policy)?;
+    let name = decider.policy_name().to_owned() + if hedge { "+hedge" } else { "" };
+    let image = decider.model_id("efficientnet-lite0").unwrap_or(ModelId(0));
+    let digits = decider.model_id("digits").unwrap_or(ModelId(1));
+    let edge_target = decider
+        .targets()
+        .iter()
+        .find(|t| matches!(t.kind, TargetKind::Edge { .. }))
+        .map_or(TargetId(3), |t| t.id);
+    let reqs = world::requests(spec);
+    let n = reqs.len();
+    decider.observe(Observation::System(SystemState::default()), 0);
+    let mut sim = Sim {
+        timeline,
+        reqs,
+        decider,
+        heap: BinaryHeap::new(),
+        seq: 0,
+        machines: vec![None; n],
+        timer_at: vec![0; n],
+        offload: vec![None; n],
+        edge_reply: vec![None; n],
+        offload_backlog_us: vec![0; n],
+        local_queue: VecDeque::new(),
+        uplink_free_at: 0.0,
+        local_running: None,
+        local_cancelled: vec![false; n],
+        answers: vec![0; n],
+        latency_ms: Vec::with_capacity(n),
+        misses: 0,
+        failed: 0,
+        on_edge: 0,
+        oracle_edge: Vec::new(),
+        wrong_path: 0,
+        fallbacks: 0,
+        probes: 0,
+        image,
+        digits,
+        edge_target,
+    };
+    sim.oracle_edge =
+        sim.reqs.iter().map(|r| (world::oracle_us(r, timeline).1, world::choice_matters(r, timeline))).collect();
+    for i in 0..n {
+        let t = sim.reqs[i].at_us;
+        sim.at(t, Ev::Arrive(i));
+    }
+    sim.at(0, Ev::Tick);
+    // Bounded: ticks stop once every request is answered and past the trace's end.
+    let end = u64::from(spec.duration_s) * 1_000_000;
+    while let Some(Reverse((now, _, ev))) = sim.heap.pop() {
+        if ev == Ev::Tick && now > end && sim.answers.iter().all(|&a| a > 0) {
+            continue;
+        }
+        if now > end + 600_000_000 {
+            break;
+        }
+        sim.step(now, ev);
+    }
+    let edge = sim.on_edge;
+    let mut stats = summarize(&name, &mut sim.latency_ms, sim.misses, edge);
+    stats.requests = n;
+    stats.answers = sim.answers.iter().filter(|&&a| a > 0).count();
+    stats.duplicate_answers = sim.answers.iter().filter(|&&a| a > 1).count();
+    stats.failed = sim.failed;
+    stats.fallbacks = sim.fallbacks;
+    stats.probes = sim.probes;
+    stats.wrong_path = sim.wrong_path;
+    Ok(stats)
+}
+
+/// A trace is *mixed* when every static policy (always-local, always-offload, threshold) runs
+/// at least this share of its requests on the wrong kind of path (by the oracle).
+pub const MIXED_WRONG_SHARE: f64 = 0.2;
+
+/// Whether the static policies' rows show a mixed trace (see [`MIXED_WRONG_SHARE`]).
+pub fn is_mixed(statics: &[Stats]) -> bool {
+    !statics.is_empty()
+        && statics.iter().all(|s| s.wrong_path as f64 >= MIXED_WRONG_SHARE * s.requests.max(1) as f64)
+}
+
+/// Every row of a trace's table, in order: the oracle, adaptive, adaptive+hedge, then the
+/// static policies always-local, always-offload and threshold (see [`STATIC_ROWS`]).
+pub fn table(spec: &TraceSpec) -> Result<Vec<Stats>, super::DecideError> {
+    use super::{policy_of, PolicyKind};
+    let timeline = spec.timeline();
+    let mut rows = vec![oracle(spec, &timeline)];
+    for (kind, hedge) in [
+        (PolicyKind::Adaptive, false),
+        (PolicyKind::Adaptive, true),
+        (PolicyKind::AlwaysLocal, false),
+        (PolicyKind::AlwaysOffload, false),
+        (PolicyKind::Threshold, false),
+    ] {
+        rows.push(run(spec, &timeline, policy_of(kind), hedge)?);
+    }
+    Ok(rows)
+}
+
+/// Where the static policies' rows start in [`table`]'s output.
+pub const STATIC_ROWS: usize = 3;
+
+fn clamp_u32(v: u64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}

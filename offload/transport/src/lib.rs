@@ -1,0 +1,16 @@
+//! `ferry-transport` carries protocol envelopes between a device and the edge. The executor
+//! sees only the transport-neutral [`EdgeLink`]; each transport implements it.
+//!
+//! # Layout
+//!
+//! - [`link`]: [`EdgeLink`] and its error ([`LinkError`], [`LinkErrorKind`]), shared by every
+//!   transport.
+//! - [`mqtt`]: MQTT v5 over TLS 1.3 (rumqttc + rustls with the `ring` provider), mutual TLS,
+//!   per-device topics, correlation by request id: the device's [`mqtt::MqttOffloader`] and the
+//!   connection settings the edge server and the telemetry publisher share with it.
+#![deny(unsafe_code, missing_docs)]
+
+pub mod link;
+pub mod mqtt;
+
+pub use link::{EdgeLink, LinkError, LinkErrorKind};

@@ -1,0 +1,57 @@
+//! MQTT v5 over TLS 1.3: the device side ([`MqttOffloader`]) and the connection settings the
+//! edge server shares with it ([`MqttConfig`], [`mqtt_options`], [`Backoff`]).
+//!
+//! - `config`: [`MqttConfig`] (serde, documented, `deny_unknown_fields`) and [`Backoff`].
+//! - `tls`: the rustls client config (ring, configured CA only, mutual TLS, 1.3 by default).
+//! - `client`: [`MqttOffloader`], correlation by request id, counters.
+//! - `error`: [`OffloadError`].
+//! - `link`: [`MqttOffloader`] as a transport-neutral [`EdgeLink`](crate::EdgeLink).
+//!
+//! Facts that shaped it (measured against Mosquitto 2.0.11): TCP_NODELAY must be on or each
+//! round trip stalls ~43 ms behind Nagle; rumqttc's default 10 KiB packet limit refuses
+//! images, so the limit follows [`MqttConfig::max_message_size`]; v5 is used because a broker
+//! answers an ACL denial with PUBACK `NotAuthorized` instead of dropping it silently.
+
+mod client;
+pub mod config;
+mod error;
+mod link;
+pub mod tls;
+
+pub use client::{CounterSnapshot, LinkState, MqttOffloader};
+pub use config::{Backoff, BrokerAddr, ConfigError, MqttConfig, TlsVersion};
+pub use error::OffloadError;
+
+use rumqttc::v5::MqttOptions;
+use rumqttc::{NetworkOptions, TlsConfiguration, Transport};
+
+/// Builds rumqttc options from `config` for the client id `client_id`: TLS (or plain TCP when
+/// allowed, with a warning logged), keep-alive, clean start, TCP_NODELAY, packet limits.
+pub fn mqtt_options(config: &MqttConfig, client_id: &str) -> Result<MqttOptions, ConfigError> {
+    config.check()?;
+    let addr = config.broker_addr()?;
+    let id = config.client_id.as_deref().unwrap_or(client_id);
+    let mut options = MqttOptions::new(id, addr.host.clone(), addr.port);
+    if addr.tls {
+        let tls = tls::client_config(config)?;
+        options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
+    } else {
+        tracing::warn!(
+            broker = %config.broker,
+            "INSECURE: plain TCP to the broker (insecure = true): no encryption, no authentication"
+        );
+        options.set_transport(Transport::Tcp);
+    }
+    options.set_keep_alive(std::time::Duration::from_secs(u64::from(config.keep_alive_s)));
+    // Requests are short-lived: a reconnecting client starts clean and re-subscribes; the
+    // scheduler has already fallen back for anything in flight.
+    options.set_clean_start(true);
+    options.set_max_packet_size(config.max_packet_size());
+    options.set_connection_timeout(config.connect_timeout_ms.div_ceil(1000).max(1));
+    let mut network = NetworkOptions::new();
+    // Without it every small response waits for Nagle (~43 ms measured).
+    network.set_tcp_nodelay(true);
+    network.set_connection_timeout(config.connect_timeout_ms.div_ceil(1000).max(1));
+    options.set_network_options(network);
+    Ok(options)
+}
