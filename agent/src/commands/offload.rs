@@ -1,5 +1,5 @@
 //! `ferry offload`: sends one image to an edge server over MQTT/TLS and prints its answer
-//! and timings. The offload client itself lives in `ferry-offload`; this is its CLI face.
+//! and timings. The offload client itself lives in `ferry-transport` (`mqtt::MqttOffloader`); this is its CLI face.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -15,7 +15,7 @@ pub struct OffloadArgs {
     /// The broker: mqtts://host[:8883] (mqtt:// needs --insecure).
     #[arg(long)]
     pub broker: Option<String>,
-    /// An MQTT config file (TOML with the keys of ferry-offload's MqttConfig); the flags
+    /// An MQTT config file (TOML with the keys of ferry-transport's MqttConfig); the flags
     /// below override its values.
     #[arg(long, value_name = "FILE")]
     pub mqtt_config: Option<PathBuf>,

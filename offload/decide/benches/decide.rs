@@ -1,6 +1,6 @@
 //! `decide()` overhead: one decision on a warmed-up decider (two local variants, one edge).
 //!
-//! `CARGO_TARGET_DIR=/tmp/target-decide cargo bench -p ferry-offload --bench decide`
+//! `CARGO_TARGET_DIR=/tmp/target-decide cargo bench -p ferry-decide --bench decide`
 //! Besides criterion's estimate, prints p50/p99 over 100 000 individually timed calls.
 
 use std::hint::black_box;

@@ -295,9 +295,9 @@ impl LocalTarget {
 pub struct EdgeTarget {
     /// Unique name.
     pub name: String,
-    /// `mqtts://host:port` or `coaps://host:port` (`mqtt://`, `coap://` for tests): where the
-    /// agent routes this target's requests (the decision itself does not read it). A board
-    /// config must give one. Default: empty.
+    /// `mqtts://host:port` or `coaps://host:port` (`mqtt://`, `coap://` for tests): the edge's
+    /// address. The decision does not read it, and the agent today carries every edge target
+    /// over its one `[mqtt]` link. A board config must give one. Default: empty.
     #[serde(default)]
     pub endpoint: String,
     /// Models it serves; empty: all.

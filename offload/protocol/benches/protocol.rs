@@ -1,5 +1,5 @@
 //! Codec speed against the cost it competes with: copying the payload once.
-//! `cargo bench -p ferry-offload --bench protocol` (std only, no harness). Prints ns per
+//! `cargo bench -p ferry-protocol --bench protocol` (std only, no harness). Prints ns per
 //! operation and the ratio to a plain `copy_from_slice` of the same payload measured in the
 //! same run: decode borrows, so for large payloads its ratio is ≪ 1; encode copies the
 //! payload once, so ≈ 1 (small messages are dominated by fixed costs of ~100-250 ns).

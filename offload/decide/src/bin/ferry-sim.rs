@@ -1,6 +1,6 @@
 //! `ferry-sim`: replays traces against every policy and the oracle, prints one table per trace.
 //!
-//! `cargo run --release -p ferry-offload --bin ferry-sim -- [--board-slowdown X] tests/traces/*.toml`
+//! `cargo run --release -p ferry-decide --bin ferry-sim -- [--board-slowdown X] tests/traces/*.toml`
 //!
 //! `--board-slowdown X` makes the simulated board's local compute X times slower than the
 //! profile measured on the development VM (4 ≈ a Raspberry Pi 4; see BENCHMARKS.md).
