@@ -1,12 +1,15 @@
 //! Real processes for end-to-end tests: a development PKI, a Mosquitto broker rendered from
-//! the shipped config on a free loopback port, and `ferry-edge` servers. Every process is
-//! killed when its handle drops, so a failing test leaves nothing running.
+//! the shipped config on a free loopback port (optionally with persistence, to be stopped and
+//! started again with its sessions intact), `mosquitto_sub` subscribers, and `ferry-edge`
+//! servers. Every process is killed when its handle drops, so a failing test leaves nothing
+//! running.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use ferry_protocol::DeviceId;
@@ -126,88 +129,118 @@ pub fn cert(name: &str) -> PathBuf {
     pki().join("certs").join(name)
 }
 
-/// Lines a child process wrote to stderr, collected by a thread.
+/// Lines a child process wrote to one of its streams, collected by a thread.
 #[derive(Debug, Clone, Default)]
-pub struct Log(Arc<Mutex<Vec<String>>>);
+pub struct Log {
+    lines: Arc<Mutex<Vec<String>>>,
+    eof: Arc<AtomicBool>,
+}
 
 impl Log {
-    fn capture(child: &mut Child, echo_prefix: &'static str) -> Log {
+    fn capture(stream: impl Read + Send + 'static, echo_prefix: &'static str) -> Log {
         let log = Log::default();
-        if let Some(stderr) = child.stderr.take() {
-            let lines = log.0.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if std::env::var_os("FERRY_TEST_ECHO").is_some() {
-                        eprintln!("[{echo_prefix}] {line}");
-                    }
-                    lines.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+        let (lines, eof) = (log.lines.clone(), log.eof.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if std::env::var_os("FERRY_TEST_ECHO").is_some() {
+                    eprintln!("[{echo_prefix}] {line}");
                 }
-            });
-        }
+                lines.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+            }
+            eof.store(true, Ordering::SeqCst);
+        });
         log
+    }
+
+    fn lines(&self) -> MutexGuard<'_, Vec<String>> {
+        self.lines.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Everything so far, one line each.
     pub fn text(&self) -> String {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).join("\n")
+        self.lines().join("\n")
+    }
+
+    /// Everything so far.
+    pub fn all(&self) -> Vec<String> {
+        self.lines().clone()
     }
 
     /// Lines containing every one of `needles`.
     pub fn count(&self, needles: &[&str]) -> usize {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|l| needles.iter().all(|n| l.contains(n)))
-            .count()
+        matching(&self.lines(), needles)
+    }
+
+    /// Waits until `done(lines so far)` holds; false if it still does not after `timeout`.
+    pub fn wait(&self, timeout: Duration, done: impl Fn(&[String]) -> bool) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if done(&self.lines()) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        done(&self.lines())
     }
 
     /// Waits until at least `n` lines contain every one of `needles`; false after `timeout`.
     pub fn wait_for_count(&self, needles: &[&str], n: usize, timeout: Duration) -> bool {
-        let end = Instant::now() + timeout;
-        while Instant::now() < end {
-            if self.count(needles) >= n {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
+        self.wait(timeout, |lines| matching(lines, needles) >= n)
     }
 
     /// Waits until a line contains every one of `needles`; false after `timeout`.
     pub fn wait_for(&self, needles: &[&str], timeout: Duration) -> bool {
-        let end = Instant::now() + timeout;
+        self.wait_for_count(needles, 1, timeout)
+    }
+
+    /// Waits (at most 10 s) until the stream reached its end (the process is gone and every
+    /// line it wrote is here).
+    pub fn wait_eof(&self) -> bool {
+        let end = Instant::now() + Duration::from_secs(10);
         while Instant::now() < end {
-            if self.count(needles) > 0 {
+            if self.eof.load(Ordering::SeqCst) {
                 return true;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(10));
         }
         false
     }
+}
+
+/// How many of `lines` contain every one of `needles`.
+fn matching(lines: &[String], needles: &[&str]) -> usize {
+    lines
+        .iter()
+        .filter(|l| needles.iter().all(|n| l.contains(n)))
+        .count()
 }
 
 /// A child process killed (SIGKILL) and reaped on drop.
 #[derive(Debug)]
 pub struct Proc {
     child: Option<Child>,
+    /// Its stdout.
+    pub stdout: Log,
     /// Its stderr.
-    pub log: Log,
+    pub stderr: Log,
 }
 
 impl Proc {
-    /// Starts `cmd` with stdin and stdout closed and its stderr collected into [`Proc::log`].
+    /// Starts `cmd` with stdin closed and its stdout and stderr collected into
+    /// [`Proc::stdout`] and [`Proc::stderr`].
     pub fn spawn(mut cmd: Command, echo_prefix: &'static str) -> Proc {
         let mut child = cmd
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-        let log = Log::capture(&mut child, echo_prefix);
+        let stdout = child.stdout.take().map(|s| Log::capture(s, echo_prefix)).unwrap_or_default();
+        let stderr = child.stderr.take().map(|s| Log::capture(s, echo_prefix)).unwrap_or_default();
         Proc {
             child: Some(child),
-            log,
+            stdout,
+            stderr,
         }
     }
 
@@ -217,6 +250,27 @@ impl Proc {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Asks it to stop (SIGTERM) and waits; SIGKILL if it is still there after 10 s.
+    pub fn terminate(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let end = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < end {
+                if matches!(c.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Its process id (to signal it); panics once it has been killed and reaped.
+    pub fn id(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("the process was reaped")
     }
 
     /// True while it runs.
@@ -233,66 +287,112 @@ impl Drop for Proc {
     }
 }
 
+/// How to run a [`Broker`].
+#[derive(Debug, Clone, Default)]
+pub struct BrokerOptions {
+    /// Persistence on (the shipped config has it off): sessions, and what is queued for them,
+    /// are saved when the broker stops ([`Broker::stop`]) and loaded when it starts again
+    /// ([`Broker::start_again`]), so a subscriber with a persistent session misses nothing.
+    pub persistence: bool,
+}
+
 /// A Mosquitto broker from the shipped template, TLS 1.3 with client certificates, on a free
-/// loopback port.
+/// loopback port that stays its own across restarts.
 #[derive(Debug)]
 pub struct Broker {
-    /// The process.
+    /// The process (the last one started, after a restart).
     pub proc: Proc,
     /// Its TLS port.
     pub port: u16,
+    conf: PathBuf,
     _dir: tempfile::TempDir,
 }
 
+/// Starts mosquitto with `conf` and waits (at most `timeout`) until `port` accepts
+/// connections; None (and what mosquitto said, on stderr) if it exits or never listens.
+fn spawn_mosquitto(conf: &Path, port: u16, timeout: Duration) -> Option<Proc> {
+    let mut cmd = Command::new(program("mosquitto"));
+    cmd.arg("-c").arg(conf);
+    let mut proc = Proc::spawn(cmd, "mosquitto");
+    let end = Instant::now() + timeout;
+    while Instant::now() < end && proc.is_running() {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(proc);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("mosquitto did not start on {port}:\n{}", proc.stderr.text());
+    None
+}
+
 impl Broker {
-    /// Renders the config, starts mosquitto and waits until the port accepts connections.
+    /// Renders the shipped config as it is, starts mosquitto and waits until the port accepts
+    /// connections.
     pub fn start() -> Broker {
+        Broker::start_with(&BrokerOptions::default())
+    }
+
+    /// [`Broker::start`] with `options`.
+    pub fn start_with(options: &BrokerOptions) -> Broker {
         let certs = pki().join("certs");
         let dir = shared_tempdir();
+        let data = dir.path().join("data");
+        if options.persistence {
+            std::fs::create_dir(&data).expect("create the persistence directory");
+            chmod(&data, 0o777);
+        }
         // A port can be taken between being found free and mosquitto binding it: retry.
         for _attempt in 0..5 {
             let port = free_port();
             let conf = render_broker_config(dir.path(), &certs, port, "127.0.0.1");
-            let mut cmd = Command::new(program("mosquitto"));
-            cmd.arg("-c").arg(&conf);
-            let mut proc = Proc::spawn(cmd, "mosquitto");
-            let end = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < end && proc.is_running() {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Broker {
-                        proc,
-                        port,
-                        _dir: dir,
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            if options.persistence {
+                let text = std::fs::read_to_string(&conf).expect("read mosquitto.conf");
+                assert!(text.contains("persistence false"), "the shipped config changed: {conf:?}");
+                let text = text.replace(
+                    "persistence false",
+                    &format!("persistence true\npersistence_location {}/", data.display()),
+                );
+                std::fs::write(&conf, text).expect("write mosquitto.conf");
             }
-            eprintln!("mosquitto did not start on {port}:\n{}", proc.log.text());
+            if let Some(proc) = spawn_mosquitto(&conf, port, Duration::from_secs(10)) {
+                return Broker {
+                    proc,
+                    port,
+                    conf,
+                    _dir: dir,
+                };
+            }
         }
         panic!("mosquitto would not start");
+    }
+
+    /// Stops the broker cleanly (SIGTERM; with persistence it saves its sessions) and waits
+    /// until it is gone. [`Broker::start_again`] brings it back.
+    pub fn stop(&mut self) {
+        self.proc.terminate();
+    }
+
+    /// Starts the broker again on the same port with the same config, killing it first if it
+    /// still runs; true once the port accepts connections, false if it does not within
+    /// about 10 s.
+    pub fn start_again(&mut self) -> bool {
+        self.proc.kill();
+        // The port was just released; mosquitto sets SO_REUSEADDR, a few tries cover the rest.
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if let Some(proc) = spawn_mosquitto(&self.conf, self.port, Duration::from_secs(3)) {
+                self.proc = proc;
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
     }
 
     /// Kills the broker and starts it again on the same port with the same config (a
     /// broker restart, as clients see it). Waits until the port accepts connections again.
     pub fn restart(&mut self) {
-        self.proc.kill();
-        let conf = self._dir.path().join("mosquitto.conf");
-        // The port was just released; mosquitto sets SO_REUSEADDR, a few tries cover the rest.
-        for _attempt in 0..20 {
-            let mut cmd = Command::new(program("mosquitto"));
-            cmd.arg("-c").arg(&conf);
-            let mut proc = Proc::spawn(cmd, "mosquitto");
-            let end = Instant::now() + Duration::from_secs(3);
-            while Instant::now() < end && proc.is_running() {
-                if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                    self.proc = proc;
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("mosquitto would not restart on {}", self.port);
+        assert!(self.start_again(), "mosquitto would not restart on {}", self.port);
     }
 
     /// `mqtts://127.0.0.1:<port>`.
@@ -322,7 +422,7 @@ impl Broker {
             Duration::from_secs(10),
         )
         .await
-        .unwrap_or_else(|e| panic!("{device} cannot connect: {e}\nbroker log:\n{}", self.proc.log.text()))
+        .unwrap_or_else(|e| panic!("{device} cannot connect: {e}\nbroker log:\n{}", self.proc.stderr.text()))
     }
 
     /// mosquitto_pub/_sub arguments for `identity` against this broker (MQTT v5).
@@ -342,6 +442,31 @@ impl Broker {
             "-V".into(),
             "mqttv5".into(),
         ]
+    }
+
+    /// Publishes `payload` to `topic` as `identity` with `mosquitto_pub`, QoS 1, retained;
+    /// panics if mosquitto_pub fails.
+    pub fn publish_retained(&self, identity: &str, topic: &str, payload: &str) {
+        let out = Command::new(program("mosquitto_pub"))
+            .args(self.client_args(identity))
+            .args(["-q", "1", "-r", "-t", topic, "-m", payload])
+            .output()
+            .expect("run mosquitto_pub");
+        assert!(
+            out.status.success(),
+            "mosquitto_pub to {topic}: {}\nbroker:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.proc.stderr.text()
+        );
+    }
+
+    /// `mosquitto_sub` as `identity` on `filter`: QoS 1, a persistent session under
+    /// `client_id` (`-c`), one `topic payload` line a message on its [`Proc::stdout`].
+    pub fn subscriber(&self, identity: &str, client_id: &str, filter: &str) -> Proc {
+        let mut cmd = Command::new(program("mosquitto_sub"));
+        cmd.args(self.client_args(identity))
+            .args(["-q", "1", "-c", "-i", client_id, "-v", "-t", filter]);
+        Proc::spawn(cmd, "mosquitto_sub")
     }
 }
 
@@ -383,7 +508,7 @@ pub struct Edge {
 impl Edge {
     /// Writes an edge.toml for `broker`, starts the real binary and waits for "ready".
     pub fn start(broker: &Broker, options: &EdgeOptions) -> Edge {
-        Edge::start_with(&broker.url(), &pki().join("certs"), options, Command::new, &broker.proc.log)
+        Edge::start_with(&broker.url(), &pki().join("certs"), options, Command::new, &broker.proc.stderr)
     }
 
     /// Writes an edge.toml for the broker at `url` with certificates from `certs`, starts the
@@ -425,9 +550,9 @@ impl Edge {
         let proc = Proc::spawn(cmd, "ferry-edge");
         let edge = Edge { proc, _dir: dir };
         assert!(
-            edge.proc.log.wait_for(&["ready for requests"], Duration::from_secs(60)),
+            edge.proc.stderr.wait_for(&["ready for requests"], Duration::from_secs(60)),
             "ferry-edge did not become ready:\n{}\nbroker:\n{}",
-            edge.proc.log.text(),
+            edge.proc.stderr.text(),
             broker_log.text()
         );
         edge

@@ -4,15 +4,23 @@
 //!
 //! # Layout
 //!
-//! - [`harness`]: the development PKI, a Mosquitto broker from the shipped config, `ferry-edge`
-//!   processes, all on free loopback ports and all killed on drop.
+//! - [`harness`]: the development PKI, a Mosquitto broker from the shipped config (optionally
+//!   with persistence, stopped and started again on its port), `mosquitto_sub` subscribers,
+//!   `ferry-edge` processes, the workspace's binaries, all on free loopback ports and all
+//!   killed on drop.
 //! - [`netns`]: a device and an edge network namespace joined by a veth pair whose rate the
 //!   kernel's `tbf` shapes (root only): the testbed of `tests/testbed.rs`.
 //! - [`raw`]: a bare rumqttc client (no Ferry envelope) for what a device must *not* be able
 //!   to do, and for the benchmark's baseline.
-//! - `tests/*.rs`: round trip, security, bad input, shared subscription; `offload_bench.rs`
-//!   is an ignored test (the benchmark in BENCHMARKS.md).
+//! - [`telemetry`]: a device's telemetry as `mosquitto_sub` prints it (a subscriber that is
+//!   ready before the test publishes, its lines parsed).
+//! - `tests/*.rs`: offload round trip, reconnect, security, bad input, shared subscription;
+//!   `telemetry_mqtt.rs` (the publisher and its spool against a real broker, stopped and
+//!   restarted, and a loader killed mid-spool) and `telemetry_run.rs` (`ferry run` publishing
+//!   telemetry); `testbed.rs` (the netns testbed, root only); `offload_bench.rs` is an ignored
+//!   test (the benchmark in BENCHMARKS.md).
 
 pub mod harness;
 pub mod netns;
 pub mod raw;
+pub mod telemetry;

@@ -77,7 +77,7 @@ async fn bad_envelopes_get_error_answers_and_the_edge_keeps_serving() {
         let (t, payload) = listener
             .next_message(Duration::from_secs(10))
             .await
-            .unwrap_or_else(|| panic!("missing error answers, got {answers:?}\nedge:\n{}", edge.proc.log.text()));
+            .unwrap_or_else(|| panic!("missing error answers, got {answers:?}\nedge:\n{}", edge.proc.stderr.text()));
         assert_eq!(t, "ferry/dev-1/resp");
         let r = decode_response(&payload, &Limits::default()).expect("a well-formed answer");
         answers.insert(r.request_id, r.status);
@@ -88,9 +88,9 @@ async fn bad_envelopes_get_error_answers_and_the_edge_keeps_serving() {
     // Garbage has no request id: it is answered to the topic's device with id 0.
     assert_eq!(answers.get(&0), Some(&Status::Malformed), "{answers:?}");
     assert!(
-        edge.proc.log.wait_for(&["dropped a message", "dropped_total=1"], Duration::from_secs(5)),
+        edge.proc.stderr.wait_for(&["dropped a message", "dropped_total=1"], Duration::from_secs(5)),
         "{}",
-        edge.proc.log.text()
+        edge.proc.stderr.text()
     );
 
     // Still serving.

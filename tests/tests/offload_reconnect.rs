@@ -31,13 +31,13 @@ async fn device_and_edge_reconnect_after_a_broker_restart() {
         other => panic!("expected a fast Disconnected, got {other:?}"),
     }
 
-    let readies = edge.proc.log.count(&["ready for requests"]);
+    let readies = edge.proc.stderr.count(&["ready for requests"]);
     broker.restart();
     device.wait_ready(Duration::from_secs(15)).await.unwrap();
     assert!(
-        edge.proc.log.wait_for_count(&["ready for requests"], readies + 1, Duration::from_secs(15)),
+        edge.proc.stderr.wait_for_count(&["ready for requests"], readies + 1, Duration::from_secs(15)),
         "the edge did not re-subscribe:\n{}",
-        edge.proc.log.text()
+        edge.proc.stderr.text()
     );
     let r = harness::image_request(&device, "digits", "models/images/digit-3.png");
     let response = device.offload(r, Duration::from_secs(10)).await.unwrap();

@@ -20,8 +20,8 @@ async fn two_edges_share_the_work_and_one_survives_the_other_being_killed() {
         let response = device.offload(r, Duration::from_secs(15)).await.unwrap();
         assert_eq!(response.status, Status::Ok);
     }
-    let (a, b) = (edge_a.proc.log.count(&["answered ok"]), edge_b.proc.log.count(&["answered ok"]));
-    assert_eq!(a + b, 12, "A:\n{}\nB:\n{}", edge_a.proc.log.text(), edge_b.proc.log.text());
+    let (a, b) = (edge_a.proc.stderr.count(&["answered ok"]), edge_b.proc.stderr.count(&["answered ok"]));
+    assert_eq!(a + b, 12, "A:\n{}\nB:\n{}", edge_a.proc.stderr.text(), edge_b.proc.stderr.text());
     assert!(a > 0 && b > 0, "both edges should get work: A {a}, B {b}");
 
     // Kill A while requests are in flight.
@@ -44,21 +44,21 @@ async fn two_edges_share_the_work_and_one_survives_the_other_being_killed() {
         }
     }
     let noticed = (0..250).any(|_| {
-        let gone = broker.proc.log.count(&["edge-a", "closed"]) + broker.proc.log.count(&["edge-a", "disconnect"]);
+        let gone = broker.proc.stderr.count(&["edge-a", "closed"]) + broker.proc.stderr.count(&["edge-a", "disconnect"]);
         gone > 0 || {
             std::thread::sleep(Duration::from_millis(20));
             false
         }
     });
-    assert!(noticed, "the broker did not notice edge-a going:\n{}", broker.proc.log.text());
-    let before_b = edge_b.proc.log.count(&["answered ok"]);
+    assert!(noticed, "the broker did not notice edge-a going:\n{}", broker.proc.stderr.text());
+    let before_b = edge_b.proc.stderr.count(&["answered ok"]);
     for _ in 0..10 {
         let r = harness::image_request(&device, "digits", "models/images/digit-7.png");
         let response = device
             .offload(r, Duration::from_secs(15))
             .await
-            .unwrap_or_else(|e| panic!("B should answer everything now: {e}\n{}", broker.proc.log.text()));
+            .unwrap_or_else(|e| panic!("B should answer everything now: {e}\n{}", broker.proc.stderr.text()));
         assert_eq!(response.status, Status::Ok);
     }
-    assert_eq!(edge_b.proc.log.count(&["answered ok"]) - before_b, 10);
+    assert_eq!(edge_b.proc.stderr.count(&["answered ok"]) - before_b, 10);
 }

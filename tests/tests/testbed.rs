@@ -150,7 +150,7 @@ fn the_agent_moves_to_local_when_the_link_is_throttled_and_back_when_it_recovers
     // namespace; only the device's traffic crosses the shaped link).
     let url = format!("mqtts://{EDGE_IP}:{PORT}");
     let edge_options = EdgeOptions { models: vec![MODEL], workers: 1, ..EdgeOptions::default() };
-    let _edge = Edge::start_with(&url, &certs, &edge_options, |bin| tb.command(Side::Edge, bin), &broker.log);
+    let _edge = Edge::start_with(&url, &certs, &edge_options, |bin| tb.command(Side::Edge, bin), &broker.stderr);
 
     // The agent on the device side.
     let work = tempfile::tempdir().expect("tempdir");
@@ -160,17 +160,17 @@ fn the_agent_moves_to_local_when_the_link_is_throttled_and_back_when_it_recovers
     let api = Endpoint::Unix(work.path().join("api.sock"));
     let mut agent = Proc::spawn(cmd, "ferry");
     let until = Instant::now() + Duration::from_secs(120);
-    while agent.log.count(&["edge link ready"]) == 0 {
+    while agent.stderr.count(&["edge link ready"]) == 0 {
         assert!(
             Instant::now() < until && agent.is_running(),
             "the agent never connected to the broker across the link:\n{}",
-            agent.log.text()
+            agent.stderr.text()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
     let ready = Instant::now() + Duration::from_secs(30);
     while !work.path().join("api.sock").exists() {
-        assert!(Instant::now() < ready, "the agent never opened its API:\n{}", agent.log.text());
+        assert!(Instant::now() < ready, "the agent never opened its API:\n{}", agent.stderr.text());
         std::thread::sleep(Duration::from_millis(100));
     }
 
@@ -198,7 +198,7 @@ fn the_agent_moves_to_local_when_the_link_is_throttled_and_back_when_it_recovers
 
     estimates("at the end");
     eprintln!("testbed: the agent's own log of the run:");
-    for line in agent.log.text().lines().filter(|l| l.contains("answered") || l.contains("WARN")) {
+    for line in agent.stderr.text().lines().filter(|l| l.contains("answered") || l.contains("WARN")) {
         eprintln!("  {line}");
     }
 

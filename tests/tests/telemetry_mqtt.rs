@@ -2,8 +2,6 @@
 //! a real `mosquitto_sub` as the consumer, the publisher in-process, and `ferry
 //! telemetry-load` as a process to kill. Every wait is bounded; nothing asserts a time.
 
-mod telemetry_support;
-
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,9 +9,16 @@ use std::time::{Duration, Instant};
 use ferry_agent::telemetry::spool::{Spool, HEADER_BYTES};
 use ferry_agent::telemetry::{schema, DecisionWindow, Publisher, SensorData, Telemetry, TelemetryConfig};
 use ferry_protocol::DeviceId;
-use telemetry_support::{parse_line, sensor_numbers, Broker, Proc, DEVICE};
+use ferry_tests::harness::{workspace_binary, Broker, BrokerOptions, Proc};
+use ferry_tests::telemetry::{parse_line, ready_subscriber, sensor_numbers, DEVICE};
 
 const WAIT: Duration = Duration::from_secs(60);
+
+/// A broker with persistence on, so that it can be stopped and started again on the same port
+/// with the subscriber's session (and what was queued for it) intact.
+fn broker() -> Broker {
+    Broker::start_with(&BrokerOptions { persistence: true })
+}
 
 fn config(spool: &std::path::Path) -> TelemetryConfig {
     TelemetryConfig {
@@ -34,7 +39,7 @@ fn start(broker: &Broker, config: &TelemetryConfig) -> (Telemetry, Publisher) {
     let telemetry = Telemetry::open(config, DeviceId::new(DEVICE).unwrap()).unwrap();
     let publisher = Publisher::start(
         &telemetry,
-        &broker.mqtt_config(),
+        &broker.config_for(DEVICE),
         config,
         serde_json::json!({"board": "test", "memory_mb": 512}),
     )
@@ -52,12 +57,12 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn telemetry_reaches_a_real_mosquitto_sub_with_descriptor_status_and_last_will() {
-    let broker = Broker::start();
+    let broker = broker();
     let spool = tempfile::tempdir().unwrap();
     let config = config(spool.path());
-    let sub = broker.ready_subscriber("t1-sub");
+    let sub = ready_subscriber(&broker, "t1-sub");
     let (telemetry, publisher) = start(&broker, &config);
-    assert!(publisher.wait_connected(WAIT).await, "not connected: {:?}", broker.log());
+    assert!(publisher.wait_connected(WAIT).await, "not connected: {:?}", broker.proc.stderr.all());
 
     for n in 0..20 {
         telemetry.send_sensors(&sensors(n)).unwrap();
@@ -108,10 +113,10 @@ async fn telemetry_reaches_a_real_mosquitto_sub_with_descriptor_status_and_last_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_stopped_and_restarted_every_message_arrives_once_in_order() {
-    let mut broker = Broker::start();
+    let mut broker = broker();
     let spool = tempfile::tempdir().unwrap();
     let config = config(spool.path());
-    let sub = broker.ready_subscriber("t2-sub");
+    let sub = ready_subscriber(&broker, "t2-sub");
     let (telemetry, publisher) = start(&broker, &config);
 
     for n in 0..10 {
@@ -128,7 +133,7 @@ async fn broker_stopped_and_restarted_every_message_arrives_once_in_order() {
     // Nothing can have been delivered: the broker is down.
     assert!(telemetry.spool_stats().pending >= 50, "{:?}", telemetry.spool_stats());
 
-    assert!(broker.restart(), "mosquitto would not restart");
+    assert!(broker.start_again(), "mosquitto would not restart");
     for n in 60..70 {
         telemetry.send_sensors(&sensors(n)).unwrap();
     }
@@ -137,7 +142,7 @@ async fn broker_stopped_and_restarted_every_message_arrives_once_in_order() {
         sub.stdout.wait(WAIT, |l| sensor_numbers(l).len() >= 70),
         "subscriber got {:?}\nbroker: {:?}",
         sensor_numbers(&sub.stdout.all()),
-        broker.log()
+        broker.proc.stderr.all()
     );
     // Once more through the broker after the last one: anything duplicated or late would
     // be in front of this marker.
@@ -167,11 +172,11 @@ async fn broker_stopped_and_restarted_every_message_arrives_once_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loader_killed_mid_spool_loses_nothing_committed_and_no_torn_record_is_delivered() {
     let spool = tempfile::tempdir().unwrap();
-    let ferry = env!("CARGO_BIN_EXE_ferry");
+    let ferry = workspace_binary("ferry");
     let dir = spool.path().display().to_string();
     let mut loader = Proc::spawn(
         {
-            let mut c = Command::new(ferry);
+            let mut c = Command::new(&ferry);
             c.args(["telemetry-load", "--spool", &dir, "--count", "100000000"]);
             c
         },
@@ -219,7 +224,7 @@ async fn a_loader_killed_mid_spool_loses_nothing_committed_and_no_torn_record_is
 
     // The loader picks up where the spool ends.
     let next = stats.next_seq;
-    let status = Command::new(ferry)
+    let status = Command::new(&ferry)
         .args(["telemetry-load", "--spool", &dir, "--count", "50", "--start", &next.to_string()])
         .stdout(std::process::Stdio::null())
         .status()
@@ -227,9 +232,9 @@ async fn a_loader_killed_mid_spool_loses_nothing_committed_and_no_torn_record_is
     assert!(status.success());
     let total = next + 50;
 
-    let broker = Broker::start();
+    let broker = broker();
     let config = config(spool.path());
-    let sub = broker.ready_subscriber("t3-sub");
+    let sub = ready_subscriber(&broker, "t3-sub");
     let (telemetry, publisher) = start(&broker, &config);
     assert!(
         sub.stdout.wait(WAIT, |l| sensor_numbers(l).len() as u64 >= total),

@@ -2,21 +2,19 @@
 //! client certificates, the shipped ACL), publishes its descriptor, `online`, sensor readings
 //! and decision statistics that a real `mosquitto_sub` receives, and `offline` when stopped.
 
-mod telemetry_support;
-
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use telemetry_support::{certs, parse_line, repo_root, Broker, DEVICE};
+use ferry_tests::harness::{cert, repo_root, workspace_binary, Broker, Proc};
+use ferry_tests::telemetry::{parse_line, ready_subscriber, DEVICE};
 
 #[test]
 fn the_running_agent_publishes_telemetry_that_mosquitto_sub_receives() {
     let broker = Broker::start();
-    let sub = broker.ready_subscriber("run-telemetry-sub");
+    let sub = ready_subscriber(&broker, "run-telemetry-sub");
     let dir = tempfile::tempdir().unwrap();
-    let c = certs();
     let config = dir.path().join("agent.toml");
     std::fs::write(
         &config,
@@ -28,22 +26,19 @@ fn the_running_agent_publishes_telemetry_that_mosquitto_sub_receives() {
             repo_root().join("firmware-configs/x86-dev.toml").display(),
             repo_root().join("models").display(),
             broker.port,
-            c.join("ca.crt").display(),
-            c.join(format!("{DEVICE}.crt")).display(),
-            c.join(format!("{DEVICE}.key")).display(),
+            cert("ca.crt").display(),
+            cert(&format!("{DEVICE}.crt")).display(),
+            cert(&format!("{DEVICE}.key")).display(),
             dir.path().join("spool").display()
         ),
     )
     .unwrap();
-    let mut agent = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ferry run");
-    let mut line = String::new();
-    BufReader::new(agent.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let mut cmd = Command::new(workspace_binary("ferry"));
+    cmd.args(["run", "--config"]).arg(&config);
+    let mut agent = Proc::spawn(cmd, "ferry");
+    // The first stdout line says where the API is (after the models are loaded).
+    agent.stdout.wait(Duration::from_secs(120), |lines| !lines.is_empty());
+    let line = agent.stdout.all().into_iter().next().unwrap_or_default();
     let addr = line.split_whitespace().skip_while(|w| *w != "tcp").nth(1).unwrap_or_default().to_string();
     assert!(line.starts_with("ferry: ready"), "{line}");
 
@@ -74,7 +69,6 @@ fn the_running_agent_publishes_telemetry_that_mosquitto_sub_receives() {
     let offline = sub.stdout.wait(Duration::from_secs(15), |lines| {
         lines.iter().filter(|l| l.starts_with(&topic("status"))).any(|l| parse_line(l).1["data"]["state"] == "offline")
     });
-    let _ = agent.kill();
-    let _ = agent.wait();
+    agent.kill();
     assert!(offline, "no offline status: {:?}", sub.stdout.all());
 }
