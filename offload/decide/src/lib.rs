@@ -19,7 +19,9 @@
 //! - [`scheduler`]: the per-request state machine (fallback, hedging, exactly one answer).
 //! - [`outcome`]: how an offload went → what the estimators learn; the agent's executor and
 //!   the simulator both go through it.
-//! - [`sim`]: the trace-driven simulator and the oracle.
+//! - [`sim`]: the trace-driven simulator and the oracle; its traces are seeded phases
+//!   ([`sim::trace`]) or recorded links ([`sim::recorded`]: Mahimahi and cooked logs;
+//!   [`sim::replay`]: the `[recorded]` table).
 
 #![deny(unsafe_code, missing_docs)]
 

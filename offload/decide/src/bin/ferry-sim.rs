@@ -1,9 +1,12 @@
 //! `ferry-sim`: replays traces against every policy and the oracle, prints one table per trace.
 //!
 //! `cargo run --release -p ferry-decide --bin ferry-sim -- [--board-slowdown X] tests/traces/*.toml`
+//! (and `tests/traces/recorded/*.toml`, the recorded links)
 //!
 //! `--board-slowdown X` makes the simulated board's local compute X times slower than the
 //! profile measured on the development VM (4 ≈ a Raspberry Pi 4; see BENCHMARKS.md).
+
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use ferry_decide::sim::{self, Stats, TraceSpec};
@@ -39,8 +42,8 @@ fn main() -> Result<()> {
     anyhow::ensure!(!paths.is_empty(), "usage: ferry-sim [--board-slowdown X] TRACE.toml...");
     for path in &paths {
         // Step 1: read the seeded description and expand it into a timeline.
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
-        let mut spec = TraceSpec::from_toml(&text).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+        // (A `[recorded]` trace also reads the recordings it names, relative to itself.)
+        let mut spec = TraceSpec::load(Path::new(path)).with_context(|| format!("trace {path}"))?;
         spec.board_slowdown = board_slowdown;
         // Step 2: the oracle, then every policy over the same requests and draws.
         let rows = sim::table(&spec)?;

@@ -4,7 +4,19 @@
 //! The decider learns only from what the device could observe — its system probes every
 //! 100 ms, the timings of its own local runs, offload answers with the edge's reported
 //! timings, refusals, timeouts, and probes. Only the oracle sees the world itself.
+//!
+//! # Layout
+//!
+//! - [`trace`]: a trace file (TOML) → a 100 ms [`Timeline`]: link, device and edge phases.
+//! - [`recorded`]: recorded links (Mahimahi packet-delivery files, cooked `time_s Mbit/s`
+//!   logs) → a looping capacity series; [`replay`]: the `[recorded]` table that puts one in a
+//!   trace in place of the link phases, with RTT beside it.
+//! - [`world`]: the truth per request (compute and network times); [`rng`]: the seeded draws.
+//! - this module: the event loop that drives the real decider and request machines, the
+//!   oracle, and [`table`].
 
+pub mod recorded;
+pub mod replay;
 pub mod rng;
 pub mod trace;
 pub mod world;
@@ -23,7 +35,7 @@ use super::scheduler::{Action, Event, Ran, RequestMachine};
 use super::targets::{ModelId, TargetId, TargetKind};
 use world::{EdgeOutcome, Req};
 
-pub use trace::{Timeline, TraceSpec};
+pub use trace::{Timeline, TraceError, TraceSpec};
 
 /// The board the simulator models: efficientnet-lite0 FP32 and INT8 and digits locally, one
 /// edge endpoint.

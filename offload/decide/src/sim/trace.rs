@@ -4,13 +4,51 @@
 //! (background CPU load, SoC temperature) and the edge (queue wait, busy share, down). Each
 //! phase is drawn by weight, lasts a random time in its range, and draws its levels uniformly
 //! from its ranges; bandwidth and RTT wobble around the phase level every 100 ms.
+//!
+//! Instead of link phases, a `[recorded]` table can replay a recorded link (see
+//! [`super::replay`]); the device and edge phases stay as they are beside it.
+
+use std::path::Path;
 
 use serde::Deserialize;
 
+use super::recorded::{self, RecordedError};
+use super::replay::RecordedLink;
 use super::rng::Rng;
 
 /// Timeline resolution, µs.
 pub const STEP_US: u64 = 100_000;
+
+/// The slowest link rate a timeline holds, Mbit/s: the simulator divides by it.
+pub const MIN_MBPS: f64 = 0.05;
+
+/// Largest trace file read, bytes (traces are a few KB of TOML).
+const MAX_TOML_BYTES: u64 = 1 << 20;
+
+/// A trace file the simulator cannot replay.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    /// Not TOML of a trace.
+    #[error("{0}")]
+    Toml(String),
+    /// A value out of range or keys that do not go together.
+    #[error("{0}")]
+    Invalid(&'static str),
+    /// A `[recorded]` key out of range.
+    #[error("[recorded] `{key}`: {why}")]
+    Recorded {
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// A `[recorded]` trace given as text alone: its paths are relative to its file.
+    #[error("a [recorded] trace names its recordings relative to its own file: read it with TraceSpec::load or from_toml_in")]
+    NoDir,
+    /// The trace file or a recording could not be read or parsed.
+    #[error(transparent)]
+    File(#[from] RecordedError),
+}
 
 /// A trace file.
 #[derive(Debug, Clone, Deserialize)]
@@ -42,8 +80,13 @@ pub struct TraceSpec {
     /// drawn at random by weight. Durations and levels are still drawn from their ranges.
     #[serde(default)]
     pub cycle: bool,
-    /// Link phases.
+    /// Link phases (none when `[recorded]` gives the link).
+    #[serde(default)]
     pub link: Vec<LinkPhase>,
+    /// A recorded link instead of the phases. Private: only [`TraceSpec::from_toml_in`] and
+    /// [`TraceSpec::load`] set it, after reading its recordings.
+    #[serde(default)]
+    recorded: Option<RecordedLink>,
     /// Device phases.
     pub device: Vec<DevicePhase>,
     /// Edge phases; default: always healthy.
@@ -176,46 +219,69 @@ fn pick<'a, T>(rng: &mut Rng, phases: &'a [T], weight: impl Fn(&T) -> f64) -> Op
     phases.last()
 }
 
-fn uniform(rng: &mut Rng, r: Range) -> f64 {
+pub(super) fn uniform(rng: &mut Rng, r: Range) -> f64 {
     r[0] + (r[1] - r[0]) * rng.f64()
 }
 
 /// Steps per phase drawn from its duration range.
-fn steps(rng: &mut Rng, secs: Range) -> usize {
+pub(super) fn steps(rng: &mut Rng, secs: Range) -> usize {
     ((uniform(rng, secs) * 1e6 / STEP_US as f64).round() as usize).max(1)
 }
 
 impl TraceSpec {
-    /// Parses and checks a trace file's text.
-    pub fn from_toml(text: &str) -> Result<TraceSpec, String> {
-        let spec: TraceSpec = toml::from_str(text).map_err(|e| e.to_string())?;
+    /// Parses and checks a trace file's text. A `[recorded]` trace needs its directory: use
+    /// [`TraceSpec::from_toml_in`] or [`TraceSpec::load`].
+    pub fn from_toml(text: &str) -> Result<TraceSpec, TraceError> {
+        TraceSpec::parse(text, None)
+    }
+
+    /// Parses and checks a trace file's text, reading the recordings `[recorded]` names
+    /// relative to `dir`.
+    pub fn from_toml_in(text: &str, dir: &Path) -> Result<TraceSpec, TraceError> {
+        TraceSpec::parse(text, Some(dir))
+    }
+
+    /// Reads a trace file, and the recordings it names relative to it.
+    pub fn load(path: &Path) -> Result<TraceSpec, TraceError> {
+        let text = recorded::read_capped(path, MAX_TOML_BYTES)?;
+        TraceSpec::parse(&text, Some(path.parent().unwrap_or(Path::new("."))))
+    }
+
+    /// The `[recorded]` table, if the link is a recording.
+    pub fn recorded(&self) -> Option<&RecordedLink> {
+        self.recorded.as_ref()
+    }
+
+    fn parse(text: &str, dir: Option<&Path>) -> Result<TraceSpec, TraceError> {
+        let mut spec: TraceSpec = toml::from_str(text).map_err(|e| TraceError::Toml(e.to_string()))?;
         if spec.duration_s == 0 || spec.duration_s > 3600 {
-            return Err("duration_s must be in 1..=3600".into());
+            return Err(TraceError::Invalid("duration_s must be in 1..=3600"));
         }
         if !(spec.fps > 0.0 && spec.fps <= 100.0) {
-            return Err("fps must be in (0, 100]".into());
+            return Err(TraceError::Invalid("fps must be in (0, 100]"));
         }
-        if spec.link.is_empty() || spec.device.is_empty() {
-            return Err("at least one [[link]] and one [[device]] phase".into());
+        if spec.recorded.is_some() && !spec.link.is_empty() {
+            return Err(TraceError::Invalid(
+                "the link comes from [[link]] phases or from [recorded], not both: remove one",
+            ));
+        }
+        if (spec.link.is_empty() && spec.recorded.is_none()) || spec.device.is_empty() {
+            return Err(TraceError::Invalid("at least one [[link]] phase (or a [recorded] link) and one [[device]] phase"));
+        }
+        if let Some(rec) = spec.recorded.as_mut() {
+            rec.load(dir.ok_or(TraceError::NoDir)?)?;
         }
         Ok(spec)
     }
 
-    /// Expands the phases into a timeline (deterministic in the seed).
+    /// Expands the phases (or the recording) into a timeline (deterministic in the seed).
     pub fn timeline(&self) -> Timeline {
         let n = (u64::from(self.duration_s) * 1_000_000 / STEP_US) as usize + 1;
         let mut samples = vec![Sample::default(); n];
         let mut rng = Rng::new(self.seed ^ 0x11_11);
-        let (mut i, mut k) = (0, 0);
-        while i < n {
-            let Some(p) = next(&mut rng, &self.link, self.cycle, &mut k, |p| p.weight) else { break };
-            let (up, down, rtt) = (uniform(&mut rng, p.up_mbps), uniform(&mut rng, p.down_mbps), uniform(&mut rng, p.rtt_ms));
-            for s in samples.iter_mut().skip(i).take(steps(&mut rng, p.secs)) {
-                s.up_mbps = (up * rng.lognormal(self.jitter)).max(0.05);
-                s.down_mbps = (down * rng.lognormal(self.jitter)).max(0.05);
-                s.rtt_ms = rtt * rng.lognormal(self.jitter);
-                i += 1;
-            }
+        match &self.recorded {
+            Some(rec) => rec.fill(&mut samples, &mut rng, self.jitter),
+            None => self.link_phases(&mut samples, &mut rng),
         }
         let mut rng = Rng::new(self.seed ^ 0x22_22);
         let (mut i, mut k) = (0, 0);
@@ -243,5 +309,20 @@ impl TraceSpec {
             }
         }
         Timeline { samples }
+    }
+
+    /// The link from the `[[link]]` phases.
+    fn link_phases(&self, samples: &mut [Sample], rng: &mut Rng) {
+        let (n, mut i, mut k) = (samples.len(), 0, 0);
+        while i < n {
+            let Some(p) = next(rng, &self.link, self.cycle, &mut k, |p| p.weight) else { break };
+            let (up, down, rtt) = (uniform(rng, p.up_mbps), uniform(rng, p.down_mbps), uniform(rng, p.rtt_ms));
+            for s in samples.iter_mut().skip(i).take(steps(rng, p.secs)) {
+                s.up_mbps = (up * rng.lognormal(self.jitter)).max(MIN_MBPS);
+                s.down_mbps = (down * rng.lognormal(self.jitter)).max(MIN_MBPS);
+                s.rtt_ms = rtt * rng.lognormal(self.jitter);
+                i += 1;
+            }
+        }
     }
 }
