@@ -1,7 +1,8 @@
-//! The MQTT side of the edge: one task drives rumqttc's event loop (reconnecting with
-//! backoff and re-subscribing), checks and decodes each request, answers at once what can
-//! be answered at once (malformed, unknown model, busy), queues the rest for the workers,
-//! and a second task publishes the workers' answers.
+//! The MQTT side of the edge: one task drives rumqttc's event loop, with the connection's
+//! state (reconnect backoff, re-subscribing after every CONNACK, what a PUBACK says) kept by
+//! the transport's session layer ([`Link`], [`PubAckOutcome`]); it checks and decodes each
+//! request, answers at once what can be answered at once (malformed, unknown model, busy),
+//! queues the rest for the workers, and a second task publishes the workers' answers.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,9 +12,10 @@ use ferry_protocol::{
     decode_request, encode_decode_failure, encode_error_response, topics, DType, DeviceId,
     EdgeTimings, InputRef, Limits, RequestRef, Status,
 };
-use ferry_transport::mqtt::{mqtt_options, Backoff};
 use ferry_runtime::preprocess;
-use rumqttc::v5::mqttbytes::v5::{Packet, SubscribeReasonCode};
+use ferry_transport::mqtt::session::{AfterConnAck, AfterSubAck, Disconnection, Link, PubAckOutcome};
+use ferry_transport::mqtt::{mqtt_options, subscribe_in_background, Backoff};
+use rumqttc::v5::mqttbytes::v5::Packet;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event};
 use tokio::sync::mpsc::UnboundedSender;
@@ -90,7 +92,7 @@ pub async fn run(
         stats: stats.clone(),
         buf: Vec::new(),
     };
-    let mut backoff = Backoff::new(&config.mqtt);
+    let mut link = Link::new(Backoff::new(&config.mqtt), vec![subscription.clone()]);
     tokio::pin!(shutdown);
     // Runs until shutdown; each turn handles one event or one failed connection attempt.
     loop {
@@ -100,34 +102,40 @@ pub async fn run(
         };
         match event {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                backoff.reset();
-                let client = client.clone();
-                let subscription = subscription.clone();
-                tokio::spawn(async move {
-                    let _ = client.subscribe(subscription, QoS::AtLeastOnce).await;
-                });
-            }
-            Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                if ack
-                    .return_codes
-                    .iter()
-                    .all(|c| matches!(c, SubscribeReasonCode::Success(_)))
-                {
-                    tracing::info!(subscription = %subscription, broker = %config.mqtt.broker, "subscribed, ready for requests");
-                } else {
-                    tracing::error!(codes = ?ack.return_codes, "subscription refused");
+                if let AfterConnAck::Subscribe(filters) = link.on_connack() {
+                    subscribe_in_background(&client, filters);
                 }
             }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => match link.on_suback(&ack.return_codes) {
+                AfterSubAck::Ready => {
+                    tracing::info!(subscription = %subscription, broker = %config.mqtt.broker, "subscribed, ready for requests");
+                }
+                AfterSubAck::Refused { why } => {
+                    tracing::error!(codes = ?ack.return_codes, %why, "subscription refused");
+                }
+                AfterSubAck::Ignored => {}
+            },
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 handler.handle(&publish.topic, &publish.payload);
             }
+            // Answers are not tracked one by one (a device that is gone simply misses its
+            // answer), but a broker refusing them is a misconfigured ACL worth seeing.
+            Ok(Event::Incoming(Packet::PubAck(ack))) => match PubAckOutcome::from(ack.reason) {
+                PubAckOutcome::Delivered => {}
+                PubAckOutcome::NoSubscribers => {
+                    tracing::debug!(pkid = ack.pkid, "answer published with no device subscribed");
+                }
+                PubAckOutcome::Refused(reason) => {
+                    tracing::warn!(pkid = ack.pkid, ?reason, "answer refused by the broker");
+                }
+            },
             Ok(_) => {}
             Err(e) => {
-                let delay = backoff.next_delay();
-                tracing::warn!(error = %e, ?delay, "broker connection failed; reconnecting");
+                let step = link.on_connection_lost(Disconnection::from(&e));
+                tracing::warn!(error = %e, delay = ?step.delay, "broker connection failed; reconnecting");
                 tokio::select! {
                     _ = &mut shutdown => break,
-                    _ = tokio::time::sleep(delay) => {}
+                    _ = tokio::time::sleep(step.delay) => link.on_backoff_elapsed(),
                 }
             }
         }

@@ -16,13 +16,18 @@
 //!
 //! A separate task only polls the event loop and forwards the few events that matter, so
 //! that the driver can `select!` on them without cancelling rumqttc's `poll` mid-packet.
+//! What those events mean comes from the transport's session layer: the [`Link`] keeps the
+//! connection's state and the reconnect backoff across the fresh clients, [`PacketIds`]
+//! tells which spool record a PUBACK acknowledges, and [`PubAckOutcome`] whether the broker
+//! took it. The window over the spool and its ack pointer are this task's own.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_protocol::topics;
+use ferry_transport::mqtt::session::{Disconnection, Link, PacketIds, PubAckOutcome};
 use ferry_transport::mqtt::{mqtt_options, Backoff, MqttConfig};
 use rumqttc::v5::mqttbytes::v5::{LastWill, Packet, PubAckReason};
 use rumqttc::v5::mqttbytes::QoS;
@@ -125,11 +130,13 @@ impl Publisher {
                 0 => Duration::from_secs(1),
                 ms => Duration::from_millis(ms),
             },
+            // Nothing to subscribe to: the link is ready at every CONNACK.
+            link: Link::new(Backoff::new(&mqtt), Vec::new()),
             stop: stop_rx,
             connected: connected_tx,
             counters: counters.clone(),
         };
-        let task = tokio::spawn(driver.run(Backoff::new(&mqtt)));
+        let task = tokio::spawn(driver.run());
         Ok(Publisher {
             stop,
             connected,
@@ -188,12 +195,12 @@ enum Ev {
     /// rumqttc gave the next queued publish this packet id.
     Sent(u16),
     Acked(u16, PubAckReason),
-    Lost(String),
+    Lost(Disconnection),
 }
 
 /// How a connection ended.
 enum End {
-    Lost(String),
+    Lost(Disconnection),
     Stopped,
 }
 
@@ -204,6 +211,7 @@ struct Driver {
     descriptor: Vec<u8>,
     window: usize,
     sync_every: Duration,
+    link: Link,
     stop: watch::Receiver<bool>,
     connected: watch::Sender<bool>,
     counters: Arc<Counters>,
@@ -230,23 +238,24 @@ fn status_body(device: &str, state: &str) -> Vec<u8> {
 }
 
 impl Driver {
-    async fn run(mut self, mut backoff: Backoff) {
+    async fn run(mut self) {
         loop {
             if *self.stop.borrow() {
                 return;
             }
-            match self.connection(&mut backoff).await {
+            match self.connection().await {
                 End::Stopped => return,
-                End::Lost(why) => {
-                    let was = self.connected.send_replace(false);
-                    let delay = backoff.next_delay();
-                    if was {
+                End::Lost(cause) => {
+                    let step = self.link.on_connection_lost(cause);
+                    self.connected.send_replace(false);
+                    let why = &step.cause.why;
+                    if step.was_ready {
                         tracing::warn!(error = %why, "telemetry: connection to the broker lost; spooling");
                     } else {
-                        tracing::debug!(error = %why, ?delay, "telemetry: connection attempt failed");
+                        tracing::debug!(error = %why, delay = ?step.delay, "telemetry: connection attempt failed");
                     }
                     tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
+                        _ = tokio::time::sleep(step.delay) => self.link.on_backoff_elapsed(),
                         _ = self.stop.changed() => return,
                     }
                 }
@@ -254,7 +263,7 @@ impl Driver {
         }
     }
 
-    async fn connection(&mut self, backoff: &mut Backoff) -> End {
+    async fn connection(&mut self) -> End {
         let device = self.inner.device.to_string();
         let mut options = self.options.clone();
         options.set_last_will(LastWill::new(
@@ -273,7 +282,7 @@ impl Driver {
                     Ok(Event::Incoming(Packet::PubAck(ack))) => Ev::Acked(ack.pkid, ack.reason),
                     Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Ev::Sent(pkid),
                     Ok(_) => continue,
-                    Err(e) => Ev::Lost(e.to_string()),
+                    Err(e) => Ev::Lost(Disconnection::from(&e)),
                 };
                 let last = matches!(ev, Ev::Lost(_));
                 if tx.send(ev).await.is_err() || last {
@@ -282,11 +291,8 @@ impl Driver {
             }
         }));
 
-        let mut connected = false;
-        // Spool seqs (None for state messages) in the order handed to rumqttc, waiting for
-        // their packet id.
-        let mut awaiting: VecDeque<Option<u64>> = VecDeque::new();
-        let mut by_pkid: HashMap<u16, Option<u64>> = HashMap::new();
+        // Spool seqs, None for state messages.
+        let mut packets: PacketIds<Option<u64>> = PacketIds::default();
         // Sent spool records in order, and whether each is acknowledged.
         let mut inflight: VecDeque<(u64, bool)> = VecDeque::new();
         let mut next_send = lock(&self.inner.spool).head();
@@ -294,7 +300,7 @@ impl Driver {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
         loop {
-            if connected && inflight.len() < self.window {
+            if self.link.is_ready() && inflight.len() < self.window {
                 let records = {
                     let mut spool = lock(&self.inner.spool);
                     next_send = next_send.max(spool.head());
@@ -318,9 +324,9 @@ impl Driver {
                         .publish(message.topic, QoS::AtLeastOnce, message.retain, message.body)
                         .await;
                     if let Err(e) = sent {
-                        return End::Lost(e.to_string());
+                        return End::Lost(Disconnection::network(e.to_string()));
                     }
-                    awaiting.push_back(Some(record.seq));
+                    packets.queued(Some(record.seq));
                     inflight.push_back((record.seq, false));
                     self.counters.published.fetch_add(1, Ordering::Relaxed);
                 }
@@ -328,18 +334,19 @@ impl Driver {
             }
             tokio::select! {
                 _ = self.stop.changed() => {
-                    if connected {
+                    if self.link.is_ready() {
                         self.say_offline(&client, &device, &mut rx).await;
                     }
+                    self.link.on_closed();
                     self.connected.send_replace(false);
                     return End::Stopped;
                 }
                 ev = rx.recv() => match ev {
-                    None => return End::Lost("event loop ended".into()),
-                    Some(Ev::Lost(why)) => return End::Lost(why),
+                    None => return End::Lost(Disconnection::network("event loop ended")),
+                    Some(Ev::Lost(cause)) => return End::Lost(cause),
                     Some(Ev::ConnAck) => {
-                        backoff.reset();
-                        connected = true;
+                        // No subscriptions: this makes the link ready.
+                        self.link.on_connack();
                         self.counters.connections.fetch_add(1, Ordering::Relaxed);
                         let retained = [
                             (self.topics.descriptor.clone(), self.descriptor.clone()),
@@ -347,21 +354,18 @@ impl Driver {
                         ];
                         for (topic, body) in retained {
                             if let Err(e) = client.publish(topic, QoS::AtLeastOnce, true, body).await {
-                                return End::Lost(e.to_string());
+                                return End::Lost(Disconnection::network(e.to_string()));
                             }
-                            awaiting.push_back(None);
+                            packets.queued(None);
                         }
                         self.connected.send_replace(true);
                         tracing::info!("telemetry: connected");
                     }
-                    Some(Ev::Sent(pkid)) => {
-                        if let Some(seq) = awaiting.pop_front() {
-                            by_pkid.insert(pkid, seq);
-                        }
-                    }
+                    Some(Ev::Sent(pkid)) => packets.on_sent(pkid),
                     Some(Ev::Acked(pkid, reason)) => {
-                        let Some(Some(seq)) = by_pkid.remove(&pkid) else { continue };
-                        if !matches!(reason, PubAckReason::Success | PubAckReason::NoMatchingSubscribers) {
+                        let Some((Some(seq), outcome)) = packets.on_puback(pkid, reason) else { continue };
+                        // Nobody listening is fine for telemetry: the broker took it.
+                        if let PubAckOutcome::Refused(reason) = outcome {
                             self.counters.refused.fetch_add(1, Ordering::Relaxed);
                             tracing::warn!(seq, ?reason, "telemetry message refused by the broker; not retried");
                         }
@@ -372,7 +376,7 @@ impl Driver {
                         self.advance(&mut inflight);
                     }
                 },
-                _ = self.inner.appended.notified(), if connected => {}
+                _ = self.inner.appended.notified(), if self.link.is_ready() => {}
                 _ = tick.tick() => {
                     if let Err(e) = lock(&self.inner.spool).sync_if_due() {
                         tracing::error!(error = %e, "telemetry spool fsync failed");

@@ -1,16 +1,17 @@
 //! The device side: [`MqttOffloader`] sends a request on `ferry/<device>/req/<model>` and
 //! waits for the response with the same request id on `ferry/<device>/resp`.
 //!
-//! One background task owns rumqttc's event loop: it reconnects with backoff, re-subscribes
-//! to the response topic after every connection, routes responses to the waiting callers
-//! and PUBACK refusals to the request they refuse. Callers never touch the socket.
+//! One background task owns rumqttc's event loop and feeds what it sees to the session
+//! layer: the [`Link`] (reconnect backoff, resubscription to the response topic, the
+//! [`LinkState`] callers see) and the [`Correlator`] (which caller a response, a PUBACK
+//! refusal or a disconnect resolves). The task only polls, sleeps and wakes callers;
+//! callers never touch the socket.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rumqttc::v5::mqttbytes::v5::{Packet, PubAckReason, SubscribeReasonCode};
+use rumqttc::v5::mqttbytes::v5::Packet;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop};
 use rumqttc::Outgoing;
@@ -19,26 +20,15 @@ use tokio::task::JoinHandle;
 
 use super::config::{Backoff, ConfigError, MqttConfig};
 use super::error::OffloadError;
-use ferry_protocol::{
-    decode_response, encode_request, topics, DeviceId, Limits, Request, Response,
+use super::session::{
+    AfterConnAck, AfterSubAck, Correlator, Disconnection, Link, LinkState, Reply, Resolved,
+    Routed,
 };
+use super::subscribe_in_background;
+use ferry_protocol::{encode_request, topics, DeviceId, Limits, Request, Response};
 
 /// Capacity of rumqttc's request channel (publishes and subscribes waiting for the socket).
 const CHANNEL_CAPACITY: usize = 64;
-
-/// Where the connection to the broker stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LinkState {
-    /// Connecting or reconnecting (the string says why the last attempt failed, if any).
-    Connecting(String),
-    /// Connected and subscribed to the response topic: requests can go.
-    Ready,
-    /// The last attempt was refused by the broker (TLS or CONNACK); still retrying with
-    /// backoff, since a certificate can be replaced.
-    Refused(String),
-    /// Shut down.
-    Closed,
-}
 
 /// The counters, as read at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -67,47 +57,44 @@ struct Counters {
     connections: AtomicU64,
 }
 
-type Reply = Result<Response, OffloadError>;
-
-/// Request ids in the order their publishes went into rumqttc's channel, and the packet ids
-/// rumqttc gave them, so that a PUBACK refusal reaches the request it refuses.
-#[derive(Default)]
-struct Outbox {
-    queued: VecDeque<u64>,
-    by_pkid: HashMap<u16, u64>,
-}
+type Waiter = oneshot::Sender<Reply>;
 
 struct Shared {
-    pending: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
-    outbox: Mutex<Outbox>,
+    correlator: Mutex<Correlator<Waiter>>,
     counters: Counters,
     state: watch::Sender<LinkState>,
 }
 
-/// Locks a mutex, carrying on through poisoning: the maps stay consistent per operation.
+/// Locks a mutex, carrying on through poisoning: the correlator stays consistent per call.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Wakes the callers, outside the correlator's lock.
+fn wake(resolved: impl IntoIterator<Item = Resolved<Waiter>>) {
+    for r in resolved {
+        // The caller may have given up already; its answer then goes nowhere.
+        let _ = r.waiter.send(r.reply);
+    }
+}
+
 impl Shared {
-    fn fail_all(&self, make: impl Fn() -> OffloadError) {
-        let drained: Vec<_> = lock(&self.pending).drain().collect();
-        for (_, tx) in drained {
-            let _ = tx.send(Err(make()));
-        }
-        let mut outbox = lock(&self.outbox);
-        outbox.queued.clear();
-        outbox.by_pkid.clear();
+    fn correlator(&self) -> MutexGuard<'_, Correlator<Waiter>> {
+        lock(&self.correlator)
     }
 
-    fn complete(&self, request_id: u64, reply: Reply) -> bool {
-        match lock(&self.pending).remove(&request_id) {
-            Some(tx) => {
-                let _ = tx.send(reply);
-                true
-            }
-            None => false,
-        }
+    fn fail_all(&self, make: impl Fn() -> OffloadError) {
+        let failed = self.correlator().fail_all(make);
+        wake(failed);
+    }
+
+    fn show(&self, link: &Link) {
+        let now = link.state();
+        self.state.send_if_modified(|s| {
+            let changed = *s != now;
+            *s = now;
+            changed
+        });
     }
 }
 
@@ -120,7 +107,8 @@ pub struct MqttOffloader {
     shared: Arc<Shared>,
     state: watch::Receiver<LinkState>,
     /// Held across "remember the id" and "hand the publish to rumqttc", so that the order of
-    /// `Outbox::queued` is the order of rumqttc's channel.
+    /// the correlator's queued ids is the order of rumqttc's channel, which is how PUBACKs
+    /// find their request.
     send: tokio::sync::Mutex<Vec<u8>>,
     next_id: AtomicU64,
     task: JoinHandle<()>,
@@ -141,23 +129,18 @@ impl MqttOffloader {
     pub fn start(config: &MqttConfig, device: DeviceId) -> Result<Self, ConfigError> {
         let options = super::mqtt_options(config, device.as_str())?;
         let (client, eventloop) = AsyncClient::new(options, CHANNEL_CAPACITY);
-        let (state_tx, state_rx) = watch::channel(LinkState::Connecting(String::new()));
+        let limits = Limits {
+            max_message_size: config.max_message_size,
+        };
+        let response_topic = topics::response_topic(&device);
+        let link = Link::new(Backoff::new(config), vec![response_topic.clone()]);
+        let (state_tx, state_rx) = watch::channel(link.state());
         let shared = Arc::new(Shared {
-            pending: Mutex::new(HashMap::new()),
-            outbox: Mutex::new(Outbox::default()),
+            correlator: Mutex::new(Correlator::new(response_topic, limits)),
             counters: Counters::default(),
             state: state_tx,
         });
-        let task = tokio::spawn(run_event_loop(
-            eventloop,
-            client.clone(),
-            topics::response_topic(&device),
-            Backoff::new(config),
-            Limits {
-                max_message_size: config.max_message_size,
-            },
-            shared.clone(),
-        ));
+        let task = tokio::spawn(run_event_loop(eventloop, client.clone(), link, shared.clone()));
         // Ids start from the clock so that a restarted device does not reuse the ids of
         // answers still on their way to its previous incarnation.
         let seed = SystemTime::now()
@@ -167,9 +150,7 @@ impl MqttOffloader {
         Ok(MqttOffloader {
             client,
             device,
-            limits: Limits {
-                max_message_size: config.max_message_size,
-            },
+            limits,
             shared,
             state: state_rx,
             send: tokio::sync::Mutex::new(Vec::new()),
@@ -263,15 +244,8 @@ impl MqttOffloader {
         }
         let id = request.request_id;
         let topic = topics::request_topic(&self.device, &request.model);
-        let rx = {
-            let (tx, rx) = oneshot::channel();
-            let mut pending = lock(&self.shared.pending);
-            if pending.contains_key(&id) {
-                return Err(OffloadError::Request(format!("request id {id} is already in flight")));
-            }
-            pending.insert(id, tx);
-            rx
-        };
+        let (tx, rx) = oneshot::channel();
+        self.shared.correlator().begin(id, tx)?;
         // Removes the id again on every early return, timeout or cancellation.
         let guard = PendingGuard {
             shared: &self.shared,
@@ -311,16 +285,13 @@ impl MqttOffloader {
                 max: self.limits.max_message_size,
             });
         }
-        lock(&self.shared.outbox).queued.push_back(request.request_id);
+        self.shared.correlator().queued(request.request_id);
         let payload = buf.clone();
         self.client
             .publish(topic, QoS::AtLeastOnce, false, payload)
             .await
             .map_err(|e| {
-                let mut outbox = lock(&self.shared.outbox);
-                if outbox.queued.back() == Some(&request.request_id) {
-                    outbox.queued.pop_back();
-                }
+                self.shared.correlator().unqueue(request.request_id);
                 OffloadError::Disconnected(e.to_string())
             })
     }
@@ -353,44 +324,14 @@ struct PendingGuard<'a> {
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
-        lock(&self.shared.pending).remove(&self.id);
+        self.shared.correlator().forget(self.id);
     }
-}
-
-/// True for failures that mean "the broker does not accept us", as opposed to "the network
-/// is down": TLS alerts and certificate errors, and CONNACK refusals.
-fn is_refusal(e: &ConnectionError) -> bool {
-    if matches!(e, ConnectionError::ConnectionRefused(_) | ConnectionError::Tls(_)) {
-        return true;
-    }
-    // rustls reports the server's alert (unknown CA, certificate required, protocol version)
-    // and its own verification failures as I/O errors wrapping its error; rumqttc sometimes
-    // keeps only their text (e.g. inside a state error while reading the CONNACK).
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    for _ in 0..8 {
-        let Some(err) = source else { break };
-        if err.is::<rumqttc::tokio_rustls::rustls::Error>() {
-            return true;
-        }
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if io.get_ref().is_some_and(|i| i.is::<rumqttc::tokio_rustls::rustls::Error>()) {
-                return true;
-            }
-        }
-        source = err.source();
-    }
-    let text = e.to_string();
-    ["fatal alert", "invalid peer certificate", "CertificateRequired", "HandshakeFailure"]
-        .iter()
-        .any(|needle| text.contains(needle))
 }
 
 async fn run_event_loop(
     mut eventloop: EventLoop,
     client: AsyncClient,
-    response_topic: String,
-    mut backoff: Backoff,
-    limits: Limits,
+    mut link: Link,
     shared: Arc<Shared>,
 ) {
     // Runs until the offloader is dropped (the task is aborted) or shut down
@@ -398,59 +339,42 @@ async fn run_event_loop(
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                backoff.reset();
                 shared.counters.connections.fetch_add(1, Ordering::Relaxed);
-                // Subscribing from this task through the bounded channel could deadlock if
-                // it were full, so it is sent from a task of its own.
-                let client = client.clone();
-                let topic = response_topic.clone();
-                tokio::spawn(async move {
-                    let _ = client.subscribe(topic, QoS::AtLeastOnce).await;
-                });
+                if let AfterConnAck::Subscribe(filters) = link.on_connack() {
+                    subscribe_in_background(&client, filters);
+                }
+                shared.show(&link);
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                let refused = ack
-                    .return_codes
-                    .iter()
-                    .find(|c| !matches!(c, SubscribeReasonCode::Success(_)));
-                match refused {
-                    None => {
-                        tracing::info!(topic = %response_topic, "connected and subscribed");
-                        shared.state.send_replace(LinkState::Ready);
-                    }
-                    Some(code) => {
-                        shared.state.send_replace(LinkState::Refused(format!(
-                            "subscription to {response_topic} refused: {code:?}"
-                        )));
-                    }
+                if link.on_suback(&ack.return_codes) == AfterSubAck::Ready {
+                    let topic = shared.correlator().response_topic().to_owned();
+                    tracing::info!(%topic, "connected and subscribed");
                 }
+                shared.show(&link);
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
-                if publish.topic.as_ref() != response_topic.as_bytes() {
-                    continue;
+                let routed = shared.correlator().on_publish(&publish.topic, &publish.payload);
+                match routed {
+                    Routed::NotOurs => {}
+                    Routed::Answered(answer) => wake([answer]),
+                    Routed::Unknown { request_id } => {
+                        shared.counters.dropped_unknown.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(request_id, "response for an unknown or expired request dropped");
+                    }
+                    Routed::Malformed { error } => {
+                        shared.counters.dropped_malformed.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(%error, "undecodable response dropped");
+                    }
                 }
-                route_response(&publish.payload, &limits, &shared);
             }
-            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
-                let mut outbox = lock(&shared.outbox);
-                if let Some(id) = outbox.queued.pop_front() {
-                    outbox.by_pkid.insert(pkid, id);
-                }
-            }
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => shared.correlator().on_sent(pkid),
             Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                let id = lock(&shared.outbox).by_pkid.remove(&ack.pkid);
-                let Some(id) = id else { continue };
-                let error = match ack.reason {
-                    PubAckReason::Success => None,
-                    PubAckReason::NoMatchingSubscribers => Some(OffloadError::NoEdge),
-                    other => Some(OffloadError::NotAuthorized {
-                        topic: String::new(),
-                        reason: format!("{other:?}"),
-                    }),
-                };
-                if let Some(e) = error {
-                    tracing::debug!(request_id = id, error = %e, "publish refused");
-                    shared.complete(id, Err(e));
+                let refused = shared.correlator().on_puback(ack.pkid, ack.reason);
+                if let Some(refused) = refused {
+                    if let Err(e) = &refused.reply {
+                        tracing::debug!(request_id = refused.request_id, error = %e, "publish refused");
+                    }
+                    wake([refused]);
                 }
             }
             Ok(Event::Incoming(Packet::Disconnect(d))) => {
@@ -458,59 +382,24 @@ async fn run_event_loop(
             }
             Ok(_) => {}
             Err(ConnectionError::RequestsDone) => {
-                shared.state.send_replace(LinkState::Closed);
+                link.on_closed();
+                shared.show(&link);
                 shared.fail_all(|| OffloadError::Closed);
                 return;
             }
             Err(e) => {
-                let why = e.to_string();
-                let refused = is_refusal(&e);
-                let was_ready = matches!(*shared.state.borrow(), LinkState::Ready);
-                shared.state.send_replace(if refused {
-                    LinkState::Refused(why.clone())
-                } else {
-                    LinkState::Connecting(why.clone())
-                });
+                let step = link.on_connection_lost(Disconnection::from(&e));
+                shared.show(&link);
+                let why = &step.cause.why;
                 shared.fail_all(|| OffloadError::Disconnected(why.clone()));
-                let delay = backoff.next_delay();
-                if was_ready {
+                if step.was_ready {
                     tracing::warn!(error = %why, "connection to the broker lost; reconnecting");
                 } else {
-                    tracing::debug!(error = %why, ?delay, refused, "connection attempt failed");
+                    tracing::debug!(error = %why, delay = ?step.delay, refused = step.cause.refused, "connection attempt failed");
                 }
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep(step.delay).await;
+                link.on_backoff_elapsed();
             }
         }
-    }
-}
-
-fn route_response(payload: &[u8], limits: &Limits, shared: &Shared) {
-    let (id, reply) = match decode_response(payload, limits) {
-        Ok(resp) => (resp.request_id, Ok(resp.to_response())),
-        Err(e) => match e.header {
-            // A response this build cannot fully read still tells its status (e.g. an edge
-            // of a newer version answering "unsupported version").
-            Some(h) if h.status != ferry_protocol::Status::Ok => (
-                h.request_id,
-                Ok(Response {
-                    request_id: h.request_id,
-                    status: h.status,
-                    detail: e.error.to_string(),
-                    timings: Default::default(),
-                    top_k: Vec::new(),
-                    output: None,
-                }),
-            ),
-            Some(h) => (h.request_id, Err(OffloadError::Protocol(e))),
-            None => {
-                shared.counters.dropped_malformed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e.error, "undecodable response dropped");
-                return;
-            }
-        },
-    };
-    if !shared.complete(id, reply) {
-        shared.counters.dropped_unknown.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(request_id = id, "response for an unknown or expired request dropped");
     }
 }

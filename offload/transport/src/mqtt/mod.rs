@@ -1,9 +1,14 @@
-//! MQTT v5 over TLS 1.3: the device side ([`MqttOffloader`]) and the connection settings the
-//! edge server shares with it ([`MqttConfig`], [`mqtt_options`], [`Backoff`]).
+//! MQTT v5 over TLS 1.3: the device side ([`MqttOffloader`]), and what the edge server and the
+//! telemetry publisher share with it: the connection settings ([`MqttConfig`],
+//! [`mqtt_options`], [`Backoff`]) and the session layer ([`session`]).
 //!
 //! - `config`: [`MqttConfig`] (serde, documented, `deny_unknown_fields`) and [`Backoff`].
 //! - `tls`: the rustls client config (ring, configured CA only, mutual TLS, 1.3 by default).
-//! - `client`: [`MqttOffloader`], correlation by request id, counters.
+//! - [`session`]: the I/O-free session layer every MQTT loop is driven by: the link's state
+//!   machine (reconnect backoff, resubscription, [`LinkState`]), refusal vs network failure,
+//!   PUBACK reasons and packet ids, and the device's request correlator.
+//! - `subscribe`: [`subscribe_in_background`], the link's "subscribe" performed.
+//! - `client`: [`MqttOffloader`]: the device's event loop and callers' API, counters.
 //! - `error`: [`OffloadError`].
 //! - `link`: [`MqttOffloader`] as a transport-neutral [`EdgeLink`](crate::EdgeLink).
 //!
@@ -16,11 +21,15 @@ mod client;
 pub mod config;
 mod error;
 mod link;
+pub mod session;
+mod subscribe;
 pub mod tls;
 
-pub use client::{CounterSnapshot, LinkState, MqttOffloader};
+pub use client::{CounterSnapshot, MqttOffloader};
 pub use config::{Backoff, BrokerAddr, ConfigError, MqttConfig, TlsVersion};
 pub use error::OffloadError;
+pub use session::LinkState;
+pub use subscribe::subscribe_in_background;
 
 use rumqttc::v5::MqttOptions;
 use rumqttc::{NetworkOptions, TlsConfiguration, Transport};
