@@ -24,14 +24,14 @@ fn text(name: &str) -> String {
 }
 
 #[test]
-fn every_shipped_profile_parses_and_the_default_is_vm_dev() {
+fn every_shipped_profile_parses_and_the_default_is_the_legacy_constants() {
     for name in ["vm-dev.toml", "rpi4.toml", "legacy-constants.toml"] {
         let b = board(name);
         assert_eq!(Some(b.board.as_str()), name.strip_suffix(".toml"));
     }
-    assert_eq!(BoardProfile::shipped_default().unwrap(), board("vm-dev.toml"));
+    assert_eq!(BoardProfile::shipped_default().unwrap(), board("legacy-constants.toml"));
     let spec = TraceSpec::load(&boards().join("../steady-wifi.toml")).unwrap();
-    assert_eq!(*spec.board, board("vm-dev.toml"));
+    assert_eq!(*spec.board, board("legacy-constants.toml"));
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! `--board FILE` is the board profile (`ferry bench local --profile-out FILE` writes one; see
 //! `tests/traces/boards/README.md`): every local and edge compute time, request and answer
 //! size, the background-load slowdown and the throttle point come from it. Default: the
-//! shipped `tests/traces/boards/vm-dev.toml`, measured on the development VM. Its name goes
+//! shipped `tests/traces/boards/legacy-constants.toml` (the former built-in figures). Its name goes
 //! to stderr, so the tables of two boards compare line by line.
 //!
 //! `--board-slowdown X` makes the board's local compute X times slower than its profile

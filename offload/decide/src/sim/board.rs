@@ -1,8 +1,9 @@
 //! Board profiles: how fast the simulated board and its edge compute, and how many bytes a
 //! request and its answer take. `ferry bench local --profile-out FILE` writes one from its
 //! measurements ([`BoardProfile::to_toml`] is its writer); `tests/traces/boards/` holds the
-//! shipped ones (`vm-dev.toml`, the default, measured; `rpi4.toml`, from published figures;
-//! `legacy-constants.toml`, the constants the simulator had before profiles).
+//! shipped ones (`legacy-constants.toml`, the default: the constants the simulator had before
+//! profiles, which BENCHMARKS.md's tables were made with; `vm-dev.toml`, measured on a busy VM;
+//! `rpi4.toml`, from published figures).
 //!
 //! ```toml
 //! board = "vm-dev"
@@ -43,7 +44,7 @@ use super::recorded::{self, RecordedError};
 const MAX_PROFILE_BYTES: u64 = 64 << 10;
 
 /// The profile the simulator uses when none is given: measured on the development VM.
-const SHIPPED_DEFAULT: &str = include_str!("../../../../tests/traces/boards/vm-dev.toml");
+const SHIPPED_DEFAULT: &str = include_str!("../../../../tests/traces/boards/legacy-constants.toml");
 
 /// Longest compute time accepted, ms (ten minutes: far past any deadline a trace has).
 const MAX_MS: f64 = 600_000.0;
@@ -173,7 +174,7 @@ impl BoardProfile {
         BoardProfile::from_toml(&recorded::read_capped(path, MAX_PROFILE_BYTES)?)
     }
 
-    /// The profile shipped as the simulator's default, `tests/traces/boards/vm-dev.toml`.
+    /// The profile shipped as the simulator's default, `tests/traces/boards/legacy-constants.toml`.
     pub fn shipped_default() -> Result<BoardProfile, ProfileError> {
         BoardProfile::from_toml(SHIPPED_DEFAULT)
     }

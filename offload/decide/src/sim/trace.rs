@@ -99,7 +99,7 @@ pub struct TraceSpec {
     pub edge: Vec<EdgePhase>,
     /// The board: its local and edge compute, request and answer bytes, load slowdown and
     /// throttle point. Not a trace-file key: parsing sets the shipped default
-    /// (`tests/traces/boards/vm-dev.toml`), `ferry-sim --board FILE` replaces it for every trace.
+    /// (`tests/traces/boards/legacy-constants.toml`), `ferry-sim --board FILE` replaces it for every trace.
     #[serde(skip)]
     pub board: Arc<BoardProfile>,
     /// How many times slower than its profile the simulated board computes locally (1 = as
