@@ -136,8 +136,9 @@ pub struct InferArgs {
 /// `ferry bench ...`.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Local inference latency of each model in FP32 and INT8, interleaved after warm-up: p50,
-    /// p95, load time and peak RSS (each variant measured alone in a child process).
+    /// Local inference latency of each model in FP32 and INT8, interleaved after warm-up: mean,
+    /// σ, p50, p95, load time and peak RSS (each variant measured alone in a child process);
+    /// with --profile-out, also a board profile for ferry-sim.
     Local(BenchLocalArgs),
 }
 
@@ -159,6 +160,19 @@ pub struct BenchLocalArgs {
     /// Print one JSON object per variant instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also write a board profile for ferry-sim (TOML) to FILE: runs every model at 1 and at 2
+    /// threads (instead of --threads), measures the background-load slowdown with every core
+    /// busy, and computes request and answer sizes from the bundled images (see
+    /// tests/traces/boards/README.md). Needs both models, both precisions, and --throttle-c.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["threads", "json"], requires = "throttle_c")]
+    pub profile_out: Option<PathBuf>,
+    /// The profile's board name (default: FILE's name without extension).
+    #[arg(long, requires = "profile_out")]
+    pub board_name: Option<String>,
+    /// Where this board's SoC throttles, °C, for the profile: bench local cannot measure it (it
+    /// is the board's firmware limit, e.g. [thermal] throttle_point_c in firmware-configs/).
+    #[arg(long, value_name = "CELSIUS", requires = "profile_out", value_parser = parse_celsius)]
+    pub throttle_c: Option<f64>,
     /// Internal: load one variant, run it, print its peak RSS and exit (used by the benchmark
     /// to measure each variant's memory alone).
     #[arg(long, hide = true, num_args = 2, value_names = ["MODEL", "PRECISION"])]
@@ -166,6 +180,10 @@ pub struct BenchLocalArgs {
     /// Where the models are.
     #[command(flatten)]
     pub models: ModelsArg,
+}
+
+fn parse_celsius(s: &str) -> Result<f64, String> {
+    s.parse::<f64>().ok().filter(|c| c.is_finite() && *c > 0.0 && *c <= 150.0).ok_or_else(|| "expected °C in (0, 150]".into())
 }
 
 fn parse_precision(s: &str) -> Result<Precision, String> {

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use ferry_decide::sim::recorded::{self, Format, LineError, RecordedError, MAX_BYTES, MAX_LINES};
-use ferry_decide::sim::{self, Stats, TraceError, TraceSpec};
+use ferry_decide::sim::{self, BoardProfile, Stats, TraceError, TraceSpec};
 
 const STEP: u64 = sim::trace::STEP_US;
 
@@ -207,8 +207,13 @@ fn every_recorded_trace_replays_with_every_request_answered_exactly_once() {
         assert!(spec.recorded().is_some() && spec.link.is_empty(), "{}", path.display());
         assert_eq!(Some(spec.name.as_str()), path.file_stem().and_then(|s| s.to_str()));
         assert!(!spec.description.trim().is_empty());
+        // On the legacy-constants board, whose 4× slower runs still drain: on the measured
+        // default (vm-dev) at 4× the local queue outgrows the run and always-local leaves
+        // requests unanswered (tests/traces/boards/README.md).
+        let legacy = BoardProfile::load(&recorded_dir().join("../boards/legacy-constants.toml")).unwrap();
         for slowdown in [1.0, 4.0] {
             let mut spec = spec.clone();
+            spec.board = legacy.clone().into();
             spec.board_slowdown = slowdown;
             let rows = sim::table(&spec).unwrap();
             assert_eq!(key(&rows), key(&sim::table(&spec).unwrap()), "{} is deterministic", path.display());

@@ -1,15 +1,24 @@
 //! `ferry-sim`: replays traces against every policy and the oracle, prints one table per trace.
 //!
-//! `cargo run --release -p ferry-decide --bin ferry-sim -- [--board-slowdown X] tests/traces/*.toml`
+//! `cargo run --release -p ferry-decide --bin ferry-sim -- [--board FILE] [--board-slowdown X] tests/traces/*.toml`
 //! (and `tests/traces/recorded/*.toml`, the recorded links)
 //!
-//! `--board-slowdown X` makes the simulated board's local compute X times slower than the
-//! profile measured on the development VM (4 ≈ a Raspberry Pi 4; see BENCHMARKS.md).
+//! `--board FILE` is the board profile (`ferry bench local --profile-out FILE` writes one; see
+//! `tests/traces/boards/README.md`): every local and edge compute time, request and answer
+//! size, the background-load slowdown and the throttle point come from it. Default: the
+//! shipped `tests/traces/boards/legacy-constants.toml` (the former built-in figures). Its name goes
+//! to stderr, so the tables of two boards compare line by line.
+//!
+//! `--board-slowdown X` makes the board's local compute X times slower than its profile
+//! (the edge and the link stay as they are).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use ferry_decide::sim::{self, Stats, TraceSpec};
+use ferry_decide::sim::{self, BoardProfile, Stats, TraceSpec};
+
+const USAGE: &str = "usage: ferry-sim [--board FILE] [--board-slowdown X] TRACE.toml...";
 
 fn row(s: &Stats, oracle_mean: f64) -> String {
     format!(
@@ -26,31 +35,55 @@ fn row(s: &Stats, oracle_mean: f64) -> String {
     )
 }
 
-fn main() -> Result<()> {
-    let mut args = std::env::args().skip(1).peekable();
-    let mut board_slowdown = 1.0;
-    if args.peek().is_some_and(|a| a == "--board-slowdown") {
-        args.next();
-        let v = args.next().unwrap_or_default();
-        board_slowdown = v
-            .parse::<f64>()
-            .ok()
-            .filter(|x| (1.0..=50.0).contains(x))
-            .ok_or_else(|| anyhow::anyhow!("--board-slowdown `{v}`: expected a number in 1..=50"))?;
+/// The options, then the trace paths.
+struct Args {
+    board: Option<String>,
+    board_slowdown: f64,
+    paths: Vec<String>,
+}
+
+fn args() -> Result<Args> {
+    let mut it = std::env::args().skip(1).peekable();
+    let mut out = Args { board: None, board_slowdown: 1.0, paths: Vec::new() };
+    while let Some(flag) = it.next_if(|a| a.starts_with("--")) {
+        let value = it.next().with_context(|| format!("{flag} needs a value; {USAGE}"))?;
+        match flag.as_str() {
+            "--board" => out.board = Some(value),
+            "--board-slowdown" => {
+                out.board_slowdown = value
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|x| (1.0..=50.0).contains(x))
+                    .ok_or_else(|| anyhow::anyhow!("--board-slowdown `{value}`: expected a number in 1..=50"))?;
+            }
+            _ => anyhow::bail!("unknown option {flag}; {USAGE}"),
+        }
     }
-    let paths: Vec<String> = args.collect();
-    anyhow::ensure!(!paths.is_empty(), "usage: ferry-sim [--board-slowdown X] TRACE.toml...");
+    out.paths = it.collect();
+    anyhow::ensure!(!out.paths.is_empty(), USAGE);
+    Ok(out)
+}
+
+fn main() -> Result<()> {
+    let Args { board, board_slowdown, paths } = args()?;
+    let (board, from) = match &board {
+        Some(file) => (BoardProfile::load(Path::new(file)).with_context(|| format!("board {file}"))?, file.as_str()),
+        None => (BoardProfile::shipped_default().context("the shipped default board")?, "the shipped default"),
+    };
+    eprintln!("ferry-sim: board `{}` ({from})", board.board);
+    let board = Arc::new(board);
     for path in &paths {
         // Step 1: read the seeded description and expand it into a timeline.
         // (A `[recorded]` trace also reads the recordings it names, relative to itself.)
         let mut spec = TraceSpec::load(Path::new(path)).with_context(|| format!("trace {path}"))?;
+        spec.board = board.clone();
         spec.board_slowdown = board_slowdown;
         // Step 2: the oracle, then every policy over the same requests and draws.
         let rows = sim::table(&spec)?;
         let oracle = &rows[0];
         // Step 3: the table, and the two bars of issue 5.
-        let board = if board_slowdown == 1.0 { String::new() } else { format!(", board {board_slowdown}× slower") };
-        println!("### {} — {} s, {} requests{board}\n", spec.name, spec.duration_s, oracle.requests);
+        let slower = if board_slowdown == 1.0 { String::new() } else { format!(", board {board_slowdown}× slower") };
+        println!("### {} — {} s, {} requests{slower}\n", spec.name, spec.duration_s, oracle.requests);
         println!("{}\n", spec.description.trim());
         println!("| policy | mean ms | p95 ms | deadline misses | offloaded | wrong path | lost | vs oracle |");
         println!("|---|---|---|---|---|---|---|---|");

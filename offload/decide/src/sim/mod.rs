@@ -1,5 +1,6 @@
 //! The trace-driven simulator: replays a trace against the real [`Decider`] and
-//! [`RequestMachine`] (the code the agent runs), with compute times from the measured profiles.
+//! [`RequestMachine`] (the code the agent runs), with compute times and byte counts from a
+//! board profile ([`board`]).
 //!
 //! The decider learns only from what the device could observe — its system probes every
 //! 100 ms, the timings of its own local runs, offload answers with the edge's reported
@@ -11,10 +12,13 @@
 //! - [`recorded`]: recorded links (Mahimahi packet-delivery files, cooked `time_s Mbit/s`
 //!   logs) → a looping capacity series; [`replay`]: the `[recorded]` table that puts one in a
 //!   trace in place of the link phases, with RTT beside it.
-//! - [`world`]: the truth per request (compute and network times); [`rng`]: the seeded draws.
+//! - [`board`]: the board profile (local and edge compute, request and answer bytes, load and
+//!   throttling), read from a file; [`world`]: the truth per request (compute and network
+//!   times) on that board; [`rng`]: the seeded draws.
 //! - this module: the event loop that drives the real decider and request machines, the
 //!   oracle, and [`table`].
 
+pub mod board;
 pub mod recorded;
 pub mod replay;
 pub mod rng;
@@ -35,6 +39,7 @@ use super::scheduler::{Action, Event, Ran, RequestMachine};
 use super::targets::{ModelId, TargetId, TargetKind};
 use world::{EdgeOutcome, Req};
 
+pub use board::{BoardProfile, ProfileError};
 pub use trace::{Timeline, TraceError, TraceSpec};
 
 /// The board the simulator models: efficientnet-lite0 FP32 and INT8 and digits locally, one
@@ -194,6 +199,8 @@ struct Sim<'a> {
     image: ModelId,
     digits: ModelId,
     edge_target: TargetId,
+    /// The board's throttle point, °C (what its clock does is part of what the device probes).
+    throttle_c: f64,
 }
 
 impl Sim<'_> {
@@ -204,7 +211,7 @@ impl Sim<'_> {
 
     fn system(&self, now: u64) -> SystemState {
         let s = self.timeline.at(now);
-        SystemState { cpu_load: s.cpu_load, freq_ratio: world::freq_ratio(s.temp_c), temp_c: s.temp_c }
+        SystemState { cpu_load: s.cpu_load, freq_ratio: world::freq_ratio(self.throttle_c, s.temp_c), temp_c: s.temp_c }
     }
 
     /// Queues `bytes` on the uplink at `now`: they go after the bytes already queued, at the
@@ -271,13 +278,13 @@ impl Sim<'_> {
                     // As the agent does: what the device predicts it waits behind its own
                     // uploads is taken off what its answer teaches about the link.
                     let backlog = self.decider.estimators().edge(t).uplink_wait_us(now) as u64;
-                    let (watch, sent) = OffloadWatch::sent(t, self.model_of(i), self.reqs[i].up_bytes(), world::profile::DOWN);
+                    let (watch, sent) = OffloadWatch::sent(t, self.model_of(i), self.reqs[i].up_bytes, self.reqs[i].down_bytes);
                     self.decider.observe(sent, now);
                     self.offload[i] = Some((now, watch));
                     self.offload_backlog_us[i] = backlog;
                     let sample = self.timeline.at(now);
                     let r = self.reqs[i];
-                    let done = self.uplink_send(now, f64::from(r.up_bytes()) * r.net_noise);
+                    let done = self.uplink_send(now, f64::from(r.up_bytes) * r.net_noise);
                     let out = world::edge_outcome_after(&r, &sample, done - now as f64);
                     self.edge_reply[i] = Some(out);
                     match out {
@@ -413,8 +420,8 @@ impl Sim<'_> {
                 let r = self.reqs[i];
                 let req = RequestInfo {
                     model: if r.image { self.image } else { self.digits },
-                    up_bytes: r.up_bytes(),
-                    down_bytes: world::profile::DOWN,
+                    up_bytes: r.up_bytes,
+                    down_bytes: r.down_bytes,
                     deadline_us: Some(r.deadline_us),
                 };
                 let decision = self.decider.decide(&req, now);
@@ -445,7 +452,7 @@ impl Sim<'_> {
                 let (end, event) = match (kind, self.edge_reply[i]) {
                     (EDGE_OK, Some(EdgeOutcome::Answer { queue_us, compute_us, .. })) => {
                         let end = OffloadEnd::Answered {
-                            down_bytes: world::profile::DOWN,
+                            down_bytes: self.reqs[i].down_bytes,
                             edge_queue_us: queue_us as u32,
                             edge_compute_us: compute_us as u32,
                         };
@@ -514,6 +521,7 @@ pub fn run(spec: &TraceSpec, timeline: &Timeline, policy: Box<dyn Policy>, hedge
         image,
         digits,
         edge_target,
+        throttle_c: spec.board.cpu.throttle_c,
     };
     sim.oracle_edge =
         sim.reqs.iter().map(|r| (world::oracle_us(r, timeline).1, world::choice_matters(r, timeline))).collect();

@@ -9,9 +9,11 @@
 //! [`super::replay`]); the device and edge phases stay as they are beside it.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
+use super::board::{BoardProfile, ProfileError};
 use super::recorded::{self, RecordedError};
 use super::replay::RecordedLink;
 use super::rng::Rng;
@@ -48,6 +50,9 @@ pub enum TraceError {
     /// The trace file or a recording could not be read or parsed.
     #[error(transparent)]
     File(#[from] RecordedError),
+    /// The shipped default board profile does not parse (a broken build, not a broken trace).
+    #[error("the default board profile: {0}")]
+    Board(#[from] ProfileError),
 }
 
 /// A trace file.
@@ -92,9 +97,13 @@ pub struct TraceSpec {
     /// Edge phases; default: always healthy.
     #[serde(default)]
     pub edge: Vec<EdgePhase>,
-    /// How many times slower than the measured profile the simulated board computes locally
-    /// (1 = this development VM; `ferry-sim --board-slowdown 4` models a Raspberry Pi 4-class
-    /// board). Not a trace-file key: the command line sets it for every trace.
+    /// The board: its local and edge compute, request and answer bytes, load slowdown and
+    /// throttle point. Not a trace-file key: parsing sets the shipped default
+    /// (`tests/traces/boards/legacy-constants.toml`), `ferry-sim --board FILE` replaces it for every trace.
+    #[serde(skip)]
+    pub board: Arc<BoardProfile>,
+    /// How many times slower than its profile the simulated board computes locally (1 = as
+    /// profiled). Not a trace-file key: `ferry-sim --board-slowdown X` sets it for every trace.
     #[serde(skip, default = "d_board_slowdown")]
     pub board_slowdown: f64,
 }
@@ -271,6 +280,9 @@ impl TraceSpec {
         if let Some(rec) = spec.recorded.as_mut() {
             rec.load(dir.ok_or(TraceError::NoDir)?)?;
         }
+        // Every spec comes through here (the struct has a private field), so none keeps the
+        // placeholder board `Deserialize` left.
+        spec.board = Arc::new(BoardProfile::shipped_default()?);
         Ok(spec)
     }
 

@@ -1,34 +1,21 @@
 //! The truth the simulator knows and the device does not: how long each path really takes for
-//! each request, from the measured profiles.
+//! each request, from the trace's [`BoardProfile`] (see [`super::board`]).
 
+use super::board::BoardProfile;
 use super::rng::Rng;
 use super::trace::{Sample, Timeline, TraceSpec};
 
-/// Measured profiles (see BENCHMARKS.md): tract on this 2-core VM, one thread.
-pub mod profile {
-    /// efficientnet-lite0 FP32, local, ms.
-    pub const IMAGE_FP32_MS: f64 = 40.0;
-    /// efficientnet-lite0 INT8, local, ms (slower than FP32 on this machine).
-    pub const IMAGE_INT8_MS: f64 = 60.0;
-    /// digits, local, ms.
-    pub const DIGITS_MS: f64 = 0.05;
-    /// efficientnet-lite0 FP32 on the edge box, ms.
-    pub const EDGE_IMAGE_MS: f64 = 15.0;
-    /// digits on the edge box, ms.
-    pub const EDGE_DIGITS_MS: f64 = 0.05;
-    /// A 224×224 JPEG request, bytes.
-    pub const IMAGE_UP: u32 = 150_000;
-    /// A 28×28 f32 tensor request with envelope, bytes.
-    pub const DIGITS_UP: u32 = 3_300;
-    /// A response, bytes.
-    pub const DOWN: u32 = 1_000;
-    /// Slowdown per unit of background CPU load (both cores busy ⇒ 2.5×).
-    pub const LOAD_K: f64 = 1.5;
-    /// Where the SoC throttles, °C.
-    pub const THROTTLE_C: f64 = 85.0;
-}
+/// The per-request wobble of the network time (log-σ of its log-normal factor): a property of
+/// the simulated link, not of the board, so not in the [`BoardProfile`].
+const NET_SIGMA: f64 = 0.05;
 
-/// One request with its own random draws (common to every policy run).
+/// How much the clock drops per °C above the throttle point, and the lowest ratio it reaches:
+/// the simulator's throttling model, the same for every board (only the point is the board's).
+const THROTTLE_PER_C: f64 = 0.05;
+const MIN_FREQ_RATIO: f64 = 0.5;
+
+/// One request with its own random draws (common to every policy run), and the board's
+/// figures for its model.
 #[derive(Debug, Clone, Copy)]
 pub struct Req {
     /// Arrival, µs.
@@ -37,28 +24,34 @@ pub struct Req {
     pub image: bool,
     /// Relative deadline, µs.
     pub deadline_us: u32,
-    /// Multiplicative noise on local compute.
-    pub local_noise: f64,
+    /// Local compute at one thread, ms, FP32 then INT8 (for digits both FP32: the simulated
+    /// board runs digits in FP32 only, see `SIM_CONFIG`).
+    pub local_ms: [f64; 2],
+    /// Multiplicative noise on local compute, per variant (one draw, each variant's σ).
+    pub local_noise: [f64; 2],
+    /// The edge's compute, ms.
+    pub edge_ms: f64,
     /// On edge compute.
     pub edge_noise: f64,
     /// On the network time.
     pub net_noise: f64,
     /// Uniform draw against the edge's busy share.
     pub busy_roll: f64,
-    /// The board's local compute relative to the measured profile (see
-    /// [`TraceSpec::board_slowdown`]).
+    /// The board's local compute relative to its profile (see [`TraceSpec::board_slowdown`]).
     pub board_slowdown: f64,
-}
-
-impl Req {
+    /// The profile's background-load slowdown per unit of load.
+    pub load_k: f64,
+    /// The profile's throttle point, °C.
+    pub throttle_c: f64,
     /// Bytes up.
-    pub fn up_bytes(&self) -> u32 {
-        if self.image { profile::IMAGE_UP } else { profile::DIGITS_UP }
-    }
+    pub up_bytes: u32,
+    /// Bytes down.
+    pub down_bytes: u32,
 }
 
-/// The requests of a trace.
+/// The requests of a trace, on the trace's board.
 pub fn requests(spec: &TraceSpec) -> Vec<Req> {
+    let board: &BoardProfile = &spec.board;
     let mut rng = Rng::new(spec.seed ^ 0x44_44);
     let period = 1e6 / spec.fps;
     let end = u64::from(spec.duration_s) * 1_000_000;
@@ -66,38 +59,47 @@ pub fn requests(spec: &TraceSpec) -> Vec<Req> {
     let mut out = Vec::new();
     while (t as u64) < end {
         let image = rng.f64() >= spec.digits_share;
+        let m = board.model(image);
+        let (fp32, int8) = (m.fp32.threads_1, if image { m.int8.threads_1 } else { m.fp32.threads_1 });
+        // The draws in the order the simulator has always made them, so a profile holding the
+        // old constants replays the old runs exactly.
+        let z_local = rng.normal();
+        let z_edge = rng.normal();
         out.push(Req {
             at_us: t as u64,
             image,
             deadline_us: 1000 * if image { spec.deadline_ms } else { spec.digits_deadline_ms },
-            local_noise: rng.lognormal(0.05),
-            edge_noise: rng.lognormal(0.05),
-            net_noise: rng.lognormal(0.05),
+            local_ms: [fp32.mean_ms, int8.mean_ms],
+            local_noise: [(fp32.log_sigma() * z_local).exp(), (int8.log_sigma() * z_local).exp()],
+            edge_ms: m.edge.mean_ms,
+            edge_noise: (m.edge.log_sigma() * z_edge).exp(),
+            net_noise: rng.lognormal(NET_SIGMA),
             busy_roll: rng.f64(),
             board_slowdown: spec.board_slowdown.max(1e-3),
+            load_k: board.cpu.load_k,
+            throttle_c: board.cpu.throttle_c,
+            up_bytes: m.up_bytes,
+            down_bytes: m.down_bytes,
         });
         t += period * (0.9 + 0.2 * rng.f64());
     }
     out
 }
 
-/// The CPU clock ratio at a temperature.
-pub fn freq_ratio(temp_c: f64) -> f64 {
-    if temp_c <= profile::THROTTLE_C {
+/// The CPU clock ratio at a temperature, on a board that throttles above `throttle_c`.
+pub fn freq_ratio(throttle_c: f64, temp_c: f64) -> f64 {
+    if temp_c <= throttle_c {
         1.0
     } else {
-        (1.0 - 0.05 * (temp_c - profile::THROTTLE_C)).max(0.5)
+        (1.0 - THROTTLE_PER_C * (temp_c - throttle_c)).max(MIN_FREQ_RATIO)
     }
 }
 
 /// True local compute, µs, of a request on a variant (fp32 = true) started in state `s`.
 pub fn local_us(r: &Req, fp32: bool, s: &Sample) -> f64 {
-    let base = match (r.image, fp32) {
-        (true, true) => profile::IMAGE_FP32_MS,
-        (true, false) => profile::IMAGE_INT8_MS,
-        (false, _) => profile::DIGITS_MS,
-    };
-    base * 1e3 * r.board_slowdown * r.local_noise * (1.0 + profile::LOAD_K * s.cpu_load) / freq_ratio(s.temp_c)
+    let v = usize::from(!fp32);
+    r.local_ms[v] * 1e3 * r.board_slowdown * r.local_noise[v] * (1.0 + r.load_k * s.cpu_load)
+        / freq_ratio(r.throttle_c, s.temp_c)
 }
 
 /// What the edge does with a request sent in state `s`.
@@ -125,7 +127,7 @@ pub enum EdgeOutcome {
 
 /// The truth of one offload sent on an idle uplink.
 pub fn edge_outcome(r: &Req, s: &Sample) -> EdgeOutcome {
-    edge_outcome_after(r, s, f64::from(r.up_bytes()) * 8.0 / s.up_mbps.max(0.01) * r.net_noise)
+    edge_outcome_after(r, s, f64::from(r.up_bytes) * 8.0 / s.up_mbps.max(0.01) * r.net_noise)
 }
 
 /// The truth of one offload whose last byte leaves the device `up_us` after the send (its own
@@ -136,12 +138,12 @@ pub fn edge_outcome_after(r: &Req, s: &Sample, up_us: f64) -> EdgeOutcome {
     }
     let rtt = s.rtt_ms * 1e3 * r.net_noise;
     let up = up_us.max(0.0);
-    let down = f64::from(profile::DOWN) * 8.0 / s.down_mbps.max(0.01) * r.net_noise;
+    let down = f64::from(r.down_bytes) * 8.0 / s.down_mbps.max(0.01) * r.net_noise;
     let queue_us = s.edge_queue_ms * 1e3;
     if r.busy_roll < s.edge_busy {
         return EdgeOutcome::Busy { after_us: rtt + up, queue_us };
     }
-    let compute = if r.image { profile::EDGE_IMAGE_MS } else { profile::EDGE_DIGITS_MS } * 1e3 * r.edge_noise;
+    let compute = r.edge_ms * 1e3 * r.edge_noise;
     EdgeOutcome::Answer { total_us: rtt + up + queue_us + compute + down, queue_us, compute_us: compute }
 }
 
