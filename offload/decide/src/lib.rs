@@ -19,7 +19,8 @@
 //! - [`scheduler`]: the per-request state machine (fallback, hedging, exactly one answer).
 //! - [`outcome`]: how an offload went → what the estimators learn; the agent's executor and
 //!   the simulator both go through it.
-//! - [`sim`]: the trace-driven simulator and the oracle; its traces are seeded phases
+//! - [`sim`]: the trace-driven simulator, the per-request oracle and the hindsight reference
+//!   ([`sim::reference`], a schedule that pays for its own queues); its traces are seeded phases
 //!   ([`sim::trace`]) or recorded links ([`sim::recorded`]: Mahimahi and cooked logs;
 //!   [`sim::replay`]: the `[recorded]` table).
 

@@ -135,19 +135,24 @@ fn bars(rows: &[Stats], reference: &Stats, run_all: &Stats) -> String {
         )
     };
     let vs_ref = adaptive.in_time_mean_ms / reference.in_time_mean_ms - 1.0;
+    let paired = sim::paired_in_time(adaptive, reference);
     let best = statics.iter().max_by(|a, b| a.deadline_met_share().total_cmp(&b.deadline_met_share()));
     let (best_name, best_met) = best.map_or(("none", 0.0), |s| (s.policy.as_str(), s.deadline_met_share()));
     let met = adaptive.deadline_met_share();
     format!(
         "mixed (every static policy on the wrong path for ≥ {:.0} % of requests): {}\n\n\
          {oracle_line}\n\n\
-         adaptive vs hindsight reference, mean over answers in time: {} (bar ≤ +10 %: {})\n\n\
+         adaptive vs hindsight reference, mean over answers in time: {} (bar ≤ +10 %: {}); over the {} requests both answered in time: {:.1} vs {:.1} ms, {}\n\n\
          deadline met: adaptive {:.1} %, best static {:.1} % ({best_name}), reference {:.1} % (bar: adaptive ≥ every static, ties within 0.5 point: {})\n\n\
          adaptive: lost {}, duplicated {}, latest answer {:.0} ms past its deadline; {} probes, {:.0} B/s\n",
         100.0 * sim::MIXED_WRONG_SHARE,
         if sim::is_mixed(statics) { "yes" } else { "no" },
         ratio(adaptive.in_time_mean_ms, reference.in_time_mean_ms),
         verdict(vs_ref <= 0.10),
+        paired.0,
+        paired.1,
+        paired.2,
+        ratio(paired.1, paired.2),
         100.0 * met,
         100.0 * best_met,
         100.0 * reference.deadline_met_share(),

@@ -128,6 +128,10 @@ pub struct Stats {
     /// How late the latest answer came past its deadline, ms (0 if none was late): what the
     /// "deadline + grace" bar is about. Answers without a result count.
     pub max_late_ms: f64,
+    /// Per request (arrival order), its latency in ms if it was answered with a result in
+    /// time, else `None`: for comparing two rows over the requests both answered in time
+    /// ([`paired_in_time`]).
+    pub in_time_by_request: Vec<Option<f64>>,
     /// The hindsight reference's rows only ([`reference`]): requests its schedule made wait
     /// behind its own earlier choices ([`reference::Placement::queued`]). 0 elsewhere (not
     /// measured for policies).
@@ -154,6 +158,8 @@ impl Stats {
 /// One answer, as the statistics see it.
 #[derive(Debug, Clone, Copy)]
 struct Answered {
+    /// The request's index (arrival order).
+    req: usize,
     /// From arrival to answer, µs.
     us: f64,
     /// The request's relative deadline, µs.
@@ -198,8 +204,26 @@ fn summarize(policy: &str, answered: &[Answered], duration_s: f64) -> Stats {
         in_time_mean_ms,
         in_time_p95_ms,
         max_late_ms: late / 1e3,
+        in_time_by_request: {
+            let mut by = vec![None; answered.iter().map(|a| a.req + 1).max().unwrap_or(0)];
+            // A request answered twice (a defect `duplicate_answers` counts) keeps its first.
+            for a in answered.iter().rev().filter(|a| a.in_time()) {
+                by[a.req] = Some(a.us / 1e3);
+            }
+            by
+        },
         ..Stats::default()
     }
+}
+
+/// Two rows over the requests both answered in time: (their count, `a`'s mean, `b`'s mean),
+/// ms. The mean over a row's own answers in time rewards answering fewer (a policy that meets
+/// only the easy deadlines has a low one); over the same requests it does not.
+pub fn paired_in_time(a: &Stats, b: &Stats) -> (usize, f64, f64) {
+    let both: Vec<(f64, f64)> =
+        a.in_time_by_request.iter().zip(&b.in_time_by_request).filter_map(|(x, y)| Some(((*x)?, (*y)?))).collect();
+    let n = both.len().max(1) as f64;
+    (both.len(), both.iter().map(|p| p.0).sum::<f64>() / n, both.iter().map(|p| p.1).sum::<f64>() / n)
 }
 
 /// The oracle's row: per request, the best path in hindsight, each in an idle world.
@@ -207,9 +231,10 @@ pub fn oracle(spec: &TraceSpec, timeline: &Timeline) -> Stats {
     let reqs = world::requests(spec);
     let answered: Vec<Answered> = reqs
         .iter()
-        .map(|r| {
+        .enumerate()
+        .map(|(req, r)| {
             let (us, edge) = world::oracle_us(r, timeline);
-            Answered { us, deadline_us: f64::from(r.deadline_us), ok: true, edge }
+            Answered { req, us, deadline_us: f64::from(r.deadline_us), ok: true, edge }
         })
         .collect();
     summarize("oracle", &answered, f64::from(spec.duration_s))
@@ -226,13 +251,14 @@ pub fn reference(spec: &TraceSpec, timeline: &Timeline, admission: reference::Ad
     let answered: Vec<Answered> = reqs
         .iter()
         .zip(&plan)
-        .map(|(r, p)| {
+        .enumerate()
+        .map(|(req, (r, p))| {
             let deadline_us = f64::from(r.deadline_us);
             let edge = p.path == reference::Path::Edge;
             if p.run {
-                Answered { us: p.latency_us, deadline_us, ok: true, edge }
+                Answered { req, us: p.latency_us, deadline_us, ok: true, edge }
             } else {
-                Answered { us: deadline_us, deadline_us, ok: false, edge }
+                Answered { req, us: deadline_us, deadline_us, ok: false, edge }
             }
         })
         .collect();
@@ -421,7 +447,7 @@ impl Sim<'_> {
                     self.answers[i] += 1;
                     let ran_edge = matches!(ans.ran, Ran::Edge(_));
                     let deadline_us = f64::from(self.reqs[i].deadline_us);
-                    self.answered.push(Answered { us: ans.latency_us as f64, deadline_us, ok: ans.ok, edge: ran_edge });
+                    self.answered.push(Answered { req: i, us: ans.latency_us as f64, deadline_us, ok: ans.ok, edge: ran_edge });
                     if !ans.ok {
                         self.failed += 1;
                     }
