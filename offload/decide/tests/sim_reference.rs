@@ -255,9 +255,9 @@ fn the_statistics_count_answers_in_time_and_probe_bytes() {
 fn over_the_requests_both_answer_in_time_a_row_that_meets_only_easy_deadlines_gains_nothing() {
     // The Pi-class board under hsdpa-bus's load: always-local meets almost only the tiny digits
     // requests' deadlines, so its mean over its own answers in time is a few ms, far under the
-    // reference's. Over the requests both answered in time it is slower than the reference:
-    // its digits wait behind running images (4 ms), the reference's hardly (it keeps its runner
-    // free by sending images to the edge and not running hopeless ones).
+    // reference's. Over the requests both answered in time it gains nothing: there its digits
+    // wait behind running images (4 ms against the reference's 0.3 ms; with admission control
+    // shedding those images, both 0.4 ms).
     let mut spec = TraceSpec::load(&traces().join("recorded/hsdpa-bus.toml")).unwrap();
     spec.board = board("rpi4.toml");
     let timeline = spec.timeline();
@@ -267,7 +267,7 @@ fn over_the_requests_both_answer_in_time_a_row_that_meets_only_easy_deadlines_ga
     assert!(local.deadline_met_share() < 0.5 * reference.deadline_met_share());
     let (n, a, b) = sim::paired_in_time(&local, &reference);
     assert!(n > 10 && n <= local.in_time, "{n}");
-    assert!(a > 2.0 * b, "{a} vs {b}");
+    assert!(a >= 0.99 * b, "{a} vs {b}");
 }
 
 #[test]
