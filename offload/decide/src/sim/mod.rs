@@ -35,7 +35,8 @@ use super::estimators::Observation;
 use super::outcome::{OffloadEnd, OffloadWatch, StopCause};
 use super::local::SystemState;
 use super::policy::Policy;
-use super::scheduler::{Action, Event, Ran, RequestMachine};
+use super::queue;
+use super::scheduler::{Action, AnswerKind, Event, Ran, RequestMachine};
 use super::targets::{ModelId, TargetId, TargetKind};
 use world::{EdgeOutcome, Req};
 
@@ -95,9 +96,9 @@ pub struct Stats {
     pub duplicate_answers: usize,
     /// Failed answers (no result).
     pub failed: usize,
-    /// Mean latency, ms.
+    /// Mean latency, ms, over the answers that were not shed (see [`Stats::shed`]).
     pub mean_ms: f64,
-    /// 95th percentile, ms.
+    /// 95th percentile, ms, over the same answers.
     pub p95_ms: f64,
     /// Answers later than the deadline, or failed.
     pub misses: usize,
@@ -107,6 +108,11 @@ pub struct Stats {
     pub fallbacks: usize,
     /// Probes sent.
     pub probes: usize,
+    /// Requests answered `deadline_exceeded` or `busy` (shed at once, or at deadline + grace).
+    pub shed: usize,
+    /// The latest answer relative to its deadline, ms (negative: all early). Never above the
+    /// `[decide] deadline_grace_ms`.
+    pub max_late_ms: f64,
     /// Requests answered from the other kind of path than the oracle's (edge vs local) where
     /// that choice mattered (the other path was more than 10 % slower in hindsight, see
     /// [`world::choice_matters`]), or not answered with a result: how often the policy was on
@@ -181,7 +187,8 @@ struct Sim<'a> {
     edge_reply: Vec<Option<EdgeOutcome>>,
     /// Per request: the upload backlog the device predicted when it sent the offload, µs.
     offload_backlog_us: Vec<u64>,
-    local_queue: VecDeque<(usize, TargetId)>,
+    /// Waiting local runs: request, target, order key ([`crate::queue::order_key`]).
+    local_queue: VecDeque<(usize, TargetId, u64)>,
     /// When the uplink has sent every byte queued so far, µs.
     uplink_free_at: f64,
     local_running: Option<(usize, TargetId, u64)>,
@@ -190,6 +197,8 @@ struct Sim<'a> {
     latency_ms: Vec<f64>,
     misses: usize,
     failed: usize,
+    shed: usize,
+    max_late_ms: f64,
     on_edge: usize,
     /// Per request: the oracle ran it on the edge; the choice mattered.
     oracle_edge: Vec<(bool, bool)>,
@@ -246,23 +255,16 @@ impl Sim<'_> {
         if self.local_running.is_some() {
             return;
         }
-        // As the agent's executor does: the waiting run its target predicts shortest goes
-        // first (FIFO among equals).
-        let est = self.decider.estimators();
-        let next = self
-            .local_queue
-            .iter()
-            .enumerate()
-            .min_by(|(a, (_, ta)), (b, (_, tb))| {
-                est.local_compute_us(*ta).0.total_cmp(&est.local_compute_us(*tb).0).then(a.cmp(b))
-            })
-            .map(|(pos, _)| pos);
-        if let Some((i, t)) = next.and_then(|pos| self.local_queue.remove(pos)) {
+        // As the agent's gate does: least order key first (shortest first with aging, keys
+        // fixed when queued), FIFO among equals.
+        let next = self.local_queue.iter().enumerate().min_by_key(|(pos, &(_, _, key))| (key, *pos)).map(|(pos, _)| pos);
+        if let Some((i, t, _)) = next.and_then(|pos| self.local_queue.remove(pos)) {
             let fp32 = t != TargetId(1);
             let dur = world::local_us(&self.reqs[i], fp32, &self.timeline.at(now)) as u64;
             self.local_running = Some((i, t, now));
             self.decider.observe(Observation::LocalStarted(t), now);
             self.at(now + dur.max(1), Ev::LocalDone(i));
+            self.feed(i, Event::LocalStarted, now, false);
         }
     }
 
@@ -270,8 +272,16 @@ impl Sim<'_> {
         for a in actions {
             match *a {
                 Action::StartLocal(t) => {
+                    // The gate's bound (a fallback may find the queue full since the decision).
+                    let max = self.decider.config().local_queue_max;
+                    if queue::is_full(self.local_queue.len(), self.local_running.is_some(), max) {
+                        self.feed(i, Event::LocalBusy, now, false);
+                        continue;
+                    }
                     self.decider.observe(Observation::LocalQueued(t), now);
-                    self.local_queue.push_back((i, t));
+                    let cost = self.decider.estimators().local_compute_us(t).0;
+                    let key = queue::order_key(now, cost, self.decider.config().aging_factor);
+                    self.local_queue.push_back((i, t, key));
                     self.start_next_local(now);
                 }
                 Action::StartOffload(t) => {
@@ -298,8 +308,8 @@ impl Sim<'_> {
                     self.at(t.max(now), Ev::Timer(i, t));
                 }
                 Action::CancelLocal => {
-                    if let Some(pos) = self.local_queue.iter().position(|&(j, _)| j == i) {
-                        if let Some((_, t)) = self.local_queue.remove(pos) {
+                    if let Some(pos) = self.local_queue.iter().position(|&(j, _, _)| j == i) {
+                        if let Some((_, t, _)) = self.local_queue.remove(pos) {
                             self.decider.observe(Observation::LocalDropped(t), now);
                         }
                     } else if self.local_running.is_some_and(|(j, _, _)| j == i) {
@@ -328,10 +338,19 @@ impl Sim<'_> {
                 Action::Answer(ans) => {
                     self.answers[i] += 1;
                     let ms = ans.latency_us as f64 / 1e3;
-                    self.latency_ms.push(ms);
+                    let shed = matches!(ans.kind, AnswerKind::DeadlineExceeded | AnswerKind::Busy);
+                    // A shed answer's latency is that of a refusal, not of a run: it would
+                    // flatter the mean. It is counted in `shed` and `misses`.
+                    if !shed {
+                        self.latency_ms.push(ms);
+                    }
                     if !ans.ok {
                         self.failed += 1;
                     }
+                    if shed {
+                        self.shed += 1;
+                    }
+                    self.max_late_ms = self.max_late_ms.max(ms - f64::from(self.reqs[i].deadline_us) / 1e3);
                     if !ans.ok || ans.latency_us > u64::from(self.reqs[i].deadline_us) {
                         self.misses += 1;
                     }
@@ -513,6 +532,8 @@ pub fn run(spec: &TraceSpec, timeline: &Timeline, policy: Box<dyn Policy>, hedge
         latency_ms: Vec::with_capacity(n),
         misses: 0,
         failed: 0,
+        shed: 0,
+        max_late_ms: f64::NEG_INFINITY,
         on_edge: 0,
         oracle_edge: Vec::new(),
         wrong_path: 0,
@@ -547,6 +568,9 @@ pub fn run(spec: &TraceSpec, timeline: &Timeline, policy: Box<dyn Policy>, hedge
     stats.answers = sim.answers.iter().filter(|&&a| a > 0).count();
     stats.duplicate_answers = sim.answers.iter().filter(|&&a| a > 1).count();
     stats.failed = sim.failed;
+    stats.shed = sim.shed;
+    stats.max_late_ms = sim.max_late_ms;
+    stats.offload_share = edge as f64 / n.max(1) as f64;
     stats.fallbacks = sim.fallbacks;
     stats.probes = sim.probes;
     stats.wrong_path = sim.wrong_path;
