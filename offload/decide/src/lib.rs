@@ -60,5 +60,5 @@ pub use estimators::{Estimators, Observation};
 pub use local::SystemState;
 pub use outcome::{OffloadEnd, OffloadWatch, StopCause};
 pub use policy::{Choice, Context, Decision, Policy, Reason, Why};
-pub use scheduler::{Action, Actions, Answer, AnswerKind, Event, Fallback, Ran, RequestMachine};
+pub use scheduler::{offload_stop_cause, Action, Actions, Answer, AnswerKind, Event, Fallback, Ran, RequestMachine};
 pub use targets::{ModelId, TargetId, Targets};

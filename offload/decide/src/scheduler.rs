@@ -134,6 +134,19 @@ pub enum Action {
     Answer(Answer),
 }
 
+/// Why the executor stops waiting for an offload that `actions` cancel: the edge's own timeout
+/// (a timer fired and the request was not given up on as a whole), or it was overtaken — by
+/// the other path, the hard deadline, the client going away — and its answer may still come
+/// and teach the estimators.
+pub fn offload_stop_cause(actions: &[Action], from_timer: bool) -> crate::outcome::StopCause {
+    let given_up = actions.iter().any(|a| matches!(a, Action::Answer(x) if x.kind != AnswerKind::Failed && x.kind != AnswerKind::Result));
+    if from_timer && !given_up {
+        crate::outcome::StopCause::TimedOut
+    } else {
+        crate::outcome::StopCause::Overtaken
+    }
+}
+
 /// The actions of one step (at most four).
 pub type Actions = heapless::Vec<Action, 4>;
 

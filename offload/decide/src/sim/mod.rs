@@ -36,7 +36,7 @@ use super::outcome::{OffloadEnd, OffloadWatch, StopCause};
 use super::local::SystemState;
 use super::policy::Policy;
 use super::queue;
-use super::scheduler::{Action, AnswerKind, Event, Ran, RequestMachine};
+use super::scheduler::{offload_stop_cause, Action, AnswerKind, Event, Ran, RequestMachine};
 use super::targets::{ModelId, TargetId, TargetKind};
 use world::{EdgeOutcome, Req};
 
@@ -325,7 +325,7 @@ impl Sim<'_> {
                 }
                 Action::CancelOffload => {
                     let Some((sent, mut watch)) = self.offload[i] else { continue };
-                    let cause = if from_timer { StopCause::TimedOut } else { StopCause::Overtaken };
+                    let cause = offload_stop_cause(actions, from_timer);
                     if let Some(obs) = watch.stop_waiting(cause, self.reported_us(i, sent, now)) {
                         self.decider.observe(obs, now);
                     }
