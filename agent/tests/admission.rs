@@ -200,9 +200,10 @@ async fn a_deadline_no_path_can_meet_is_answered_deadline_exceeded_at_once_unles
     let agent = agent(dir.path(), "deadline_grace_ms = 20").await;
     let api = Api::Tcp(agent.api_tcp().unwrap());
     let run = run_ms(&api).await;
-    // Half a run: even alone on the board it cannot be met.
-    let deadline = (run / 2.0) as u32;
-    assert!(f64::from(deadline) + 20.0 < run, "the board is too fast for this test: {run:.1} ms");
+    // Half the predicted run: even alone on the board it is not expected to be met.
+    let predicted = n(&status(&api).await["targets"][0]["compute_ms"]);
+    let deadline = (predicted / 2.0) as u32;
+    assert!(f64::from(deadline) > 20.0, "the board is too fast for this test: {predicted:.1} ms");
     let start = Instant::now();
     let (code, a) = infer(&api, &format!("?deadline_ms={deadline}")).await;
     let took = start.elapsed().as_secs_f64() * 1e3;
@@ -212,10 +213,10 @@ async fn a_deadline_no_path_can_meet_is_answered_deadline_exceeded_at_once_unles
     assert!(a["error"].is_string(), "{a}");
     assert!(took < run / 2.0, "shed after {took:.1} ms (one run: {run:.1} ms)");
     assert!(n(&a["latency_ms"]) <= f64::from(deadline) + 20.0, "{a}");
-    // Best effort: it runs, late.
+    // Best effort: the same prediction, and it runs.
     let (code, a) = infer(&api, &format!("?deadline_ms={deadline}&best_effort=true")).await;
     assert_eq!((code, a["status"].as_str(), a["constraints"]["best_effort"].as_bool()), (200, Some("ok"), Some(true)), "{a}");
-    assert!(n(&a["latency_ms"]) > f64::from(deadline), "{a}");
+    assert!(n(&a["reason"]["best_local"]["mean_ms"]) > f64::from(deadline) + 20.0, "{a}");
     let s = status(&api).await;
     assert_eq!(s["admission"]["deadline_exceeded"], 1, "{s}");
     agent.stop().await;
@@ -248,5 +249,49 @@ async fn a_newer_frame_of_a_stream_supersedes_its_queued_older_frame() {
     assert_eq!(code, 400, "{a}");
     let s = status(&api).await;
     assert_eq!(s["admission"]["superseded"], 1, "{s}");
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_answer_is_later_than_deadline_plus_grace_and_a_late_run_is_stopped_at_that_instant() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent(dir.path(), "deadline_grace_ms = 20").await;
+    let api = Api::Tcp(agent.api_tcp().unwrap());
+    run_ms(&api).await;
+    // A deadline 10 ms under the predicted run: admitted (the prediction is within deadline +
+    // grace), and a run that comes out more than 10 ms slower than predicted — runs spread by
+    // far more than that here — is answered deadline_exceeded at deadline + grace, and stopped.
+    let (mut late, mut in_time) = (0, 0);
+    for i in 0..20 {
+        let s = status(&api).await;
+        let predicted = n(&s["targets"][0]["compute_ms"]);
+        let deadline = (predicted - 10.0).max(1.0) as u32;
+        let limit = f64::from(deadline) + 20.0;
+        let stopped_before = n(&s["local_runs"]["stopped"]);
+        let start = Instant::now();
+        let (code, a) = infer(&api, &format!("?deadline_ms={deadline}")).await;
+        let wall = start.elapsed().as_secs_f64() * 1e3;
+        let latency = n(&a["latency_ms"]);
+        eprintln!("#{i}: predicted {predicted:.1} ms, deadline {deadline} ms: {code} {} after {latency:.1} ms ({wall:.1} ms at the client)", a["status"]);
+        // The timer fires at the limit; the answer's own clock reads it plus the async
+        // runtime's wake-up jitter (about 1 ms here; 10 allowed for a loaded machine).
+        assert!(latency <= limit + 10.0, "answered {latency:.1} ms after the decision, limit {limit} ms: {a}");
+        match (code, a["status"].as_str()) {
+            (200, Some("ok")) => in_time += 1,
+            (504, Some("deadline_exceeded")) if a["reason"]["why"] == "DeadlineUnreachable" => {}
+            (504, Some("deadline_exceeded")) => {
+                assert!(latency >= limit - 0.5, "answered at the limit, not before: {a}");
+                let s = until(&api, "the late run stopped", |s| n(&s["local_runs"]["stopped"]) > stopped_before && s["local_busy"] == false).await;
+                assert_eq!(n(&s["local_runs"]["stopped"]), stopped_before + 1.0, "{s}");
+                late += 1;
+            }
+            other => panic!("{other:?}: {a}"),
+        }
+        if late >= 2 && in_time >= 1 {
+            break;
+        }
+    }
+    assert!(late >= 1, "no run came out late in 20 tries (in time: {in_time})");
     agent.stop().await;
 }
