@@ -51,10 +51,15 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
 pub async fn infer(
     State(daemon): State<Arc<Daemon>>,
     Path(model): Path<String>,
-    Query(q): Query<InferQuery>,
+    query: Result<Query<InferQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // A bad query is a client error with a JSON body, like every other.
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("query: {}", e.body_text())),
+    };
     let options = match parse_options(&q) {
         Ok(o) => o,
         Err(response) => return response,
