@@ -62,7 +62,7 @@ pub async fn infer(
     };
     let options = match parse_options(&q) {
         Ok(o) => o,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let input = match parse_input(&headers, &q, body) {
         Ok(input) => input,
@@ -123,27 +123,25 @@ pub async fn infer(
     }
 }
 
-/// The request's constraints and stream from its query.
-pub fn parse_options(q: &InferQuery) -> Result<SubmitOptions, Response> {
+/// The request's constraints and stream from its query; `Err`: what is wrong with it.
+pub fn parse_options(q: &InferQuery) -> Result<SubmitOptions, String> {
     let mode = match q.mode.as_deref() {
         None | Some("auto") => None,
         Some("latency") => Some(Mode::Latency),
         Some("energy") => Some(Mode::Energy),
-        Some(other) => return Err(error(StatusCode::BAD_REQUEST, format!("mode `{other}`: expected auto, latency or energy"))),
+        Some(other) => return Err(format!("mode `{other}`: expected auto, latency or energy")),
     };
     let placement = match q.placement.as_deref() {
         None => Placement::Any,
-        Some(p) => Placement::parse(p).ok_or_else(|| {
-            error(StatusCode::BAD_REQUEST, format!("placement `{p}`: expected any, local-only or edge-only"))
-        })?,
+        Some(p) => Placement::parse(p).ok_or_else(|| format!("placement `{p}`: expected any, local-only or edge-only"))?,
     };
     if let Some(s) = q.stream.as_deref() {
         if s.is_empty() || s.len() > 64 {
-            return Err(error(StatusCode::BAD_REQUEST, "stream: expected 1 to 64 characters"));
+            return Err("stream: expected 1 to 64 characters".to_string());
         }
     }
     if q.freshest == Some(true) && q.stream.is_none() {
-        return Err(error(StatusCode::BAD_REQUEST, "freshest=true needs stream=<id>: frames supersede others of their stream"));
+        return Err("freshest=true needs stream=<id>: frames supersede others of their stream".to_string());
     }
     Ok(SubmitOptions {
         constraints: Constraints { placement, mode, best_effort: q.best_effort.unwrap_or(false) },

@@ -450,7 +450,7 @@ impl Sim<'_> {
             }
             Ev::LocalDone(i) => {
                 // A run stopped part-way has already left the runner: its completion is void.
-                if !self.local_running.is_some_and(|(j, _, _)| j == i) {
+                if self.local_running.is_none_or(|(j, _, _)| j != i) {
                     return;
                 }
                 if let Some((_, t, started)) = self.local_running.take() {
