@@ -38,7 +38,8 @@ use super::estimators::Observation;
 use super::outcome::{OffloadEnd, OffloadWatch, StopCause};
 use super::local::SystemState;
 use super::policy::Policy;
-use super::scheduler::{Action, Event, Ran, RequestMachine};
+use super::queue;
+use super::scheduler::{offload_stop_cause, Action, AnswerKind, Event, Ran, RequestMachine};
 use super::targets::{ModelId, TargetId, TargetKind};
 use world::{EdgeOutcome, Req};
 
@@ -98,9 +99,9 @@ pub struct Stats {
     pub duplicate_answers: usize,
     /// Failed answers (no result).
     pub failed: usize,
-    /// Mean latency over every answer, ms.
+    /// Mean latency, ms, over the answers that were not shed (see [`Stats::shed`]).
     pub mean_ms: f64,
-    /// 95th percentile over every answer, ms.
+    /// 95th percentile, ms, over the same answers.
     pub p95_ms: f64,
     /// Answers later than the deadline, or failed.
     pub misses: usize,
@@ -114,6 +115,8 @@ pub struct Stats {
     pub probe_bytes: u64,
     /// The trace's length, s (what [`Stats::probe_bytes_per_s`] divides by).
     pub duration_s: f64,
+    /// Requests answered `deadline_exceeded` or `busy` (shed at once, or at deadline + grace).
+    pub shed: usize,
     /// Requests answered from the other kind of path than the oracle's (edge vs local) where
     /// that choice mattered (the other path was more than 10 % slower in hindsight, see
     /// [`world::choice_matters`]), or not answered with a result: how often the policy was on
@@ -168,6 +171,8 @@ struct Answered {
     ok: bool,
     /// From the edge.
     edge: bool,
+    /// Answered `deadline_exceeded` or `busy`: not in the mean and p95 over every answer.
+    shed: bool,
 }
 
 impl Answered {
@@ -186,7 +191,7 @@ fn mean_p95(ms: &mut [f64]) -> (f64, f64) {
 
 fn summarize(policy: &str, answered: &[Answered], duration_s: f64) -> Stats {
     let n = answered.len().max(1);
-    let mut all: Vec<f64> = answered.iter().map(|a| a.us / 1e3).collect();
+    let mut all: Vec<f64> = answered.iter().filter(|a| !a.shed).map(|a| a.us / 1e3).collect();
     let mut in_time: Vec<f64> = answered.iter().filter(|a| a.in_time()).map(|a| a.us / 1e3).collect();
     let (mean_ms, p95_ms) = mean_p95(&mut all);
     let (in_time_mean_ms, in_time_p95_ms) = mean_p95(&mut in_time);
@@ -204,6 +209,7 @@ fn summarize(policy: &str, answered: &[Answered], duration_s: f64) -> Stats {
         in_time_mean_ms,
         in_time_p95_ms,
         max_late_ms: late / 1e3,
+        shed: answered.iter().filter(|a| a.shed).count(),
         in_time_by_request: {
             let mut by = vec![None; answered.iter().map(|a| a.req + 1).max().unwrap_or(0)];
             // A request answered twice (a defect `duplicate_answers` counts) keeps its first.
@@ -234,7 +240,7 @@ pub fn oracle(spec: &TraceSpec, timeline: &Timeline) -> Stats {
         .enumerate()
         .map(|(req, r)| {
             let (us, edge) = world::oracle_us(r, timeline);
-            Answered { req, us, deadline_us: f64::from(r.deadline_us), ok: true, edge }
+            Answered { req, us, deadline_us: f64::from(r.deadline_us), ok: true, edge, shed: false }
         })
         .collect();
     summarize("oracle", &answered, f64::from(spec.duration_s))
@@ -256,9 +262,9 @@ pub fn reference(spec: &TraceSpec, timeline: &Timeline, admission: reference::Ad
             let deadline_us = f64::from(r.deadline_us);
             let edge = p.path == reference::Path::Edge;
             if p.run {
-                Answered { req, us: p.latency_us, deadline_us, ok: true, edge }
+                Answered { req, us: p.latency_us, deadline_us, ok: true, edge, shed: false }
             } else {
-                Answered { req, us: deadline_us, deadline_us, ok: false, edge }
+                Answered { req, us: deadline_us, deadline_us, ok: false, edge, shed: true }
             }
         })
         .collect();
@@ -319,7 +325,8 @@ struct Sim<'a> {
     edge_reply: Vec<Option<EdgeOutcome>>,
     /// Per request: the upload backlog the device predicted when it sent the offload, µs.
     offload_backlog_us: Vec<u64>,
-    local_queue: VecDeque<(usize, TargetId)>,
+    /// Waiting local runs: request, target, order key ([`crate::queue::order_key`]).
+    local_queue: VecDeque<(usize, TargetId, u64)>,
     /// When the uplink has sent every byte queued so far, µs.
     uplink_free_at: f64,
     local_running: Option<(usize, TargetId, u64)>,
@@ -364,23 +371,16 @@ impl Sim<'_> {
         if self.local_running.is_some() {
             return;
         }
-        // As the agent's executor does: the waiting run its target predicts shortest goes
-        // first (FIFO among equals).
-        let est = self.decider.estimators();
-        let next = self
-            .local_queue
-            .iter()
-            .enumerate()
-            .min_by(|(a, (_, ta)), (b, (_, tb))| {
-                est.local_compute_us(*ta).0.total_cmp(&est.local_compute_us(*tb).0).then(a.cmp(b))
-            })
-            .map(|(pos, _)| pos);
-        if let Some((i, t)) = next.and_then(|pos| self.local_queue.remove(pos)) {
+        // As the agent's gate does: least order key first (shortest first with aging, keys
+        // fixed when queued), FIFO among equals.
+        let next = self.local_queue.iter().enumerate().min_by_key(|(pos, &(_, _, key))| (key, *pos)).map(|(pos, _)| pos);
+        if let Some((i, t, _)) = next.and_then(|pos| self.local_queue.remove(pos)) {
             let fp32 = t != TargetId(1);
             let dur = world::local_us(&self.reqs[i], fp32, &self.timeline.at(now)) as u64;
             self.local_running = Some((i, t, now));
             self.decider.observe(Observation::LocalStarted(t), now);
             self.at(now + dur.max(1), Ev::LocalDone(i));
+            self.feed(i, Event::LocalStarted, now, false);
         }
     }
 
@@ -388,8 +388,16 @@ impl Sim<'_> {
         for a in actions {
             match *a {
                 Action::StartLocal(t) => {
+                    // The gate's bound (a fallback may find the queue full since the decision).
+                    let max = self.decider.config().local_queue_max;
+                    if queue::is_full(self.local_queue.len(), self.local_running.is_some(), max) {
+                        self.feed(i, Event::LocalBusy, now, false);
+                        continue;
+                    }
                     self.decider.observe(Observation::LocalQueued(t), now);
-                    self.local_queue.push_back((i, t));
+                    let cost = self.decider.estimators().local_compute_us(t).0;
+                    let key = queue::order_key(now, cost, self.decider.config().aging_factor);
+                    self.local_queue.push_back((i, t, key));
                     self.start_next_local(now);
                 }
                 Action::StartOffload(t) => {
@@ -416,8 +424,8 @@ impl Sim<'_> {
                     self.at(t.max(now), Ev::Timer(i, t));
                 }
                 Action::CancelLocal => {
-                    if let Some(pos) = self.local_queue.iter().position(|&(j, _)| j == i) {
-                        if let Some((_, t)) = self.local_queue.remove(pos) {
+                    if let Some(pos) = self.local_queue.iter().position(|&(j, _, _)| j == i) {
+                        if let Some((_, t, _)) = self.local_queue.remove(pos) {
                             self.decider.observe(Observation::LocalDropped(t), now);
                         }
                     } else if self.local_running.is_some_and(|(j, _, _)| j == i) {
@@ -433,7 +441,7 @@ impl Sim<'_> {
                 }
                 Action::CancelOffload => {
                     let Some((sent, mut watch)) = self.offload[i] else { continue };
-                    let cause = if from_timer { StopCause::TimedOut } else { StopCause::Overtaken };
+                    let cause = offload_stop_cause(actions, from_timer);
                     if let Some(obs) = watch.stop_waiting(cause, self.reported_us(i, sent, now)) {
                         self.decider.observe(obs, now);
                     }
@@ -447,7 +455,10 @@ impl Sim<'_> {
                     self.answers[i] += 1;
                     let ran_edge = matches!(ans.ran, Ran::Edge(_));
                     let deadline_us = f64::from(self.reqs[i].deadline_us);
-                    self.answered.push(Answered { req: i, us: ans.latency_us as f64, deadline_us, ok: ans.ok, edge: ran_edge });
+                    // A shed answer's latency is that of a refusal, not of a run: it would
+                    // flatter the mean. It is counted in `shed` and `misses`.
+                    let shed = matches!(ans.kind, AnswerKind::DeadlineExceeded | AnswerKind::Busy);
+                    self.answered.push(Answered { req: i, us: ans.latency_us as f64, deadline_us, ok: ans.ok, edge: ran_edge, shed });
                     if !ans.ok {
                         self.failed += 1;
                     }
@@ -543,7 +554,7 @@ impl Sim<'_> {
             }
             Ev::LocalDone(i) => {
                 // A run stopped part-way has already left the runner: its completion is void.
-                if !self.local_running.is_some_and(|(j, _, _)| j == i) {
+                if self.local_running.is_none_or(|(j, _, _)| j != i) {
                     return;
                 }
                 if let Some((_, t, started)) = self.local_running.take() {
