@@ -29,6 +29,15 @@ pub enum Observation {
         /// Whether it produced a result.
         ok: bool,
     },
+    /// A local run was stopped part-way (cancelled: the request was answered elsewhere, its
+    /// deadline passed, its client left) after computing `ran_us`: it would have taken at least
+    /// that long.
+    LocalStopped {
+        /// Where it ran.
+        target: TargetId,
+        /// Compute time until it stopped.
+        ran_us: u32,
+    },
     /// A request of `up_bytes` was sent to an edge (its bytes join the uplink's queue).
     OffloadSent {
         /// The edge.
@@ -246,6 +255,12 @@ impl Estimators {
                     let i = target.index() % MAX_TARGETS;
                     self.local[i].update(f64::from(compute_us), &s, &mut self.slowdown);
                 }
+            }
+            Observation::LocalStopped { target, ran_us } => {
+                self.local_queue.running = None;
+                let s = self.system;
+                let i = target.index() % MAX_TARGETS;
+                self.local[i].on_ran_at_least(f64::from(ran_us), &s, &mut self.slowdown);
             }
             Observation::OffloadSent { target, up_bytes } => {
                 let e = &mut self.edges[target.index() % MAX_TARGETS];

@@ -84,6 +84,16 @@ impl LocalCompute {
         &self.base_us
     }
 
+    /// A run stopped after `ran_us` without finishing: it takes at least that long. Censored:
+    /// only a run stopped later than predicted says anything, and then it is learned as if it
+    /// had taken that long. Without this, runs that are always cut at their deadline would
+    /// never correct an optimistic prior, and the path would keep being chosen.
+    pub fn on_ran_at_least(&mut self, ran_us: f64, s: &SystemState, slowdown: &mut Slowdown) {
+        if ran_us.is_finite() && ran_us > self.base_us.mean() * slowdown.factor(s) {
+            self.update(ran_us, s, slowdown);
+        }
+    }
+
     /// Learns from one measured run (compute only, queue excluded) under `s`; teaches
     /// `slowdown` too when the board was loaded.
     pub fn update(&mut self, measured_us: f64, s: &SystemState, slowdown: &mut Slowdown) {
@@ -168,6 +178,21 @@ mod tests {
         }
         assert!((c.base().mean() - 40_000.0).abs() < 1_000.0);
         assert!(c.base().std() > 1_000.0 && c.base().std() < 3_000.0);
+    }
+
+    #[test]
+    fn runs_stopped_later_than_predicted_raise_the_estimate_and_earlier_ones_do_not() {
+        // A 50 ms prior, but every run is cut at 140 ms (its deadline + grace) unfinished.
+        let mut c = LocalCompute::new(0.2, 50_000.0);
+        let mut s = Slowdown::new(0.2);
+        for _ in 0..10 {
+            c.on_ran_at_least(140_000.0, &idle(), &mut s);
+        }
+        assert!(c.base().mean() > 120_000.0, "{}", c.base().mean());
+        // A run stopped after 10 ms (answered elsewhere first) says nothing.
+        let before = c.base().mean();
+        c.on_ran_at_least(10_000.0, &idle(), &mut s);
+        assert_eq!(c.base().mean(), before);
     }
 
     #[test]

@@ -47,8 +47,9 @@ enum Bar {
 /// The bars adaptive misses today: (scenario, trace, bar), with the figures of
 /// `ferry-sim --board tests/traces/boards/FILE.toml [--load none] TRACE` on this branch.
 const KNOWN_MISSES: &[(Scenario, &str, Bar)] = &[
-    // 82.6 % vs always-offload's and threshold's 83.9 % (reference 84.7 %).
-    (OVERLOAD, "edge-overload", Bar::DeadlineMet),
+    // 67.6 % vs always-offload's 69.0 % (reference 69.8 %). (edge-overload, listed here before
+    // runs stopped at their deadline taught the local estimate, now meets it: 84.1 % vs 83.9 %.)
+    (OVERLOAD, "congested-wifi", Bar::DeadlineMet),
     // +11.2 % (84 fallbacks, no offload answered first); deadline met 97.7 % vs
     // always-local's 99.2 %.
     (LEGACY, "hsdpa-bus", Bar::Oracle),
@@ -241,7 +242,6 @@ fn grace_ms() -> f64 {
 }
 
 #[test]
-#[ignore = "needs deadline admission (issue 13 item 3)"]
 fn under_overload_no_answer_comes_later_than_its_deadline_plus_grace() {
     let grace = grace_ms();
     let mut failures = Vec::new();

@@ -391,11 +391,15 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
             if let Ok(r) = result.as_mut() {
                 r.response.timings.queue_wait_us = queued_us;
             }
-            let (compute_us, ok) = match &result {
-                Ok(r) => (r.compute_us, true),
-                Err(_) => (0, false),
+            let obs = match &result {
+                Ok(r) => Observation::LocalFinished { target, compute_us: r.compute_us, ok: true },
+                // Stopped part-way: it would have taken at least this long (censored).
+                Err(_) if cancelled.load(Ordering::Acquire) => {
+                    Observation::LocalStopped { target, ran_us: clamp_u32(started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64) }
+                }
+                Err(_) => Observation::LocalFinished { target, compute_us: 0, ok: false },
             };
-            lock(&decider).observe(Observation::LocalFinished { target, compute_us, ok }, clamp_now(epoch));
+            lock(&decider).observe(obs, clamp_now(epoch));
             // The request may already be answered by the edge: then nobody listens, and that is fine.
             let _ = tx.send(PathEvent::Local(result)).await;
         });

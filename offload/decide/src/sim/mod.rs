@@ -431,8 +431,8 @@ impl Sim<'_> {
                     } else if self.local_running.is_some_and(|(j, _, _)| j == i) {
                         // Running: the agent's tract runner stops before its next node (modelled
                         // as at once, a node being ~1/60 of a run); the board is free again.
-                        if let Some((_, t, _)) = self.local_running.take() {
-                            let obs = Observation::LocalFinished { target: t, compute_us: 0, ok: false };
+                        if let Some((_, t, started)) = self.local_running.take() {
+                            let obs = Observation::LocalStopped { target: t, ran_us: clamp_u32(now.saturating_sub(started)) };
                             self.decider.observe(obs, now);
                         }
                         self.local_cancelled[i] = true;
