@@ -25,7 +25,17 @@ fn every_policy_runs_every_phase_in_every_round_and_the_reference_is_the_best_me
     let dir = tempfile::tempdir().expect("temp dir");
     let record = dir.path().join("demo.json");
     let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["demo", "--per-phase", &PER_PHASE.to_string(), "--rounds", &ROUNDS.to_string(), "--interval-ms", "0", "--slowdown", "3"])
+        .args([
+            "demo",
+            "--per-phase",
+            &PER_PHASE.to_string(),
+            "--rounds",
+            &ROUNDS.to_string(),
+            "--interval-ms",
+            "0",
+            "--slowdown",
+            "3",
+        ])
         .arg("--record")
         .arg(&record)
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
@@ -33,21 +43,45 @@ fn every_policy_runs_every_phase_in_every_round_and_the_reference_is_the_best_me
         .output()
         .expect("run ferry demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let json: Value = serde_json::from_str(&std::fs::read_to_string(&record).expect("the record")).expect("the record is JSON");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&record).expect("the record"))
+        .expect("the record is JSON");
     let phases = json["phases"].as_array().expect("phases").len() as u64;
-    assert!(phases >= 5, "the scenario has its phases, recovery included: {}", json["phases"]);
+    assert!(
+        phases >= 5,
+        "the scenario has its phases, recovery included: {}",
+        json["phases"]
+    );
     let records = json["records"].as_array().expect("records");
 
     // Every request answered exactly once: one record per (round, policy, phase, slot), as
     // many as were sent, each with a request id of its own within its agent.
-    assert_eq!(records.len() as u64, ROUNDS * POLICIES.len() as u64 * phases * PER_PHASE);
+    assert_eq!(
+        records.len() as u64,
+        ROUNDS * POLICIES.len() as u64 * phases * PER_PHASE
+    );
     let mut seen = BTreeSet::new();
     let mut ids = BTreeSet::new();
     for r in records {
-        let key = (num(r, "round"), text(r, "policy").to_string(), num(r, "phase"), num(r, "slot"));
+        let key = (
+            num(r, "round"),
+            text(r, "policy").to_string(),
+            num(r, "phase"),
+            num(r, "slot"),
+        );
         assert!(seen.insert(key.clone()), "answered twice: {key:?}");
-        assert!(ids.insert((num(r, "round"), text(r, "policy").to_string(), num(r, "request_id"))), "request id twice: {r}");
+        assert!(
+            ids.insert((
+                num(r, "round"),
+                text(r, "policy").to_string(),
+                num(r, "request_id")
+            )),
+            "request id twice: {r}"
+        );
         assert!(POLICIES.contains(&text(r, "policy")), "{r}");
         assert!(r["latency_ms"].as_f64().is_some_and(|ms| ms > 0.0), "{r}");
         assert_ne!(text(r, "path"), "failed", "a failed request: {r}");
@@ -68,37 +102,74 @@ fn every_policy_runs_every_phase_in_every_round_and_the_reference_is_the_best_me
     for (round, order) in &turns {
         let mut sorted = order.clone();
         sorted.sort();
-        assert_eq!(sorted, POLICIES, "round {round}: each policy takes one turn: {order:?}");
+        assert_eq!(
+            sorted, POLICIES,
+            "round {round}: each policy takes one turn: {order:?}"
+        );
         for policy in POLICIES {
-            let phases_run: Vec<(u64, u64)> =
-                records.iter().filter(|r| num(r, "round") == *round && text(r, "policy") == policy).map(|r| (num(r, "phase"), num(r, "slot"))).collect();
-            let expected: Vec<(u64, u64)> = (0..phases).flat_map(|p| (0..PER_PHASE).map(move |s| (p, s))).collect();
+            let phases_run: Vec<(u64, u64)> = records
+                .iter()
+                .filter(|r| num(r, "round") == *round && text(r, "policy") == policy)
+                .map(|r| (num(r, "phase"), num(r, "slot")))
+                .collect();
+            let expected: Vec<(u64, u64)> = (0..phases)
+                .flat_map(|p| (0..PER_PHASE).map(move |s| (p, s)))
+                .collect();
             assert_eq!(phases_run, expected, "round {round}, {policy}");
         }
     }
-    assert_ne!(turns[&0][0], turns[&1][0], "the order rotates between rounds: {turns:?}");
+    assert_ne!(
+        turns[&0][0], turns[&1][0],
+        "the order rotates between rounds: {turns:?}"
+    );
 
     // The per-slot reference: one per slot, the lowest latency a policy measured in it, so at
     // most every policy's figure in that slot.
     let best = json["per_slot_best"].as_array().expect("per_slot_best");
     assert_eq!(best.len() as u64, ROUNDS * phases * PER_PHASE);
     for b in best {
-        let in_slot: Vec<&Value> =
-            records.iter().filter(|r| num(r, "round") == num(b, "round") && num(r, "phase") == num(b, "phase") && num(r, "slot") == num(b, "slot")).collect();
+        let in_slot: Vec<&Value> = records
+            .iter()
+            .filter(|r| {
+                num(r, "round") == num(b, "round")
+                    && num(r, "phase") == num(b, "phase")
+                    && num(r, "slot") == num(b, "slot")
+            })
+            .collect();
         assert_eq!(in_slot.len(), POLICIES.len(), "{b}");
         let best_ms = b["best_ms"].as_f64().expect("best_ms");
         for r in &in_slot {
-            assert!(best_ms <= r["latency_ms"].as_f64().expect("latency"), "reference {b} above {r}");
+            assert!(
+                best_ms <= r["latency_ms"].as_f64().expect("latency"),
+                "reference {b} above {r}"
+            );
         }
-        assert!(in_slot.iter().any(|r| r["latency_ms"].as_f64() == Some(best_ms) && text(r, "policy") == text(b, "policy")), "{b} was measured");
+        assert!(
+            in_slot
+                .iter()
+                .any(|r| r["latency_ms"].as_f64() == Some(best_ms)
+                    && text(r, "policy") == text(b, "policy")),
+            "{b} was measured"
+        );
     }
 
     // The summary says what was emulated and states both comparisons (their values are not
     // asserted: they are a measurement).
-    assert!(stdout.contains("local compute takes 3.0× its measured time"), "the board slowdown: {stdout}");
-    assert!(stdout.contains("1.5 Mbit/s,  40 ms one-way"), "the link shaping: {stdout}");
+    assert!(
+        stdout.contains("local compute takes 3.0× its measured time"),
+        "the board slowdown: {stdout}"
+    );
+    assert!(
+        stdout.contains("1.5 Mbit/s,  40 ms one-way"),
+        "the link shaping: {stdout}"
+    );
     assert!(stdout.contains(&format!("{ROUNDS} rounds")), "{stdout}");
-    for line in ["adaptive / better static", "adaptive / best static per phase", "adaptive / per-slot best", "load average"] {
+    for line in [
+        "adaptive / better static",
+        "adaptive / best static per phase",
+        "adaptive / per-slot best",
+        "load average",
+    ] {
         assert!(stdout.contains(line), "{line}: {stdout}");
     }
 }

@@ -38,7 +38,7 @@ use ferry_protocol::{ImageFormat, Input};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::daemon::{AgentConfig, Daemon, SubmitError, Submission};
+use crate::daemon::{AgentConfig, Daemon, Submission, SubmitError};
 use crate::service::Agent;
 use record::{Comparison, Path as AnswerPath, RequestRecord, SlotBest};
 use scenario::{order, PHASES, POLICIES};
@@ -150,10 +150,16 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoReport, DemoError> {
     let started = Instant::now();
     let load_before = load_average();
     let dir = tempfile::tempdir().map_err(DemoError::TempDir)?;
-    let broker = broker::start(broker::free_port().map_err(DemoError::Broker)?).map_err(DemoError::Broker)?;
-    let world = World { shape: Arc::new(link::Shape::default()), hog: load::CpuLoad::start() };
+    let broker = broker::start(broker::free_port().map_err(DemoError::Broker)?)
+        .map_err(DemoError::Broker)?;
+    let world = World {
+        shape: Arc::new(link::Shape::default()),
+        hog: load::CpuLoad::start(),
+    };
     world.enter(&PHASES[0]);
-    let link_addr = link::start(broker, world.shape.clone()).await.map_err(DemoError::Link)?;
+    let link_addr = link::start(broker, world.shape.clone())
+        .await
+        .map_err(DemoError::Link)?;
     println!(
         "ferry demo: broker (rumqttd) on {broker}, emulated link on {link_addr}, device = this machine slowed {}x; {} rounds, {} requests per phase",
         opts.slowdown, opts.rounds, opts.per_phase
@@ -165,14 +171,24 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoReport, DemoError> {
     let edge_task = tokio::spawn(ferry_edge::run(edge, async move {
         let _ = edge_stop.wait_for(|s| *s).await;
     }));
-    let images = [read(&opts.models.join("images/cat.jpg"))?, read(&opts.models.join("images/espresso.jpg"))?];
+    let images = [
+        read(&opts.models.join("images/cat.jpg"))?,
+        read(&opts.models.join("images/espresso.jpg"))?,
+    ];
 
     let mut records = Vec::new();
     let mut first = true;
     let result: Result<(), DemoError> = async {
         for round in 0..opts.rounds {
             for (place, policy) in order(round).into_iter().enumerate() {
-                let run = PolicyRun { round, place: place as u32, policy, opts, images: &images, world: &world };
+                let run = PolicyRun {
+                    round,
+                    place: place as u32,
+                    policy,
+                    opts,
+                    images: &images,
+                    world: &world,
+                };
                 run.go(dir.path(), link_addr, first, &mut records).await?;
                 first = false;
             }
@@ -188,7 +204,10 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoReport, DemoError> {
     let comparison = Comparison::of(&records, &POLICIES, opts.rounds);
     let report = DemoReport {
         options: opts.clone(),
-        phases: PHASES.iter().map(|p| (p.name, p.mbps, p.delay_ms, p.cpu_load)).collect(),
+        phases: PHASES
+            .iter()
+            .map(|p| (p.name, p.mbps, p.delay_ms, p.cpu_load))
+            .collect(),
         orders: (0..opts.rounds).map(|r| order(r).to_vec()).collect(),
         per_slot_best: record::per_slot_best(&records),
         records,
@@ -213,7 +232,13 @@ struct PolicyRun<'a> {
 }
 
 impl PolicyRun<'_> {
-    async fn go(&self, dir: &Path, link: std::net::SocketAddr, first: bool, records: &mut Vec<RequestRecord>) -> Result<(), DemoError> {
+    async fn go(
+        &self,
+        dir: &Path,
+        link: std::net::SocketAddr,
+        first: bool,
+        records: &mut Vec<RequestRecord>,
+    ) -> Result<(), DemoError> {
         let policy = self.policy;
         // Every agent starts in the first phase's world, so that its warm-up and its first
         // probes see the same link and load.
@@ -221,7 +246,10 @@ impl PolicyRun<'_> {
         let config = agent_config(dir, policy, self.round, link, self.opts)?;
         // The agent as `ferry run` composes it (API, sensor loop); stopped before the next
         // starts, so that only one agent at a time holds a connection or probes the link.
-        let agent = Agent::start(config).await.map_err(|e| DemoError::Agent { policy, message: e.to_string() })?;
+        let agent = Agent::start(config).await.map_err(|e| DemoError::Agent {
+            policy,
+            message: e.to_string(),
+        })?;
         let daemon = agent.daemon().clone();
         let outcome = self.phases(&daemon, first, records).await;
         drop(daemon);
@@ -229,10 +257,20 @@ impl PolicyRun<'_> {
         outcome
     }
 
-    async fn phases(&self, daemon: &Daemon, first: bool, records: &mut Vec<RequestRecord>) -> Result<(), DemoError> {
+    async fn phases(
+        &self,
+        daemon: &Daemon,
+        first: bool,
+        records: &mut Vec<RequestRecord>,
+    ) -> Result<(), DemoError> {
         let policy = self.policy;
         if let Some(link) = &daemon.offloader {
-            link.wait_ready(Duration::from_secs(10)).await.map_err(|e| DemoError::Agent { policy, message: format!("device → broker: {e}") })?;
+            link.wait_ready(Duration::from_secs(10))
+                .await
+                .map_err(|e| DemoError::Agent {
+                    policy,
+                    message: format!("device → broker: {e}"),
+                })?;
         }
         // Let the edge subscribe before the first agent sends anything.
         tokio::time::sleep(Duration::from_millis(if first { 1500 } else { 200 })).await;
@@ -244,10 +282,20 @@ impl PolicyRun<'_> {
             for slot in 0..self.opts.per_phase {
                 tokio::time::sleep_until(phase_start + interval * slot).await;
                 let image = &self.images[slot as usize % self.images.len()];
-                let input = Input::Image { format: ImageFormat::Jpeg, bytes: image.clone() };
-                let s = Submission { model: "efficientnet-lite0".to_string(), input, deadline_ms: Some(self.opts.deadline_ms) };
+                let input = Input::Image {
+                    format: ImageFormat::Jpeg,
+                    bytes: image.clone(),
+                };
+                let s = Submission {
+                    model: "efficientnet-lite0".to_string(),
+                    input,
+                    deadline_ms: Some(self.opts.deadline_ms),
+                };
                 let sent = Instant::now();
-                let outcome = daemon.submit(s).await.map_err(|source| DemoError::Submit { policy, source })?;
+                let outcome = daemon
+                    .submit(s)
+                    .await
+                    .map_err(|source| DemoError::Submit { policy, source })?;
                 let latency_ms = sent.elapsed().as_secs_f64() * 1e3;
                 let a = outcome.answer;
                 let path = match (a.ok, a.ran) {
@@ -270,7 +318,17 @@ impl PolicyRun<'_> {
             }
             // Every policy spends the same time in a phase unless its answers overran.
             tokio::time::sleep_until(phase_start + interval * self.opts.per_phase).await;
-            println!("{}", report::phase_line(self.round, self.opts.rounds, policy, phase, &records[before..], self.opts.per_phase));
+            println!(
+                "{}",
+                report::phase_line(
+                    self.round,
+                    self.opts.rounds,
+                    policy,
+                    phase,
+                    &records[before..],
+                    self.opts.per_phase
+                )
+            );
         }
         Ok(())
     }
@@ -279,24 +337,49 @@ impl PolicyRun<'_> {
 /// `/proc/loadavg`'s 1, 5 and 15 minute averages.
 fn load_average() -> Option<String> {
     let text = std::fs::read_to_string("/proc/loadavg").ok()?;
-    Some(text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+    Some(
+        text.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, DemoError> {
-    std::fs::read(path).map_err(|source| DemoError::Read { path: path.to_path_buf(), source })
+    std::fs::read(path).map_err(|source| DemoError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
-fn edge_config(broker: std::net::SocketAddr, models: &Path) -> Result<ferry_edge::EdgeConfig, DemoError> {
+fn edge_config(
+    broker: std::net::SocketAddr,
+    models: &Path,
+) -> Result<ferry_edge::EdgeConfig, DemoError> {
     let text = format!(
         "share_group = \"demo\"\nmodels_dir = \"{}\"\nworkers = 1\nqueue_capacity = 16\nmax_batch = 4\n[models.efficientnet-lite0]\nprecisions = [\"fp32\"]\n[mqtt]\nbroker = \"mqtt://{broker}\"\ninsecure = true\n",
         models.display()
     );
-    ferry_edge::EdgeConfig::parse(&text, Path::new("<demo edge config>")).map_err(|e| DemoError::Config { what: "edge".to_string(), message: e.to_string() })
+    ferry_edge::EdgeConfig::parse(&text, Path::new("<demo edge config>")).map_err(|e| {
+        DemoError::Config {
+            what: "edge".to_string(),
+            message: e.to_string(),
+        }
+    })
 }
 
-fn agent_config(dir: &Path, policy: &str, round: u32, link: std::net::SocketAddr, opts: &DemoOptions) -> Result<AgentConfig, DemoError> {
+fn agent_config(
+    dir: &Path,
+    policy: &str,
+    round: u32,
+    link: std::net::SocketAddr,
+    opts: &DemoOptions,
+) -> Result<AgentConfig, DemoError> {
     let board = dir.join("demo-board.toml");
-    let refused = |message: String| DemoError::Config { what: policy.to_string(), message };
+    let refused = |message: String| DemoError::Config {
+        what: policy.to_string(),
+        message,
+    };
     std::fs::write(&board, DEMO_BOARD).map_err(|e| refused(format!("{}: {e}", board.display())))?;
     let text = format!(
         "[agent]\ndevice_id = \"demo-{policy}\"\nboard = \"{}\"\nmodels = \"{}\"\nemulate_slowdown = {:.3}\nwarmup_runs = 2\n[api]\nunix = \"{}\"\n[decide]\npolicy = \"{policy}\"\n[mqtt]\nbroker = \"mqtt://{link}\"\ninsecure = true\n[telemetry]\nspool_dir = \"{}\"\n",

@@ -94,7 +94,15 @@ pub fn per_slot_best(records: &[RequestRecord]) -> Vec<SlotBest> {
             *e = (r.latency_ms, r.policy);
         }
     }
-    best.into_iter().map(|((round, phase, slot), (best_ms, policy))| SlotBest { round, phase, slot, best_ms, policy }).collect()
+    best.into_iter()
+        .map(|((round, phase, slot), (best_ms, policy))| SlotBest {
+            round,
+            phase,
+            slot,
+            best_ms,
+            policy,
+        })
+        .collect()
 }
 
 /// Per (round, phase), the lower of the static policies' phase means, ms.
@@ -152,7 +160,10 @@ impl Figures {
         f.requests = lat.len() as u32;
         f.mean_ms = mean(&lat);
         lat.sort_by(f64::total_cmp);
-        f.p95_ms = lat.get(((lat.len() as f64 * 0.95).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0.0);
+        f.p95_ms = lat
+            .get(((lat.len() as f64 * 0.95).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or(0.0);
         f
     }
 }
@@ -181,22 +192,40 @@ pub struct Comparison {
 impl Comparison {
     /// Computes it from every record.
     pub fn of(records: &[RequestRecord], policies: &[&'static str], rounds: u32) -> Self {
-        let figures: Vec<(&'static str, Figures)> =
-            policies.iter().map(|&p| (p, Figures::of(records.iter().filter(|r| r.policy == p)))).collect();
+        let figures: Vec<(&'static str, Figures)> = policies
+            .iter()
+            .map(|&p| (p, Figures::of(records.iter().filter(|r| r.policy == p))))
+            .collect();
         let (better_static, better_static_ms) = figures
             .iter()
             .filter(|(p, _)| is_static(p))
             .map(|(p, f)| (*p, f.mean_ms))
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .unwrap_or(("-", f64::NAN));
-        let adaptive_ms = figures.iter().find(|(p, _)| *p == ADAPTIVE).map_or(f64::NAN, |(_, f)| f.mean_ms);
+        let adaptive_ms = figures
+            .iter()
+            .find(|(p, _)| *p == ADAPTIVE)
+            .map_or(f64::NAN, |(_, f)| f.mean_ms);
         let per_phase: Vec<f64> = best_static_per_phase(records).into_values().collect();
         let best = per_slot_best(records);
-        let slots: std::collections::BTreeSet<SlotKey> = records.iter().map(RequestRecord::key).collect();
+        let slots: std::collections::BTreeSet<SlotKey> =
+            records.iter().map(RequestRecord::key).collect();
         let per_round_vs_better_static = (0..rounds)
             .map(|round| {
-                let m = |p: &str| mean(&records.iter().filter(|r| r.round == round && r.policy == p).map(|r| r.latency_ms).collect::<Vec<_>>());
-                let better = policies.iter().filter(|p| is_static(p)).map(|p| m(p)).fold(f64::INFINITY, f64::min);
+                let m = |p: &str| {
+                    mean(
+                        &records
+                            .iter()
+                            .filter(|r| r.round == round && r.policy == p)
+                            .map(|r| r.latency_ms)
+                            .collect::<Vec<_>>(),
+                    )
+                };
+                let better = policies
+                    .iter()
+                    .filter(|p| is_static(p))
+                    .map(|p| m(p))
+                    .fold(f64::INFINITY, f64::min);
                 m(ADAPTIVE) / better
             })
             .collect();
@@ -225,8 +254,26 @@ pub fn mean(v: &[f64]) -> f64 {
 mod tests {
     use super::*;
 
-    fn rec(round: u32, policy: &'static str, phase: usize, slot: u32, latency_ms: f64, path: Path) -> RequestRecord {
-        RequestRecord { round, place: 0, policy, phase, slot, latency_ms, path, fallback: false, missed: false, request_id: 0 }
+    fn rec(
+        round: u32,
+        policy: &'static str,
+        phase: usize,
+        slot: u32,
+        latency_ms: f64,
+        path: Path,
+    ) -> RequestRecord {
+        RequestRecord {
+            round,
+            place: 0,
+            policy,
+            phase,
+            slot,
+            latency_ms,
+            path,
+            fallback: false,
+            missed: false,
+            request_id: 0,
+        }
     }
 
     fn sample() -> Vec<RequestRecord> {
@@ -246,8 +293,18 @@ mod tests {
     #[test]
     fn the_per_slot_best_is_the_lowest_result_in_the_slot_and_never_a_failure() {
         let best = per_slot_best(&sample());
-        let got: Vec<(usize, u32, f64, &str)> = best.iter().map(|b| (b.phase, b.slot, b.best_ms, b.policy)).collect();
-        assert_eq!(got, vec![(0, 0, 90.0, "always-offload"), (0, 1, 80.0, "adaptive"), (1, 0, 300.0, "always-local")]);
+        let got: Vec<(usize, u32, f64, &str)> = best
+            .iter()
+            .map(|b| (b.phase, b.slot, b.best_ms, b.policy))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, 0, 90.0, "always-offload"),
+                (0, 1, 80.0, "adaptive"),
+                (1, 0, 300.0, "always-local")
+            ]
+        );
     }
 
     #[test]
@@ -260,7 +317,11 @@ mod tests {
 
     #[test]
     fn the_comparison_names_the_better_static_policy_and_both_references() {
-        let c = Comparison::of(&sample(), &["adaptive", "always-local", "always-offload"], 1);
+        let c = Comparison::of(
+            &sample(),
+            &["adaptive", "always-local", "always-offload"],
+            1,
+        );
         assert_eq!(c.better_static, "always-offload");
         assert!((c.better_static_ms - 610.0 / 3.0).abs() < 1e-9);
         assert!((c.adaptive_ms - 500.0 / 3.0).abs() < 1e-9);

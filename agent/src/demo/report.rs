@@ -9,7 +9,14 @@ use super::scenario::{is_static, Phase, ADAPTIVE, PHASES, POLICIES};
 use super::DemoReport;
 
 /// One (round, policy, phase) line: the marks (L/E/x per request) and the phase mean.
-pub fn phase_line(round: u32, rounds: u32, policy: &str, phase: &Phase, records: &[RequestRecord], per_phase: u32) -> String {
+pub fn phase_line(
+    round: u32,
+    rounds: u32,
+    policy: &str,
+    phase: &Phase,
+    records: &[RequestRecord],
+    per_phase: u32,
+) -> String {
     let marks: String = records.iter().map(|r| r.path.mark()).collect();
     let lat: Vec<f64> = records.iter().map(|r| r.latency_ms).collect();
     format!(
@@ -30,7 +37,13 @@ pub fn summary(r: &DemoReport) -> String {
     let mut s = String::new();
     let per_policy = o.rounds * o.per_phase * PHASES.len() as u32;
     let _ = writeln!(s);
-    let _ = writeln!(s, "summary: {} rounds × {} phases × {} requests = {per_policy} requests per policy", o.rounds, PHASES.len(), o.per_phase);
+    let _ = writeln!(
+        s,
+        "summary: {} rounds × {} phases × {} requests = {per_policy} requests per policy",
+        o.rounds,
+        PHASES.len(),
+        o.per_phase
+    );
     let _ = writeln!(
         s,
         "  emulated board: local compute takes {:.1}× its measured time on this machine (the extra {:.1}× as a wait that holds the local runner); the edge computes at this machine's speed",
@@ -39,11 +52,31 @@ pub fn summary(r: &DemoReport) -> String {
     );
     let _ = writeln!(s, "  emulated link: a pacing proxy on loopback (bandwidth each way + one-way delay), set per phase:");
     for p in PHASES {
-        let _ = writeln!(s, "    {:<22} {:>5.1} Mbit/s, {:>3} ms one-way, background CPU job {}", p.name, p.mbps, p.delay_ms, if p.cpu_load { "on (one spinning thread)" } else { "off" });
+        let _ = writeln!(
+            s,
+            "    {:<22} {:>5.1} Mbit/s, {:>3} ms one-way, background CPU job {}",
+            p.name,
+            p.mbps,
+            p.delay_ms,
+            if p.cpu_load {
+                "on (one spinning thread)"
+            } else {
+                "off"
+            }
+        );
     }
-    let pacing = if o.interval_ms == 0 { "back to back".to_string() } else { format!("one every {} ms (or right after the previous answer, when it is later)", o.interval_ms) };
+    let pacing = if o.interval_ms == 0 {
+        "back to back".to_string()
+    } else {
+        format!(
+            "one every {} ms (or right after the previous answer, when it is later)",
+            o.interval_ms
+        )
+    };
     let _ = writeln!(s, "  requests: one at a time, {pacing}; EfficientNet-Lite0, the cat and espresso JPEGs in turn; deadline {} ms", o.deadline_ms);
-    let orders: Vec<String> = (0..o.rounds.min(POLICIES.len() as u32)).map(|round| super::scenario::order(round).join(" → ")).collect();
+    let orders: Vec<String> = (0..o.rounds.min(POLICIES.len() as u32))
+        .map(|round| super::scenario::order(round).join(" → "))
+        .collect();
     let _ = writeln!(
         s,
         "  turns: in every round each policy runs the whole phase sequence with a fresh agent, one policy after another; the order rotates by one each round ({}{})",
@@ -60,7 +93,11 @@ pub fn summary(r: &DemoReport) -> String {
     );
 
     let _ = writeln!(s);
-    let _ = writeln!(s, "per phase, mean ms over {} rounds × {} requests:", o.rounds, o.per_phase);
+    let _ = writeln!(
+        s,
+        "per phase, mean ms over {} rounds × {} requests:",
+        o.rounds, o.per_phase
+    );
     let _ = write!(s, "  {:<22}", "phase");
     for p in POLICIES {
         let _ = write!(s, " {p:>15}");
@@ -71,25 +108,57 @@ pub fn summary(r: &DemoReport) -> String {
     for (i, p) in PHASES.iter().enumerate() {
         let _ = write!(s, "  {:<22}", p.name);
         for policy in POLICIES {
-            let f = Figures::of(r.records.iter().filter(|x| x.phase == i && x.policy == policy));
+            let f = Figures::of(
+                r.records
+                    .iter()
+                    .filter(|x| x.phase == i && x.policy == policy),
+            );
             let _ = write!(s, " {:>15.1}", f.mean_ms);
         }
-        let st: Vec<f64> = per_phase_static.iter().filter(|((_, ph), _)| *ph == i).map(|(_, v)| *v).collect();
-        let sb: Vec<f64> = best.iter().filter(|b| b.phase == i).map(|b| b.best_ms).collect();
+        let st: Vec<f64> = per_phase_static
+            .iter()
+            .filter(|((_, ph), _)| *ph == i)
+            .map(|(_, v)| *v)
+            .collect();
+        let sb: Vec<f64> = best
+            .iter()
+            .filter(|b| b.phase == i)
+            .map(|b| b.best_ms)
+            .collect();
         let _ = writeln!(s, " {:>18.1} {:>14.1}", mean(&st), mean(&sb));
     }
 
     let _ = writeln!(s);
     let _ = writeln!(s, "every request (L = ran locally, E = ran on the edge):");
-    let _ = writeln!(s, "  {:<15} {:>9} {:>9} {:>6} {:>6} {:>7} {:>10} {:>7}", "policy", "mean ms", "p95 ms", "local", "edge", "failed", "fallbacks", "misses");
+    let _ = writeln!(
+        s,
+        "  {:<15} {:>9} {:>9} {:>6} {:>6} {:>7} {:>10} {:>7}",
+        "policy", "mean ms", "p95 ms", "local", "edge", "failed", "fallbacks", "misses"
+    );
     for (p, f) in &c.policies {
-        let _ = writeln!(s, "  {p:<15} {:>9.1} {:>9.1} {:>6} {:>6} {:>7} {:>10} {:>7}", f.mean_ms, f.p95_ms, f.local, f.edge, f.failed, f.fallbacks, f.misses);
+        let _ = writeln!(
+            s,
+            "  {p:<15} {:>9.1} {:>9.1} {:>6} {:>6} {:>7} {:>10} {:>7}",
+            f.mean_ms, f.p95_ms, f.local, f.edge, f.failed, f.fallbacks, f.misses
+        );
     }
-    let _ = writeln!(s, "  {:<15} {:>9.1}   (reference, see below)", "best static/ph.", c.best_static_per_phase_ms);
-    let _ = writeln!(s, "  {:<15} {:>9.1}   (reference, see below)", "per-slot best", c.per_slot_best_ms);
+    let _ = writeln!(
+        s,
+        "  {:<15} {:>9.1}   (reference, see below)",
+        "best static/ph.", c.best_static_per_phase_ms
+    );
+    let _ = writeln!(
+        s,
+        "  {:<15} {:>9.1}   (reference, see below)",
+        "per-slot best", c.per_slot_best_ms
+    );
 
     let _ = writeln!(s);
-    let rounds: Vec<String> = c.per_round_vs_better_static.iter().map(|x| format!("{x:.2}")).collect();
+    let rounds: Vec<String> = c
+        .per_round_vs_better_static
+        .iter()
+        .map(|x| format!("{x:.2}"))
+        .collect();
     let _ = writeln!(
         s,
         "  {ADAPTIVE} / better static ({}) = {:.2}   (per round, against that round's better static: {})",
@@ -97,8 +166,16 @@ pub fn summary(r: &DemoReport) -> String {
         c.adaptive_ms / c.better_static_ms,
         rounds.join(" ")
     );
-    let _ = writeln!(s, "  {ADAPTIVE} / best static per phase   = {:.2}", c.adaptive_ms / c.best_static_per_phase_ms);
-    let _ = writeln!(s, "  {ADAPTIVE} / per-slot best           = {:.2}", c.adaptive_ms / c.per_slot_best_ms);
+    let _ = writeln!(
+        s,
+        "  {ADAPTIVE} / best static per phase   = {:.2}",
+        c.adaptive_ms / c.best_static_per_phase_ms
+    );
+    let _ = writeln!(
+        s,
+        "  {ADAPTIVE} / per-slot best           = {:.2}",
+        c.adaptive_ms / c.per_slot_best_ms
+    );
     let statics: Vec<&str> = POLICIES.iter().copied().filter(|p| is_static(p)).collect();
     let _ = writeln!(
         s,

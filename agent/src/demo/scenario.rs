@@ -18,11 +18,36 @@ pub struct Phase {
 /// times. Every collapse is followed by good Wi-Fi again (phase 3 with the CPU busy, phase 5
 /// with it idle), so that the table shows whether a policy finds its way back to the edge.
 pub const PHASES: [Phase; 5] = [
-    Phase { name: "good Wi-Fi, idle CPU", mbps: 80.0, delay_ms: 2.0, cpu_load: false },
-    Phase { name: "link collapse", mbps: 1.5, delay_ms: 40.0, cpu_load: false },
-    Phase { name: "good Wi-Fi, busy CPU", mbps: 80.0, delay_ms: 2.0, cpu_load: true },
-    Phase { name: "collapse, busy CPU", mbps: 1.5, delay_ms: 40.0, cpu_load: true },
-    Phase { name: "good Wi-Fi again", mbps: 80.0, delay_ms: 2.0, cpu_load: false },
+    Phase {
+        name: "good Wi-Fi, idle CPU",
+        mbps: 80.0,
+        delay_ms: 2.0,
+        cpu_load: false,
+    },
+    Phase {
+        name: "link collapse",
+        mbps: 1.5,
+        delay_ms: 40.0,
+        cpu_load: false,
+    },
+    Phase {
+        name: "good Wi-Fi, busy CPU",
+        mbps: 80.0,
+        delay_ms: 2.0,
+        cpu_load: true,
+    },
+    Phase {
+        name: "collapse, busy CPU",
+        mbps: 1.5,
+        delay_ms: 40.0,
+        cpu_load: true,
+    },
+    Phase {
+        name: "good Wi-Fi again",
+        mbps: 80.0,
+        delay_ms: 2.0,
+        cpu_load: false,
+    },
 ];
 
 /// The policies compared; the first is the one under test, the others are the static rules.
@@ -51,7 +76,9 @@ mod tests {
     #[test]
     fn every_policy_takes_every_place_once_over_as_many_rounds_as_policies() {
         for (place, _) in POLICIES.iter().enumerate() {
-            let mut seen: Vec<&str> = (0..POLICIES.len() as u32).map(|r| order(r)[place]).collect();
+            let mut seen: Vec<&str> = (0..POLICIES.len() as u32)
+                .map(|r| order(r)[place])
+                .collect();
             seen.sort_unstable();
             let mut all = POLICIES.to_vec();
             all.sort_unstable();
