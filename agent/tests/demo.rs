@@ -169,6 +169,7 @@ fn every_policy_runs_every_phase_in_every_round_and_the_reference_is_the_best_me
         "adaptive / best static per phase",
         "adaptive / per-slot best",
         "load average",
+        "back on the edge for the rest of \"good Wi-Fi again\"",
     ] {
         assert!(stdout.contains(line), "{line}: {stdout}");
     }

@@ -292,6 +292,7 @@ impl PolicyRun<'_> {
                     deadline_ms: Some(self.opts.deadline_ms),
                 };
                 let sent = Instant::now();
+                let sent_ms = phase_start.elapsed().as_secs_f64() * 1e3;
                 let outcome = daemon
                     .submit(s)
                     .await
@@ -309,6 +310,7 @@ impl PolicyRun<'_> {
                     policy,
                     phase: index,
                     slot,
+                    sent_ms,
                     latency_ms,
                     path,
                     fallback: a.fallback.is_some(),

@@ -47,6 +47,8 @@ pub struct RequestRecord {
     pub phase: usize,
     /// Request number within the phase, 0-based.
     pub slot: u32,
+    /// When it was submitted, ms after its phase began.
+    pub sent_ms: f64,
     /// From submitting to the answer, as the application sees it, ms.
     pub latency_ms: f64,
     /// Where the answer came from.
@@ -119,6 +121,23 @@ pub fn best_static_per_phase(records: &[RequestRecord]) -> BTreeMap<(u32, usize)
         *e = e.min(mean);
     }
     best
+}
+
+/// For one policy's requests in one (round, phase), in the order they were sent: when (ms into
+/// the phase) the first request was sent from which every later one in the phase ran on the
+/// edge. `None` when the phase's last request did not run on the edge.
+pub fn on_edge_from(phase_records: &[&RequestRecord]) -> Option<f64> {
+    let tail = phase_records
+        .iter()
+        .rev()
+        .take_while(|r| r.path == Path::Edge)
+        .count();
+    if tail == 0 {
+        return None;
+    }
+    phase_records
+        .get(phase_records.len() - tail)
+        .map(|r| r.sent_ms)
 }
 
 /// One policy's figures over a set of requests.
@@ -268,6 +287,7 @@ mod tests {
             policy,
             phase,
             slot,
+            sent_ms: f64::from(slot) * 200.0,
             latency_ms,
             path,
             fallback: false,
@@ -331,5 +351,19 @@ mod tests {
         assert_eq!(c.per_round_vs_better_static.len(), 1);
         let offload = &c.policies[2].1;
         assert_eq!((offload.requests, offload.edge, offload.failed), (3, 2, 1));
+    }
+
+    #[test]
+    fn on_edge_from_is_the_send_time_of_the_first_request_of_the_edge_run_that_ends_the_phase() {
+        let paths = [Path::Local, Path::Edge, Path::Local, Path::Edge, Path::Edge];
+        let recs: Vec<RequestRecord> = paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| rec(0, "adaptive", 2, i as u32, 100.0, *p))
+            .collect();
+        let refs: Vec<&RequestRecord> = recs.iter().collect();
+        assert_eq!(on_edge_from(&refs), Some(600.0));
+        assert_eq!(on_edge_from(&refs[..3]), None);
+        assert_eq!(on_edge_from(&refs[1..2]), Some(200.0));
     }
 }

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::record::{mean, Figures, RequestRecord};
+use super::record::{mean, on_edge_from, Figures, RequestRecord};
 use super::scenario::{is_static, Phase, ADAPTIVE, PHASES, POLICIES};
 use super::DemoReport;
 
@@ -176,6 +176,7 @@ pub fn summary(r: &DemoReport) -> String {
         "  {ADAPTIVE} / per-slot best           = {:.2}",
         c.adaptive_ms / c.per_slot_best_ms
     );
+    s.push_str(&recovery(r));
     let statics: Vec<&str> = POLICIES.iter().copied().filter(|p| is_static(p)).collect();
     let _ = writeln!(
         s,
@@ -188,5 +189,37 @@ pub fn summary(r: &DemoReport) -> String {
         POLICIES.len(),
         if c.slots_without_result > 0 { format!(" ({} slots had no result and are left out)", c.slots_without_result) } else { String::new() }
     );
+    s
+}
+
+/// After each phase whose link is better than the one before (the end of a collapse): when
+/// adaptive went back to the edge for the rest of the phase, per round.
+fn recovery(r: &DemoReport) -> String {
+    let mut s = String::new();
+    for (i, p) in PHASES.iter().enumerate().skip(1) {
+        if p.mbps <= PHASES[i - 1].mbps {
+            continue;
+        }
+        let per_round: Vec<String> = (0..r.options.rounds)
+            .map(|round| {
+                let recs: Vec<&RequestRecord> = r
+                    .records
+                    .iter()
+                    .filter(|x| x.round == round && x.phase == i && x.policy == ADAPTIVE)
+                    .collect();
+                match on_edge_from(&recs) {
+                    Some(ms) => format!("{:.1} s", ms / 1e3),
+                    None => "not within the phase".to_string(),
+                }
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "  {ADAPTIVE} back on the edge for the rest of \"{}\" (after \"{}\") from: {} (per round)",
+            p.name,
+            PHASES[i - 1].name,
+            per_round.join(", ")
+        );
+    }
     s
 }
