@@ -66,8 +66,8 @@ pub struct DemoOptions {
 pub struct DemoReport {
     /// The settings it ran with.
     pub options: DemoOptions,
-    /// The scenario's phases, by index: (name, Mbit/s, one-way ms, background CPU job).
-    pub phases: Vec<(&'static str, f64, f64, bool)>,
+    /// The scenario's phases, by index.
+    pub phases: Vec<scenario::Phase>,
     /// The order the policies took turns in, per round.
     pub orders: Vec<Vec<&'static str>>,
     /// Every request, in the order they were sent.
@@ -204,10 +204,7 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoReport, DemoError> {
     let comparison = Comparison::of(&records, &POLICIES, opts.rounds);
     let report = DemoReport {
         options: opts.clone(),
-        phases: PHASES
-            .iter()
-            .map(|p| (p.name, p.mbps, p.delay_ms, p.cpu_load))
-            .collect(),
+        phases: PHASES.to_vec(),
         orders: (0..opts.rounds).map(|r| order(r).to_vec()).collect(),
         per_slot_best: record::per_slot_best(&records),
         records,

@@ -162,7 +162,7 @@ pub struct Figures {
 }
 
 impl Figures {
-    /// The figures of the records `keep` selects.
+    /// The figures of `records`.
     pub fn of<'a>(records: impl IntoIterator<Item = &'a RequestRecord>) -> Self {
         let mut f = Figures::default();
         let mut lat = Vec::new();

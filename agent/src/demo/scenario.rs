@@ -2,7 +2,7 @@
 //! turns in.
 
 /// One phase of the scenario.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct Phase {
     /// What it stands for.
     pub name: &'static str,
