@@ -47,6 +47,12 @@ pub struct Answer {
     pub fallback: Option<String>,
     /// The best classes.
     pub top: Vec<Class>,
+    /// `ok` for an answer with a result (the only kind this client returns as `Ok`).
+    #[serde(default)]
+    pub status: Option<String>,
+    /// The constraints that applied (placement, mode, deadline_ms, best_effort, stream, freshest).
+    #[serde(default)]
+    pub constraints: Option<serde_json::Value>,
 }
 
 /// What went wrong.
@@ -72,6 +78,14 @@ pub enum ClientError {
 /// `application/octet-stream` with `?shape=` in `model`'s query — use [`infer_tensor`]).
 pub fn infer(endpoint: &Endpoint, model: &str, content_type: &str, body: &[u8], deadline_ms: Option<u32>) -> Result<Answer, ClientError> {
     let query = deadline_ms.map(|d| format!("?deadline_ms={d}")).unwrap_or_default();
+    exchange(endpoint, "POST", &format!("/v1/infer/{model}{query}"), content_type, body)
+}
+
+/// [`infer`] with a query of per-request constraints, e.g. `placement=local-only&deadline_ms=200`
+/// (see the API's `POST /v1/infer/{model}`). A non-200 answer (`deadline_exceeded`, `busy`,
+/// `superseded`, ...) is a [`ClientError::Status`] with its message.
+pub fn infer_query(endpoint: &Endpoint, model: &str, query: &str, content_type: &str, body: &[u8]) -> Result<Answer, ClientError> {
+    let query = if query.is_empty() { String::new() } else { format!("?{query}") };
     exchange(endpoint, "POST", &format!("/v1/infer/{model}{query}"), content_type, body)
 }
 

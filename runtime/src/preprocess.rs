@@ -40,17 +40,24 @@ pub fn load_image(path: &Path) -> Result<DynamicImage, RuntimeError> {
     decode_image(&bytes, &path.display().to_string())
 }
 
+/// The most pixels the resize step may produce: 16 squares of the model's resize side (an
+/// aspect ratio up to 16:1 is resized whole, exactly as the model's own preprocessing does).
+/// A more extreme image (an 8192×1 PNG would otherwise be scaled to 2,097,152×256) has only
+/// the part the centre crop keeps resized, so memory and time stay bounded by the output.
+pub fn max_resized_pixels(resize_shorter: u32) -> u64 {
+    16 * u64::from(resize_shorter.max(1)).pow(2)
+}
+
+/// Source pixels kept beyond the crop on each side when only the cropped part is resized: the
+/// bilinear filter's support, so the kept part resizes as it would inside the whole image.
+const CROP_MARGIN: u32 = 2;
+
 /// Prepares `image` for the model: shorter side to `resize_shorter` (bilinear), centre crop to
-/// the input's H×W, `(pixel - mean) / std`, laid out NCHW.
+/// the input's H×W, `(pixel - mean) / std`, laid out NCHW. Memory and time are bounded by
+/// [`max_resized_pixels`] whatever the image's shape.
 pub fn image_to_tensor(manifest: &Manifest, image: &DynamicImage) -> Vec<f32> {
     let (h, w) = (manifest.input.shape[2] as u32, manifest.input.shape[3] as u32);
-    let target = manifest.preprocess.resize_shorter;
-    let (iw, ih) = (image.width().max(1), image.height().max(1));
-    let scale = target as f64 / iw.min(ih) as f64;
-    let rw = ((iw as f64 * scale).round() as u32).max(w);
-    let rh = ((ih as f64 * scale).round() as u32).max(h);
-    let resized = if (rw, rh) == (iw, ih) { image.clone() } else { image.resize_exact(rw, rh, FilterType::Triangle) };
-    let cropped = resized.crop_imm((rw - w) / 2, (rh - h) / 2, w, h);
+    let cropped = resize_and_crop(image, manifest.preprocess.resize_shorter, w, h);
     let (mean, std) = (&manifest.preprocess.mean, &manifest.preprocess.std);
     let plane = (h * w) as usize;
     match manifest.preprocess.color {
@@ -66,6 +73,25 @@ pub fn image_to_tensor(manifest: &Manifest, image: &DynamicImage) -> Vec<f32> {
         }
         Color::Gray => cropped.to_luma8().pixels().map(|px| (px.0[0] as f32 - mean[0]) / std[0]).collect(),
     }
+}
+
+/// Scales `image` so its shorter side is `target` and crops the centre `w`×`h`.
+fn resize_and_crop(image: &DynamicImage, target: u32, w: u32, h: u32) -> DynamicImage {
+    let (iw, ih) = (image.width().max(1), image.height().max(1));
+    let scale = f64::from(target) / f64::from(iw.min(ih));
+    let scaled = |side: u32, at_least: u32| ((f64::from(side) * scale).round() as u32).max(at_least);
+    let (rw, rh) = (scaled(iw, w), scaled(ih, h));
+    if u64::from(rw) * u64::from(rh) <= max_resized_pixels(target) {
+        let resized = if (rw, rh) == (iw, ih) { image.clone() } else { image.resize_exact(rw, rh, FilterType::Triangle) };
+        return resized.crop_imm((rw - w) / 2, (rh - h) / 2, w, h);
+    }
+    // Only the source window the crop keeps (plus the filter's margin) is resized.
+    let window = |side: u32, keep: u32| (((f64::from(keep) / scale).ceil() as u32).saturating_add(2 * CROP_MARGIN)).min(side);
+    let (sw, sh) = (window(iw, w), window(ih, h));
+    let part = image.crop_imm((iw - sw) / 2, (ih - sh) / 2, sw, sh);
+    let (pw, ph) = (scaled(sw, w), scaled(sh, h));
+    let resized = part.resize_exact(pw, ph, FilterType::Triangle);
+    resized.crop_imm((pw - w) / 2, (ph - h) / 2, w, h)
 }
 
 /// Checks a raw tensor against the model's input shape. A missing leading batch dimension of 1

@@ -2,7 +2,10 @@
 //!
 //! - `POST /v1/infer/{model}`: body = a PNG/JPEG image (`Content-Type: image/png|image/jpeg`)
 //!   or a raw tensor (`application/octet-stream`, little-endian f32, `?shape=1,1,8,8`);
-//!   optional `?deadline_ms=`; answer: JSON with top-k, where it ran, latency, the reason.
+//!   optional `?deadline_ms=`, `placement=any|local-only|edge-only`, `mode=latency|energy`,
+//!   `best_effort=`, `stream=<id>&freshest=`; answer: JSON with top-k, where it ran, latency,
+//!   the reason, its `status` (`ok`, `deadline_exceeded` 504, `busy` 503, `superseded` 409)
+//!   and the constraints that applied. A client that disconnects cancels its request.
 //! - `GET /v1/status`: health, link, estimators, counters, latest sensor readings (JSON).
 //! - `GET /v1/metrics`: the same counters in Prometheus text format.
 //!

@@ -1,6 +1,7 @@
 //! `GET /v1/status` (JSON) and `GET /v1/metrics` (Prometheus text).
 
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -23,6 +24,7 @@ fn link_state(daemon: &Daemon) -> String {
 /// The status page.
 pub async fn status(State(d): State<Arc<Daemon>>) -> Json<Value> {
     let s = &d.stats;
+    let c = d.executor.counters();
     let targets: Vec<Value> = d.executor.with_decider(|dec| {
         let est = dec.estimators();
         dec.targets()
@@ -56,6 +58,11 @@ pub async fn status(State(d): State<Arc<Daemon>>) -> Json<Value> {
         "fallbacks": {"edge_busy": Stats::get(&s.fallback_busy), "edge_error": Stats::get(&s.fallback_error),
                       "edge_timeout": Stats::get(&s.fallback_timeout), "deadline_at_risk": Stats::get(&s.fallback_at_risk)},
         "deadline_misses": Stats::get(&s.deadline_misses),
+        "admission": {"deadline_exceeded": Stats::get(&s.deadline_exceeded), "busy": Stats::get(&s.busy),
+                      "superseded": Stats::get(&s.superseded), "cancelled": c.cancelled.load(Ordering::Relaxed)},
+        "local_runs": {"waiting": d.executor.local_waiting(), "withdrawn": c.local_withdrawn.load(Ordering::Relaxed),
+                       "stopped": c.local_stopped.load(Ordering::Relaxed),
+                       "compute_ms": c.local_compute_us.load(Ordering::Relaxed) as f64 / 1e3},
         "latency": s.percentiles(),
         "targets": targets,
         "sensors": sensors,
@@ -93,6 +100,16 @@ pub async fn metrics(State(d): State<Arc<Daemon>>) -> impl IntoResponse {
         ],
     );
     counter("ferry_deadline_misses_total", "Answers later than their deadline.", &[("", Stats::get(&s.deadline_misses))]);
+    counter(
+        "ferry_admission_total",
+        "Requests answered without running to the end, by status.",
+        &[
+            ("{status=\"deadline_exceeded\"}", Stats::get(&s.deadline_exceeded)),
+            ("{status=\"busy\"}", Stats::get(&s.busy)),
+            ("{status=\"superseded\"}", Stats::get(&s.superseded)),
+            ("{status=\"cancelled\"}", d.executor.counters().cancelled.load(Ordering::Relaxed)),
+        ],
+    );
     let p = s.percentiles();
     let _ = writeln!(out, "# HELP ferry_request_latency_ms Request latency over the last {} answers.\n# TYPE ferry_request_latency_ms summary", p.count);
     for (q, v) in [("0.5", p.p50_ms), ("0.95", p.p95_ms), ("0.99", p.p99_ms)] {

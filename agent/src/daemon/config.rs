@@ -181,6 +181,16 @@ impl AgentConfig {
         if !(1024..=64 << 20).contains(&self.api.max_body_bytes) {
             return Err(self.value("api.max_body_bytes", "1024..=67108864"));
         }
+        let d = &self.decide;
+        if d.deadline_grace_ms > 10_000 {
+            return Err(self.value("decide.deadline_grace_ms", "0..=10000"));
+        }
+        if d.local_queue_max > 1024 {
+            return Err(self.value("decide.local_queue_max", "0..=1024"));
+        }
+        if !(0.0..=1000.0).contains(&d.aging_factor) {
+            return Err(self.value("decide.aging_factor", "0..=1000"));
+        }
         if let Some(mqtt) = &self.mqtt {
             mqtt.check().map_err(|e| self.value("mqtt", e.to_string()))?;
         }
@@ -223,6 +233,8 @@ mod tests {
         assert!(e.contains("colour"), "{e}");
         let e = parse("[agent]\ndevice_id = \"d\"\nboard = \"b.toml\"\n[api]\ntcp = \"nope\"\n").unwrap_err().to_string();
         assert!(e.contains("tcp"), "{e}");
+        let e = parse("[agent]\ndevice_id = \"d\"\nboard = \"b.toml\"\n[decide]\naging_factor = -1.0\n").unwrap_err().to_string();
+        assert!(e.contains("/etc/ferry/agent.toml") && e.contains("decide.aging_factor"), "{e}");
     }
 }
 

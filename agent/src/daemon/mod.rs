@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ferry_drivers::{BoardConfig, SensorSet};
 use ferry_decide::targets::TargetKind;
 use ferry_decide::{Decider, Observation};
-use ferry_exec::{ExecError, Executor, Outcome};
+use ferry_exec::{ExecError, Executor, Outcome, SubmitOptions};
 use ferry_protocol::{DeviceId, Input, ModelName, Precision, Request, Shape, Tensor};
 use ferry_transport::mqtt::MqttOffloader;
 use ferry_runtime::{ModelStore, Threads, TractEngine};
@@ -214,6 +214,12 @@ impl Daemon {
 
     /// Decides, runs and answers one request.
     pub async fn submit(&self, s: Submission) -> Result<Outcome, SubmitError> {
+        self.submit_with(s, SubmitOptions::default()).await
+    }
+
+    /// [`Daemon::submit`] within the request's constraints, as part of a stream. Dropping the
+    /// future (the API's client went away) cancels the request.
+    pub async fn submit_with(&self, s: Submission, options: SubmitOptions) -> Result<Outcome, SubmitError> {
         let model = ModelName::new(&s.model).map_err(|_| SubmitError::UnknownModel(s.model.clone()))?;
         let deadline_ms = s.deadline_ms.or(match self.config.agent.default_deadline_ms {
             0 => None,
@@ -228,13 +234,14 @@ impl Daemon {
             sent_at_us: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64),
             input: s.input,
         };
-        let outcome = self.executor.submit(request).await.map_err(|e| match e {
+        let outcome = self.executor.submit_with(request, options).await.map_err(|e| match e {
             ExecError::UnknownModel(m) => SubmitError::UnknownModel(m),
         });
         match &outcome {
             Ok(o) => {
                 let ms = o.answer.latency_us as f32 / 1e3;
                 self.stats.record(o.answer.ran, o.answer.ok, o.answer.fallback, ms, deadline_ms);
+                self.stats.record_kind(o.answer.kind);
                 let path = match (o.answer.ok, o.answer.ran) {
                     (true, ferry_decide::Ran::Local(_)) => "local",
                     (true, ferry_decide::Ran::Edge(_)) => "edge",

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use ferry_decide::{Fallback, Ran};
+use ferry_decide::{AnswerKind, Fallback, Ran};
 
 /// How many recent latencies the percentiles are taken over.
 const WINDOW: usize = 1024;
@@ -31,6 +31,12 @@ pub struct Stats {
     pub fallback_at_risk: AtomicU64,
     /// Requests refused before deciding (bad input, unknown model).
     pub rejected: AtomicU64,
+    /// Answered `deadline_exceeded` (shed at once, or at deadline + grace).
+    pub deadline_exceeded: AtomicU64,
+    /// Answered `busy` (the local queue was full).
+    pub busy: AtomicU64,
+    /// Answered `superseded` (freshest-frame).
+    pub superseded: AtomicU64,
     recent_ms: Mutex<VecDeque<f32>>,
 }
 
@@ -73,6 +79,17 @@ impl Stats {
             recent.pop_front();
         }
         recent.push_back(latency_ms);
+    }
+
+    /// Counts an answer's kind (the failures among [`Stats::failed`] that admission gave).
+    pub fn record_kind(&self, kind: AnswerKind) {
+        let c = match kind {
+            AnswerKind::DeadlineExceeded => &self.deadline_exceeded,
+            AnswerKind::Busy => &self.busy,
+            AnswerKind::Superseded => &self.superseded,
+            AnswerKind::Result | AnswerKind::Failed | AnswerKind::Cancelled => return,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Percentiles of the recent latencies.

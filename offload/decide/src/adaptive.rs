@@ -36,11 +36,11 @@ impl Policy for Adaptive {
             return (Choice::Nowhere, Why::NoTarget);
         };
         let tight = deadline.is_some_and(|d| fastest.mean_ms > cfg.tight_fraction as f32 * d);
-        let rank_by_quantile = tight && cfg.mode == Mode::Latency;
+        let rank_by_quantile = tight && ctx.mode == Mode::Latency;
         let key = |p: &PathEstimate| {
             let raw = if rank_by_quantile {
                 p.quantile_ms
-            } else if cfg.mode == Mode::Energy {
+            } else if ctx.mode == Mode::Energy {
                 p.energy_mj
             } else {
                 p.mean_ms
@@ -61,7 +61,7 @@ impl Policy for Adaptive {
             },
         };
         let best_ok = feasible(&best);
-        let margin_abs = if cfg.mode == Mode::Latency { cfg.hysteresis_ms as f32 } else { 0.0 };
+        let margin_abs = if ctx.mode == Mode::Latency { cfg.hysteresis_ms as f32 } else { 0.0 };
         // Hysteresis weighs the previous path by the same measure that picked the best one:
         // with no path meeting the deadline that is the expected latency, not the quantile.
         let hold_key: &dyn Fn(&PathEstimate) -> f32 = if why == Why::NoneMeetsDeadline { &none_key } else { &key };

@@ -5,7 +5,8 @@
 //! `ferry-drivers` deserialises a board file's sections into them (and adds its own checks:
 //! ranges, names of `[[models]]`, endpoints), and the agent hands them to the decider as they
 //! are. The `[decide]` keys ([`DecideConfig`]) live in the agent's config: mode, policy,
-//! hedging, quantile, hysteresis, probing.
+//! hedging, quantile, hysteresis, probing,
+//! admission (deadline grace, local queue bound, aging, freshest-frame).
 
 use ferry_hal::Precision;
 use serde::Deserialize;
@@ -83,6 +84,15 @@ fn d_alpha() -> f64 {
 fn d_breaker_errors() -> u32 {
     3
 }
+fn d_deadline_grace_ms() -> u32 {
+    20
+}
+fn d_local_queue_max() -> u16 {
+    8
+}
+fn d_aging_factor() -> f64 {
+    4.0
+}
 fn d_threshold_demand() -> f64 {
     0.8
 }
@@ -129,6 +139,29 @@ pub struct DecideConfig {
     /// Consecutive errors that mark an edge down until a probe succeeds. Default 3.
     #[serde(default = "d_breaker_errors")]
     pub breaker_errors: u32,
+    /// No answer comes later than its deadline plus this, ms (0..=10_000): a request still
+    /// running then is answered `deadline_exceeded` and its paths are stopped, and one that no
+    /// path can answer by then by its prediction is answered so at once (unless it asked for
+    /// best effort). Default 20.
+    #[serde(default = "d_deadline_grace_ms")]
+    pub deadline_grace_ms: u32,
+    /// Runs that may wait for the local runner behind the running one (0..=1024): the next
+    /// one is not offered local (it goes to an edge, or is answered `busy` at once).
+    /// Default 8.
+    #[serde(default = "d_local_queue_max")]
+    pub local_queue_max: u16,
+    /// Aging of the local queue's shortest-first order (0..=1000): a waiting run's key is its
+    /// enqueue time plus this times its predicted compute, least first, so a later run passes
+    /// it only if it is shorter by the time already waited over this factor. 0: first come,
+    /// first served. Default 4.
+    #[serde(default = "d_aging_factor")]
+    pub aging_factor: f64,
+    /// Freshest-frame: a request of a stream (`stream=` in the API) supersedes the stream's
+    /// older request while that one still waits for the local runner and was not sent to an
+    /// edge; the older is answered `superseded`. Per request, `freshest=` overrides it.
+    /// Default false.
+    #[serde(default)]
+    pub freshest: bool,
     /// `threshold` policy: local demand share above which it offloads. Default 0.8.
     #[serde(default = "d_threshold_demand")]
     pub threshold_demand: f64,
@@ -151,6 +184,10 @@ impl Default for DecideConfig {
             probe_bytes: d_probe_bytes(),
             alpha: d_alpha(),
             breaker_errors: d_breaker_errors(),
+            deadline_grace_ms: d_deadline_grace_ms(),
+            local_queue_max: d_local_queue_max(),
+            aging_factor: d_aging_factor(),
+            freshest: false,
             threshold_demand: d_threshold_demand(),
             threshold_mbps: d_threshold_mbps(),
         }
@@ -354,6 +391,15 @@ impl Config {
         }
         if d.probe_after_ms < 50 {
             return bad("decide.probe_after_ms", "must be at least 50");
+        }
+        if d.deadline_grace_ms > 10_000 {
+            return bad("decide.deadline_grace_ms", "must be in 0..=10000");
+        }
+        if d.local_queue_max > 1024 {
+            return bad("decide.local_queue_max", "must be in 0..=1024");
+        }
+        if !(0.0..=1000.0).contains(&d.aging_factor) {
+            return bad("decide.aging_factor", "must be in 0..=1000");
         }
         if self.thermal.set_point_c >= self.thermal.throttle_point_c {
             return bad("thermal.set_point_c", "must be below the throttle point");

@@ -180,7 +180,7 @@ pub fn predict(
 
 /// P(X > limit) for X normal with `mean` and `sd` (a step when `sd` is 0).
 fn exceeds(mean: f64, sd: f64, limit: f64) -> f64 {
-    if !(sd > 0.0) {
+    if sd.is_nan() || sd <= 0.0 {
         return if mean > limit { 1.0 } else { 0.0 };
     }
     let z = (limit - mean) / (sd * std::f64::consts::SQRT_2);

@@ -3,7 +3,9 @@
 
 use super::adaptive::Adaptive;
 use super::config::{Config, DecideConfig, EnergyConfig, PolicyKind};
-use super::cost::{self, least, RequestInfo};
+use super::admission::{self, Constraints};
+use super::cost::{self, least, Candidates, RequestInfo};
+use super::queue;
 use super::error::DecideError;
 use super::estimators::{Estimators, Observation};
 use super::fixed::{AlwaysLocal, AlwaysOffload};
@@ -74,6 +76,11 @@ impl Decider {
         &self.est
     }
 
+    /// `[decide]`.
+    pub fn config(&self) -> &DecideConfig {
+        &self.config
+    }
+
     /// The thermal governor.
     pub fn governor(&self) -> &ThermalGovernor {
         &self.governor
@@ -98,10 +105,34 @@ impl Decider {
         self.est.probe_due(&self.targets, now_us, u64::from(self.config.probe_after_ms) * 1000)
     }
 
-    /// Decides where one request runs. No allocation, no lock, no I/O.
+    /// Decides where one request runs, with no constraints beyond its deadline.
     pub fn decide(&mut self, req: &RequestInfo, now_us: u64) -> Decision {
+        self.decide_with(req, &Constraints::default(), now_us)
+    }
+
+    /// Decides where one request runs within what it allows ([`Constraints`]) and what the
+    /// local queue can take ([`admission`]). No allocation, no lock, no I/O.
+    pub fn decide_with(&mut self, req: &RequestInfo, constraints: &Constraints, now_us: u64) -> Decision {
         self.est.on_request(now_us);
-        let cands = cost::predict(&self.targets, &self.est, &self.config, &self.energy, req, now_us);
+        let all = cost::predict(&self.targets, &self.est, &self.config, &self.energy, req, now_us);
+        let q = &self.est.local_queue;
+        let local_full = queue::is_full(usize::from(q.waiting), q.running.is_some(), self.config.local_queue_max);
+        let cands = admission::admit(&all, constraints, local_full);
+        let answer_by_us = match req.deadline_us {
+            Some(d) if !constraints.best_effort => Some(u64::from(d) + u64::from(self.config.deadline_grace_ms) * 1000),
+            _ => None,
+        };
+        let refused = if cands.as_slice().is_empty() && !all.as_slice().is_empty() {
+            let allowed = all.as_slice().iter().any(|p| constraints.placement.allows(p.local));
+            Some(if allowed && local_full { Why::LocalQueueFull } else { Why::NotAllowed })
+        } else if answer_by_us.is_some_and(|by| admission::unreachable(&cands, by)) {
+            Some(Why::DeadlineUnreachable)
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            return self.refusal(why, &cands, &all, req);
+        }
         if let Some(l) = cands.best_local() {
             let (compute, _) = self.est.local_compute_us(l.id());
             self.est.on_local_demand(compute);
@@ -113,6 +144,7 @@ impl Decider {
             estimators: &self.est,
             targets: &self.targets,
             config: &self.config,
+            mode: constraints.mode.unwrap_or(self.config.mode),
             local_cost_factor: self.governor.local_cost_factor(),
         };
         let (mut choice, mut why) = self.policy.choose(&ctx);
@@ -163,11 +195,35 @@ impl Decider {
                 _ => false,
             },
             edge_timeout_us,
+            answer_by_us,
             reason: Reason {
                 why,
                 chosen,
                 best_local,
                 best_edge: cands.best_edge().copied(),
+                deadline_ms: req.deadline_us.map(|d| d as f32 / 1e3),
+                thermal: self.governor.output() as f32,
+            },
+        }
+    }
+
+    /// A decision to answer at once without running anything, with the predictions that
+    /// showed it (the admitted ones, or all of them when none was admitted).
+    fn refusal(&self, why: Why, cands: &Candidates, all: &Candidates, req: &RequestInfo) -> Decision {
+        let shown = if cands.as_slice().is_empty() { all } else { cands };
+        Decision {
+            choice: Choice::Nowhere,
+            fallback: None,
+            fallback_local_us: 0,
+            local_idle: false,
+            local_may_win: false,
+            edge_timeout_us: 0,
+            answer_by_us: None,
+            reason: Reason {
+                why,
+                chosen: None,
+                best_local: shown.best_local().copied(),
+                best_edge: shown.best_edge().copied(),
                 deadline_ms: req.deadline_us.map(|d| d as f32 / 1e3),
                 thermal: self.governor.output() as f32,
             },

@@ -15,17 +15,23 @@
 //! - [`cost`]: predicted latency and energy per path.
 //! - [`policy`]: the `Policy` trait, `Decision`, `Reason`; [`adaptive`], [`fixed`],
 //!   [`threshold`]: the policies; [`hysteresis`]; [`thermal`]: the PI governor.
-//! - [`decider`]: all of the above behind `decide()`.
-//! - [`scheduler`]: the per-request state machine (fallback, hedging, exactly one answer).
+//! - [`admission`]: per-request constraints (placement, mode, best effort), the candidates
+//!   they and a full local queue leave, and load shedding; [`queue`]: the local queue's bound
+//!   and its shortest-first-with-aging order (the agent's gate and the simulator use both).
+//! - [`decider`]: all of the above behind `decide()` / `decide_with()`.
+//! - [`scheduler`]: the per-request state machine (fallback, hedging, the hard deadline,
+//!   cancel and supersede, exactly one answer).
 //! - [`outcome`]: how an offload went → what the estimators learn; the agent's executor and
 //!   the simulator both go through it.
-//! - [`sim`]: the trace-driven simulator and the oracle; its traces are seeded phases
+//! - [`sim`]: the trace-driven simulator, the per-request oracle and the hindsight reference
+//!   ([`sim::reference`], a schedule that pays for its own queues); its traces are seeded phases
 //!   ([`sim::trace`]) or recorded links ([`sim::recorded`]: Mahimahi and cooked logs;
 //!   [`sim::replay`]: the `[recorded]` table).
 
 #![deny(unsafe_code, missing_docs)]
 
 pub mod adaptive;
+pub mod admission;
 pub mod config;
 pub mod cost;
 pub mod decider;
@@ -39,12 +45,14 @@ pub mod link;
 pub mod local;
 pub mod outcome;
 pub mod policy;
+pub mod queue;
 pub mod scheduler;
 pub mod sim;
 pub mod targets;
 pub mod thermal;
 pub mod threshold;
 
+pub use admission::{Constraints, Placement};
 pub use config::{Config, DecideConfig, EnergyConfig, Mode, PolicyKind, TargetConfig, ThermalConfig};
 pub use cost::{Candidates, PathEstimate, RequestInfo};
 pub use decider::{policy_of, Decider};
@@ -53,5 +61,5 @@ pub use estimators::{Estimators, Observation};
 pub use local::SystemState;
 pub use outcome::{OffloadEnd, OffloadWatch, StopCause};
 pub use policy::{Choice, Context, Decision, Policy, Reason, Why};
-pub use scheduler::{Action, Actions, Answer, Event, Fallback, Ran, RequestMachine};
+pub use scheduler::{offload_stop_cause, Action, Actions, Answer, AnswerKind, Event, Fallback, Ran, RequestMachine};
 pub use targets::{ModelId, TargetId, Targets};

@@ -1,6 +1,6 @@
 //! The `Policy` trait and what a decision is: where to run, and why (the predictions compared).
 
-use super::config::DecideConfig;
+use super::config::{DecideConfig, Mode};
 use super::cost::{Candidates, PathEstimate, RequestInfo};
 use super::estimators::Estimators;
 use super::targets::{TargetId, Targets};
@@ -48,6 +48,13 @@ pub enum Why {
     Unavailable,
     /// Nothing serves the model.
     NoTarget,
+    /// Something serves the model, but not where the request allows (its placement).
+    NotAllowed,
+    /// Only the local runner could serve it, and its queue is full: answered `busy`.
+    LocalQueueFull,
+    /// No path expects to answer by the deadline plus the grace: answered
+    /// `deadline_exceeded` at once (load shedding).
+    DeadlineUnreachable,
 }
 
 /// The predictions a decision compared. Small and `Copy`: it travels into the answer and
@@ -85,6 +92,10 @@ pub struct Decision {
     pub local_may_win: bool,
     /// The edge's hard timeout, µs.
     pub edge_timeout_us: u64,
+    /// The answer is due by this long after the decision, µs (deadline + grace): then the
+    /// scheduler answers `deadline_exceeded` and stops every path. `None`: no deadline, or
+    /// best effort.
+    pub answer_by_us: Option<u64>,
     /// Why.
     pub reason: Reason,
 }
@@ -104,6 +115,8 @@ pub struct Context<'a> {
     pub targets: &'a Targets,
     /// `[decide]`.
     pub config: &'a DecideConfig,
+    /// The cost to minimise for this request (its own `mode`, else `[decide] mode`).
+    pub mode: Mode,
     /// Local cost multiplier from the thermal governor (≥ 1).
     pub local_cost_factor: f64,
 }

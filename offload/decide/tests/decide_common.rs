@@ -1,7 +1,7 @@
 // Shared by the decide_* tests (included with `#[path]`, not a test of its own).
 #![allow(dead_code)]
 
-use ferry_decide::{Config, Decider, ModelId, Observation, RequestInfo, SystemState, TargetId};
+use ferry_decide::{Config, Constraints, Decider, ModelId, Observation, RequestInfo, SystemState, TargetId};
 
 pub const CONFIG: &str = r#"
 [decide]
@@ -72,3 +72,6 @@ pub fn offload(d: &mut Decider, mbps: f64, rtt_ms: f64, now: &mut u64) {
         edge_compute_us: 15_000,
     }, *now);
 }
+
+/// A request that opted out of the hard deadline (no shedding): the policy itself decides.
+pub const BEST_EFFORT: Constraints = Constraints { placement: ferry_decide::Placement::Any, mode: None, best_effort: true };

@@ -260,11 +260,17 @@ fn when_no_path_meets_the_deadline_the_least_expected_latency_wins() {
     for i in 0..40 {
         offload(&mut d, if i % 2 == 0 { 100.0 } else { 5.0 }, 5.0, &mut now);
     }
-    let dec = d.decide(&image(Some(100)), now);
+    // Best effort: the policy's own choice (a request with a hard deadline is shed, below).
+    let dec = d.decide_with(&image(Some(100)), &BEST_EFFORT, now);
     let (l, e) = (dec.reason.best_local.unwrap(), dec.reason.best_edge.unwrap());
     assert!(e.mean_ms < l.mean_ms && e.quantile_ms > l.quantile_ms, "the situation: {l:?} {e:?}");
     assert_eq!(dec.choice, Choice::Offload(EDGE), "{dec:?}");
     assert_eq!(dec.reason.why, Why::NoneMeetsDeadline);
+    // With a hard deadline: both paths expect to answer after 100 + 20 ms, so it is answered
+    // at once, with the predictions that showed it.
+    let shed = d.decide(&image(Some(100)), now);
+    assert_eq!((shed.choice, shed.reason.why), (Choice::Nowhere, Why::DeadlineUnreachable));
+    assert!(shed.reason.best_local.is_some() && shed.reason.best_edge.is_some());
 }
 
 #[test]
@@ -362,11 +368,12 @@ fn with_no_path_meeting_the_deadline_hysteresis_weighs_expected_latency_too() {
     for _ in 0..20 {
         offload(&mut d, 2.0, 5.0, &mut now);
     }
-    assert_eq!(d.decide(&image(Some(100)), now).choice, Choice::Local(LOCAL));
+    // Best effort, so that the policy decides (a hard deadline would shed these).
+    assert_eq!(d.decide_with(&image(Some(100)), &BEST_EFFORT, now).choice, Choice::Local(LOCAL));
     for i in 0..60 {
         offload(&mut d, if i % 2 == 0 { 100.0 } else { 4.0 }, 5.0, &mut now);
     }
-    let dec = d.decide(&image(Some(100)), now);
+    let dec = d.decide_with(&image(Some(100)), &BEST_EFFORT, now);
     let (l, e) = (dec.reason.best_local.unwrap(), dec.reason.best_edge.unwrap());
     assert!(e.mean_ms < l.mean_ms - 50.0 && e.quantile_ms > l.quantile_ms, "the situation: {l:?} {e:?}");
     assert_eq!(dec.choice, Choice::Offload(EDGE), "{dec:?}");

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use ferry_decide::sim::rng::Rng;
-use ferry_decide::{Action, Answer, Choice, Decision, Event, Fallback, Ran, RequestMachine};
+use ferry_decide::{Action, Answer, AnswerKind, Choice, Decision, Event, Fallback, Ran, RequestMachine, Why};
 
 fn offload_decision(hedge: bool) -> Decision {
     let mut d = decider(hedge);
@@ -18,7 +18,10 @@ fn offload_decision(hedge: bool) -> Decision {
     let dec = d.decide(&image(Some(150)), now);
     assert_eq!(dec.choice, Choice::Offload(EDGE));
     assert_eq!(dec.fallback, Some(LOCAL));
-    dec
+    // Its deadline (150 ms) is hard: answered by 150 + 20 ms of grace.
+    assert_eq!(dec.answer_by_us, Some(170_000));
+    // The fallback tests below vary the deadline and look at the fallback's timing alone.
+    Decision { answer_by_us: None, ..dec }
 }
 
 fn answers(actions: &[Action]) -> Vec<Answer> {
@@ -129,6 +132,7 @@ fn every_request_gets_exactly_one_answer_under_random_event_orders() {
         dec.edge_timeout_us = 1 + rng.next_u64() % 2_000_000;
         dec.fallback_local_us = rng.next_u64() % 200_000;
         dec.local_idle = rng.next_u64() % 2 == 0;
+        dec.answer_by_us = if rng.next_u64() % 2 == 0 { None } else { Some(rng.next_u64() % 400_000) };
         let deadline = if rng.next_u64() % 3 == 0 { None } else { Some((rng.next_u64() % 300_000) as u32) };
         let (mut m, first) = RequestMachine::start(dec, 0, deadline);
 
@@ -140,8 +144,14 @@ fn every_request_gets_exactly_one_answer_under_random_event_orders() {
             for a in actions {
                 match *a {
                     Action::StartLocal(_) => {
-                        let ev = if rng.next_u64() % 5 == 0 { Event::LocalFailed } else { Event::LocalDone };
-                        pending.push((now + rng.next_u64() % 300_000, ev));
+                        let ev = match rng.next_u64() % 6 {
+                            0 => Event::LocalFailed,
+                            1 => Event::LocalBusy,
+                            _ => Event::LocalDone,
+                        };
+                        let at = now + rng.next_u64() % 300_000;
+                        pending.push((now + rng.next_u64() % (at - now + 1), Event::LocalStarted));
+                        pending.push((at, ev));
                     }
                     Action::StartOffload(_) => match rng.next_u64() % 5 {
                         0 => {} // silent edge
@@ -150,7 +160,12 @@ fn every_request_gets_exactly_one_answer_under_random_event_orders() {
                         _ => pending.push((now + rng.next_u64() % 3_000_000, Event::OffloadAnswered)),
                     },
                     Action::SetTimer(t) => *timer_at = Some(t),
-                    Action::Answer(_) => n_answers += 1,
+                    Action::Answer(a) => {
+                        n_answers += 1;
+                        if let Some(by) = dec.answer_by_us {
+                            assert!(a.latency_us <= by, "case {case}: answered at {} after the deadline + grace {by}", a.latency_us);
+                        }
+                    }
                     Action::CancelLocal | Action::CancelOffload => {}
                 }
             }
@@ -158,7 +173,15 @@ fn every_request_gets_exactly_one_answer_under_random_event_orders() {
         apply(&first, 0, &mut pending, &mut timer_at, &mut rng);
         // Noise: stale and duplicate events at random times.
         for _ in 0..(rng.next_u64() % 3) {
-            let ev = [Event::OffloadAnswered, Event::LocalDone, Event::Timer, Event::OffloadBusy][(rng.next_u64() % 4) as usize];
+            let ev = [
+                Event::OffloadAnswered,
+                Event::LocalDone,
+                Event::Timer,
+                Event::OffloadBusy,
+                Event::Superseded,
+                Event::Cancelled,
+                Event::LocalStarted,
+            ][(rng.next_u64() % 7) as usize];
             pending.push((rng.next_u64() % 3_000_000, ev));
         }
         let mut steps = 0;
@@ -210,4 +233,153 @@ fn local_races_at_once_only_if_the_runner_is_idle_and_local_could_answer_first()
     // The decider fills the flag from its predictions: under 90 % load local (≈ 95 ms) is
     // far slower than this 100 Mbit/s edge.
     assert!(!dec.local_may_win, "{:?}", dec.reason);
+}
+
+fn local_decision(answer_by_us: Option<u64>) -> Decision {
+    Decision {
+        choice: Choice::Local(LOCAL),
+        answer_by_us,
+        ..offload_decision(false)
+    }
+}
+
+#[test]
+fn a_request_not_answered_by_deadline_plus_grace_is_answered_deadline_exceeded_then() {
+    let (mut m, a) = RequestMachine::start(local_decision(Some(170_000)), 1_000, Some(150_000));
+    assert_eq!(
+        a.as_slice(),
+        &[Action::StartLocal(LOCAL), Action::SetTimer(171_000)]
+    );
+    m.handle(Event::LocalStarted, 100_000);
+    let a = m.handle(Event::Timer, 171_000);
+    let ans = answers(&a);
+    assert_eq!(
+        (ans.len(), ans[0].kind, ans[0].ok, ans[0].latency_us),
+        (1, AnswerKind::DeadlineExceeded, false, 170_000)
+    );
+    assert_eq!(ans[0].ran, Ran::Local(LOCAL));
+    assert!(
+        a.contains(&Action::CancelLocal),
+        "the running run is stopped: {a:?}"
+    );
+    // The run's late result changes nothing.
+    assert!(m.handle(Event::LocalDone, 200_000).is_empty());
+}
+
+#[test]
+fn the_hard_deadline_stops_an_offload_and_its_fallback_race_together() {
+    let dec = Decision {
+        answer_by_us: Some(170_000),
+        ..offload_decision(false)
+    };
+    let (mut m, a) = RequestMachine::start(dec, 0, Some(150_000));
+    // The at-risk start comes first, then the hard deadline, not the edge's 1 s timeout.
+    let risk = timer(&a).unwrap();
+    assert!(risk < 170_000);
+    let a = m.handle(Event::Timer, risk);
+    assert!(a.contains(&Action::StartLocal(LOCAL)));
+    assert_eq!(timer(&a), Some(170_000));
+    let a = m.handle(Event::Timer, 170_000);
+    assert_eq!(answers(&a)[0].kind, AnswerKind::DeadlineExceeded);
+    assert!(
+        a.contains(&Action::CancelLocal) && a.contains(&Action::CancelOffload),
+        "{a:?}"
+    );
+}
+
+#[test]
+fn a_best_effort_request_has_no_hard_deadline() {
+    let (mut m, a) = RequestMachine::start(local_decision(None), 0, Some(150_000));
+    assert_eq!(a.as_slice(), &[Action::StartLocal(LOCAL)]);
+    let ans = answers(&m.handle(Event::LocalDone, 900_000));
+    assert_eq!(
+        (ans[0].kind, ans[0].latency_us),
+        (AnswerKind::Result, 900_000)
+    );
+}
+
+#[test]
+fn a_refused_local_run_is_answered_busy_unless_the_edge_still_runs() {
+    let (mut m, _) = RequestMachine::start(local_decision(None), 0, None);
+    assert_eq!(
+        answers(&m.handle(Event::LocalBusy, 10))[0].kind,
+        AnswerKind::Busy
+    );
+    let mut dec = offload_decision(false);
+    dec.choice = Choice::Hedge {
+        edge: EDGE,
+        local: LOCAL,
+    };
+    let (mut m, _) = RequestMachine::start(dec, 0, None);
+    assert!(
+        answers(&m.handle(Event::LocalBusy, 10)).is_empty(),
+        "the edge may still answer"
+    );
+    assert_eq!(
+        answers(&m.handle(Event::OffloadAnswered, 50_000))[0].kind,
+        AnswerKind::Result
+    );
+}
+
+#[test]
+fn decisions_to_refuse_are_answered_at_once_with_their_kind() {
+    for (why, kind) in [
+        (Why::LocalQueueFull, AnswerKind::Busy),
+        (Why::DeadlineUnreachable, AnswerKind::DeadlineExceeded),
+        (Why::NotAllowed, AnswerKind::Failed),
+        (Why::NoTarget, AnswerKind::Failed),
+    ] {
+        let mut dec = offload_decision(false);
+        dec.choice = Choice::Nowhere;
+        dec.reason.why = why;
+        let (_, a) = RequestMachine::start(dec, 0, Some(100_000));
+        let ans = answers(&a);
+        assert_eq!(
+            (ans.len(), ans[0].kind, ans[0].latency_us),
+            (1, kind, 0),
+            "{why:?}"
+        );
+    }
+}
+
+#[test]
+fn a_queued_frame_is_superseded_but_a_started_or_sent_one_is_not() {
+    let (mut m, _) = RequestMachine::start(local_decision(None), 0, None);
+    let a = m.handle(Event::Superseded, 5_000);
+    assert_eq!(answers(&a)[0].kind, AnswerKind::Superseded);
+    assert!(a.contains(&Action::CancelLocal));
+
+    let (mut m, _) = RequestMachine::start(local_decision(None), 0, None);
+    m.handle(Event::LocalStarted, 1_000);
+    assert!(
+        m.handle(Event::Superseded, 5_000).is_empty(),
+        "already running: it finishes"
+    );
+    assert_eq!(
+        answers(&m.handle(Event::LocalDone, 40_000))[0].kind,
+        AnswerKind::Result
+    );
+
+    let (mut m, _) = RequestMachine::start(offload_decision(false), 0, None);
+    assert!(
+        m.handle(Event::Superseded, 5_000).is_empty(),
+        "already sent: it is waited for"
+    );
+}
+
+#[test]
+fn a_cancelled_request_stops_every_path() {
+    let mut dec = offload_decision(false);
+    dec.choice = Choice::Hedge {
+        edge: EDGE,
+        local: LOCAL,
+    };
+    let (mut m, _) = RequestMachine::start(dec, 0, None);
+    let a = m.handle(Event::Cancelled, 7_000);
+    assert_eq!(answers(&a)[0].kind, AnswerKind::Cancelled);
+    assert!(
+        a.contains(&Action::CancelLocal) && a.contains(&Action::CancelOffload),
+        "{a:?}"
+    );
+    assert!(m.handle(Event::OffloadAnswered, 9_000).is_empty());
 }

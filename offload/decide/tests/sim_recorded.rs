@@ -232,7 +232,8 @@ fn every_recorded_trace_replays_with_every_request_answered_exactly_once() {
             );
             for s in &rows {
                 let at = format!("{} {}× {}", path.display(), slowdown, s.policy);
-                assert_eq!((s.answers, s.duplicate_answers, s.failed), (s.requests, 0, 0), "{at}");
+                // The only answers without a result are the shed ones (deadline_exceeded, busy).
+                assert_eq!((s.answers, s.duplicate_answers, s.failed), (s.requests, 0, s.shed), "{at}");
                 assert!(s.requests > 2000, "{at}");
             }
         }

@@ -1,16 +1,22 @@
 //! `Executor::submit`: one request from decision to answer.
+//!
+//! The request's future is its life: dropped before the answer (the API's client went away),
+//! it cancels the request — a queued local run is withdrawn, a running one stopped, an
+//! offload no longer waited for. A request of a stream in freshest-frame mode supersedes the
+//! stream's previous request while that one has not started anywhere.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use super::gate::LocalGate;
 use super::paths::{LocalResult, LocalRunner};
 use ferry_decide::{
-    Action, Answer, Decider, Event, ModelId, OffloadEnd, OffloadWatch, Observation, Ran, RequestInfo, RequestMachine,
-    StopCause, TargetId,
+    offload_stop_cause, queue, Action, Answer, Constraints, Decider, Event, ModelId, OffloadEnd, OffloadWatch,
+    Observation, Ran, RequestInfo, RequestMachine, StopCause, TargetId,
 };
 use ferry_protocol::{encoded_request_len, EdgeTimings, Request, Response, Status};
 use ferry_transport::{EdgeLink, LinkError};
@@ -37,6 +43,33 @@ pub struct Outcome {
     pub ran_on: String,
 }
 
+/// What a request asks beyond its model, input and deadline.
+#[derive(Debug, Clone, Default)]
+pub struct SubmitOptions {
+    /// Placement, mode, best effort.
+    pub constraints: Constraints,
+    /// The stream it belongs to (frames of one camera, say), for freshest-frame.
+    pub stream: Option<String>,
+    /// Freshest-frame for this request; `None`: `[decide] freshest`.
+    pub freshest: Option<bool>,
+}
+
+/// What the executor counts of its own doing (the agent's status page shows them).
+#[derive(Debug, Default)]
+pub struct ExecCounters {
+    /// Requests cancelled before their answer (their future was dropped).
+    pub cancelled: std::sync::atomic::AtomicU64,
+    /// Local runs withdrawn from the queue before they started (cancelled or superseded).
+    pub local_withdrawn: std::sync::atomic::AtomicU64,
+    /// Local runs stopped part-way.
+    pub local_stopped: std::sync::atomic::AtomicU64,
+    /// Local compute spent, µs, by every run (finished or stopped).
+    pub local_compute_us: std::sync::atomic::AtomicU64,
+}
+
+/// The latest request of each stream in freshest-frame mode: its id and its supersede signal.
+type Streams = Mutex<HashMap<String, (u64, Arc<Notify>)>>;
+
 /// Carries requests out over a local runner and edge links, learning from every outcome.
 pub struct Executor<L, E> {
     decider: Arc<Mutex<Decider>>,
@@ -47,12 +80,64 @@ pub struct Executor<L, E> {
     /// run waits here (queued) until it holds the permit (started), so a cancelled run that has
     /// not started yet is dropped instead of occupying the board.
     local_gate: Arc<LocalGate>,
+    streams: Streams,
+    counters: Arc<ExecCounters>,
+    next_seq: std::sync::atomic::AtomicU64,
     epoch: Instant,
 }
 
 enum PathEvent {
+    /// The local run holds the runner.
+    LocalStarted,
+    /// The local queue was full.
+    LocalBusy,
     Local(Result<LocalResult, String>),
     Edge(Result<Response, LinkError>),
+}
+
+/// Stops a request's paths when its future is dropped before the answer.
+struct CancelOnDrop<'a> {
+    answered: bool,
+    local_cancelled: Arc<AtomicBool>,
+    local_wake: Arc<Notify>,
+    offload: SharedOffload,
+    decider: &'a Mutex<Decider>,
+    counters: &'a ExecCounters,
+    epoch: Instant,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        self.counters.cancelled.fetch_add(1, Ordering::Relaxed);
+        self.local_cancelled.store(true, Ordering::Release);
+        self.local_wake.notify_one();
+        let mut slot = lock_offload(&self.offload);
+        if let Some(o) = slot.as_mut() {
+            let waited_us = o.reported_us();
+            if let Some(obs) = o.watch.stop_waiting(StopCause::Overtaken, waited_us) {
+                lock(self.decider).observe(obs, clamp_now(self.epoch));
+            }
+        }
+    }
+}
+
+/// Removes a request from its stream's slot when it ends (if it is still the stream's latest).
+struct StreamSlot<'a> {
+    streams: &'a Streams,
+    stream: String,
+    seq: u64,
+}
+
+impl Drop for StreamSlot<'_> {
+    fn drop(&mut self) {
+        let mut map = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        if map.get(&self.stream).is_some_and(|(seq, _)| *seq == self.seq) {
+            map.remove(&self.stream);
+        }
+    }
 }
 
 impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
@@ -71,6 +156,9 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
             local,
             edges: by_id,
             local_gate: LocalGate::new(),
+            streams: Mutex::new(HashMap::new()),
+            counters: Arc::new(ExecCounters::default()),
+            next_seq: std::sync::atomic::AtomicU64::new(1),
             epoch: Instant::now(),
         }
     }
@@ -91,6 +179,16 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
         self.local_gate.is_busy()
     }
 
+    /// What the executor counted (cancellations, withdrawn and stopped runs, local compute).
+    pub fn counters(&self) -> &ExecCounters {
+        &self.counters
+    }
+
+    /// Local runs waiting for the runner now.
+    pub fn local_waiting(&self) -> usize {
+        self.local_gate.waiting()
+    }
+
     /// Runs `f` with the decider (for status pages and probes); keep it short.
     pub fn with_decider<T>(&self, f: impl FnOnce(&Decider) -> T) -> T {
         f(&lock(&self.decider))
@@ -99,6 +197,12 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
     /// Decides where `request` runs, runs it there (falling back as the scheduler says), and
     /// returns its one answer.
     pub async fn submit(&self, request: Request) -> Result<Outcome, ExecError> {
+        self.submit_with(request, SubmitOptions::default()).await
+    }
+
+    /// [`Executor::submit`] within the request's constraints, as part of a stream.
+    /// Dropping the future before it resolves cancels the request.
+    pub async fn submit_with(&self, request: Request, opts: SubmitOptions) -> Result<Outcome, ExecError> {
         let model = lock(&self.decider)
             .model_id(request.model.as_str())
             .ok_or_else(|| ExecError::UnknownModel(request.model.as_str().to_string()))?;
@@ -110,13 +214,16 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
             deadline_us: request.deadline_ms.map(|ms| ms.saturating_mul(1000)),
         };
         let start = self.now_us();
-        let decision = lock(&self.decider).decide(&info, start);
+        let (decision, freshest_default) = {
+            let mut d = lock(&self.decider);
+            (d.decide_with(&info, &opts.constraints, start), d.config().freshest)
+        };
         let edge_timeout = Duration::from_micros(decision.edge_timeout_us.max(1_000));
         let (mut machine, mut actions) = RequestMachine::start(decision, start, info.deadline_us);
 
         let request = Arc::new(request);
-        // At most one event per path per request.
-        let (tx, mut rx) = mpsc::channel::<PathEvent>(4);
+        // At most a few events per path per request (started, then its result).
+        let (tx, mut rx) = mpsc::channel::<PathEvent>(8);
         let mut timer: Option<u64> = None;
         let mut local_response: Option<Response> = None;
         let mut edge_response: Option<Response> = None;
@@ -127,14 +234,38 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
         // Whether the actions at hand answer the request's timer (a cancelled offload then
         // timed out) rather than a path's event (it was overtaken).
         let mut from_timer = false;
-        // Set when the scheduler cancels the local path: a run still queued is then dropped.
+        // Set when the scheduler cancels the local path: a run still queued is then withdrawn
+        // (woken by `local_wake`), a running one stops.
         let local_cancelled = Arc::new(AtomicBool::new(false));
+        let local_wake = Arc::new(Notify::new());
+        let mut guard = CancelOnDrop {
+            answered: false,
+            local_cancelled: local_cancelled.clone(),
+            local_wake: local_wake.clone(),
+            offload: offload.clone(),
+            decider: &self.decider,
+            counters: &self.counters,
+            epoch: self.epoch,
+        };
+        // Freshest-frame: this request becomes its stream's latest; the previous one is told.
+        let supersede = Arc::new(Notify::new());
+        let _slot = match (&opts.stream, opts.freshest.unwrap_or(freshest_default)) {
+            (Some(stream), true) => {
+                let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+                let mut map = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some((_, older)) = map.insert(stream.clone(), (seq, supersede.clone())) {
+                    older.notify_one();
+                }
+                Some(StreamSlot { streams: &self.streams, stream: stream.clone(), seq })
+            }
+            _ => None,
+        };
 
         loop {
             let mut answer = None;
             for action in actions.iter() {
                 match *action {
-                    Action::StartLocal(t) => self.start_local(t, &request, &tx, &local_cancelled),
+                    Action::StartLocal(t) => self.start_local(t, &request, &tx, &local_cancelled, &local_wake),
                     Action::StartOffload(t) => {
                         let now = self.now_us();
                         let backlog = self.with_decider(|d| d.estimators().edge(t).uplink_wait_us(now)) as u64;
@@ -143,9 +274,12 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
                     Action::SetTimer(at) => timer = Some(at),
                     // A queued run is dropped before it starts; a running one is asked to stop
                     // (tract stops before its next node) and its result, if any, is dropped.
-                    Action::CancelLocal => local_cancelled.store(true, Ordering::Release),
+                    Action::CancelLocal => {
+                        local_cancelled.store(true, Ordering::Release);
+                        local_wake.notify_one();
+                    }
                     Action::CancelOffload => {
-                        let cause = if from_timer { StopCause::TimedOut } else { StopCause::Overtaken };
+                        let cause = offload_stop_cause(&actions, from_timer);
                         let mut slot = lock_offload(&offload);
                         if let Some(o) = slot.as_mut() {
                             let waited_us = o.reported_us();
@@ -158,31 +292,31 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
                 }
             }
             if let Some(answer) = answer {
+                guard.answered = true;
                 return Ok(self.outcome(answer, &request, local_response, edge_response, last_error));
             }
 
-            let event = match timer {
-                Some(at) => {
-                    let wait = Duration::from_micros(at.saturating_sub(self.now_us()));
-                    tokio::select! {
-                        ev = rx.recv() => ev,
-                        _ = tokio::time::sleep(wait) => { timer = None; None }
-                    }
-                }
-                None => rx.recv().await,
+            let wait = timer.map(|at| Duration::from_micros(at.saturating_sub(self.now_us())));
+            let event = tokio::select! {
+                ev = rx.recv() => Wake::Path(ev),
+                _ = sleep_or_never(wait) => { timer = None; Wake::Timer }
+                _ = supersede.notified() => Wake::Superseded,
             };
-            from_timer = event.is_none();
+            from_timer = matches!(event, Wake::Timer);
             let event = match event {
-                None => Event::Timer,
-                Some(PathEvent::Local(Ok(result))) => {
+                Wake::Timer | Wake::Path(None) => Event::Timer,
+                Wake::Superseded => Event::Superseded,
+                Wake::Path(Some(PathEvent::LocalStarted)) => Event::LocalStarted,
+                Wake::Path(Some(PathEvent::LocalBusy)) => Event::LocalBusy,
+                Wake::Path(Some(PathEvent::Local(Ok(result)))) => {
                     local_response = Some(result.response);
                     Event::LocalDone
                 }
-                Some(PathEvent::Local(Err(e))) => {
+                Wake::Path(Some(PathEvent::Local(Err(e)))) => {
                     last_error = format!("local run failed: {e}");
                     Event::LocalFailed
                 }
-                Some(PathEvent::Edge(Ok(response))) => match response.status {
+                Wake::Path(Some(PathEvent::Edge(Ok(response)))) => match response.status {
                     Status::Ok => {
                         edge_response = Some(response);
                         Event::OffloadAnswered
@@ -193,7 +327,7 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
                         Event::OffloadFailed
                     }
                 },
-                Some(PathEvent::Edge(Err(e))) => {
+                Wake::Path(Some(PathEvent::Edge(Err(e)))) => {
                     last_error = format!("offload failed: {e}");
                     Event::OffloadFailed
                 }
@@ -202,25 +336,57 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
         }
     }
 
-    fn start_local(&self, target: TargetId, request: &Arc<Request>, tx: &mpsc::Sender<PathEvent>, cancelled: &Arc<AtomicBool>) {
-        // Queued, and at what predicted cost (the gate's order), under one lock.
-        let cost_us = {
+    fn start_local(
+        &self,
+        target: TargetId,
+        request: &Arc<Request>,
+        tx: &mpsc::Sender<PathEvent>,
+        cancelled: &Arc<AtomicBool>,
+        wake: &Arc<Notify>,
+    ) {
+        // Queued, and with what order key (shortest first with aging) and bound, under one lock.
+        let (key, max) = {
             let mut d = lock(&self.decider);
-            d.observe(Observation::LocalQueued(target), self.now_us());
-            d.estimators().local_compute_us(target).0 as u64
+            let now = self.now_us();
+            d.observe(Observation::LocalQueued(target), now);
+            let cost = d.estimators().local_compute_us(target).0;
+            (queue::order_key(now, cost, d.config().aging_factor), d.config().local_queue_max)
         };
         let (local, decider, epoch, gate) = (self.local.clone(), self.decider.clone(), self.epoch, self.local_gate.clone());
-        let (request, tx, cancelled) = (request.clone(), tx.clone(), cancelled.clone());
+        let (request, tx, cancelled, wake, counters) = (request.clone(), tx.clone(), cancelled.clone(), wake.clone(), self.counters.clone());
         tokio::spawn(async move {
             let queued = Instant::now();
-            let _permit = gate.acquire(cost_us).await;
-            if cancelled.load(Ordering::Acquire) {
+            let dropped = |why: PathEvent| {
                 lock(&decider).observe(Observation::LocalDropped(target), clamp_now(epoch));
+                why
+            };
+            // Withdrawn from the queue as soon as the request no longer needs the run.
+            let acquired = tokio::select! {
+                a = gate.acquire(key, max) => a,
+                _ = wait_cancelled(&cancelled, &wake) => {
+                    counters.local_withdrawn.fetch_add(1, Ordering::Relaxed);
+                    dropped(PathEvent::LocalBusy);
+                    return;
+                }
+            };
+            let Ok(_permit) = acquired else {
+                let _ = tx.send(dropped(PathEvent::LocalBusy)).await;
+                return;
+            };
+            if cancelled.load(Ordering::Acquire) {
+                counters.local_withdrawn.fetch_add(1, Ordering::Relaxed);
+                dropped(PathEvent::LocalBusy);
                 return;
             }
             lock(&decider).observe(Observation::LocalStarted(target), clamp_now(epoch));
+            let _ = tx.try_send(PathEvent::LocalStarted);
             let queued_us = clamp_u32(queued.elapsed().as_micros().min(u128::from(u64::MAX)) as u64);
+            let started = Instant::now();
             let mut result = local.run(target, request, cancelled.clone()).await;
+            counters.local_compute_us.fetch_add(started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64, Ordering::Relaxed);
+            if result.is_err() && cancelled.load(Ordering::Acquire) {
+                counters.local_stopped.fetch_add(1, Ordering::Relaxed);
+            }
             // The gate is the one local queue: the wait in it is the answer's queue time.
             if let Ok(r) = result.as_mut() {
                 r.response.timings.queue_wait_us = queued_us;
@@ -310,6 +476,30 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
             output: None,
         });
         Outcome { answer, response, ran_on }
+    }
+}
+
+/// What woke a request's loop.
+enum Wake {
+    Path(Option<PathEvent>),
+    Timer,
+    Superseded,
+}
+
+async fn sleep_or_never(wait: Option<Duration>) {
+    match wait {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves once `cancelled` is set (`wake` is notified whenever it is).
+async fn wait_cancelled(cancelled: &AtomicBool, wake: &Notify) {
+    loop {
+        if cancelled.load(Ordering::Acquire) {
+            return;
+        }
+        wake.notified().await;
     }
 }
 

@@ -11,8 +11,10 @@
 //! # Layout
 //! - [`paths`]: the `LocalRunner` trait the agent implements (tract); edges are any
 //!   [`EdgeLink`] (`ferry-transport`).
-//! - [`executor`]: `Executor::submit`, the per-request loop.
-//! - [`gate`]: the local gate: one local run at a time, shortest first.
+//! - [`executor`]: `Executor::submit` / `submit_with` (constraints, stream), the per-request
+//!   loop; dropping its future cancels the request; freshest-frame per stream.
+//! - [`gate`]: the local gate: one local run at a time, shortest first with aging, bounded
+//!   (the rules are `ferry_decide::queue`'s).
 
 #![deny(unsafe_code, missing_docs)]
 
@@ -20,6 +22,7 @@ pub mod executor;
 pub mod gate;
 pub mod paths;
 
-pub use executor::{Executor, ExecError, Outcome};
+pub use executor::{ExecCounters, ExecError, Executor, Outcome, SubmitOptions};
+pub use gate::QueueFull;
 pub use ferry_transport::{EdgeLink, LinkError};
 pub use paths::{LocalResult, LocalRunner};

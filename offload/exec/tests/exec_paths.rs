@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_decide::{Config, Decider, Fallback, Ran, TargetId};
+use ferry_decide::{AnswerKind, Config, Decider, Fallback, Ran, TargetId};
 use ferry_exec::{EdgeLink, ExecError, Executor, LocalResult, LocalRunner};
 use ferry_protocol::{
     DeviceId, EdgeTimings, Input, ModelName, Precision, Request, Response, Shape, Status, Tensor, TopK,
@@ -209,12 +209,25 @@ async fn many_concurrent_requests_each_get_exactly_one_answer() {
             tokio::spawn(async move { exec.submit(request(100 + i, Some(if i % 3 == 0 { 20 } else { 500 }))).await })
         })
         .collect();
-    let mut ids = Vec::new();
+    let (mut ids, mut ok) = (Vec::new(), 0);
     for h in handles {
         let out = h.await.unwrap().unwrap();
-        assert!(out.answer.ok, "{:?}", out.answer);
-        ids.push(out.response.request_id);
+        let id = out.response.request_id;
+        if (id - 100) % 3 == 0 {
+            // 20 ms is hard (+ 20 ms of grace) and local takes 40 ms: a result, or an honest
+            // deadline_exceeded no later than 40 ms (plus scheduling slack).
+            let kinds = [AnswerKind::Result, AnswerKind::DeadlineExceeded, AnswerKind::Busy];
+            assert!(kinds.contains(&out.answer.kind), "{:?}", out.answer);
+            assert!(out.answer.latency_us < 40_000 + 15_000, "{:?}", out.answer);
+        } else {
+            // 40 at once are more than the edge's in-flight limit (8) plus the local runner and
+            // its queue (1 + 8) take: the rest are answered busy, at once (the tight ones too).
+            assert!(out.answer.ok || (out.answer.kind == AnswerKind::Busy && out.answer.latency_us < 5_000), "{:?}", out.answer);
+            ok += usize::from(out.answer.ok);
+        }
+        ids.push(id);
     }
+    assert!(ok > 0, "{ok}");
     ids.sort();
     assert_eq!(ids, (100..140).collect::<Vec<_>>());
 }

@@ -11,27 +11,60 @@
 //!
 //! `--board-slowdown X` makes the board's local compute X times slower than its profile
 //! (the edge and the link stay as they are).
+//!
+//! `--load none` replaces every trace's `[[device]]` phases with an idle device (no background
+//! load, 55 °C); the link, the edge and the requests stay the same. Default `--load trace`: the
+//! trace's own background-load schedule.
+//!
+//! Each table has the per-request oracle (an idle runner and link for every request) and the
+//! hindsight reference (a greedy schedule over the real timeline that pays for its own queues,
+//! `sim::reference`: `reference` does not run a request no path can finish in time,
+//! `reference-run-all` runs every one), then the policies. "vs oracle" compares the mean over
+//! every answer with the oracle's; "vs reference" the mean over the answers in time with
+//! `reference`'s. The oracle's bar applies where `reference-run-all` hardly queues
+//! (`sim::oracle_is_valid`).
 
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use ferry_decide::sim::reference::Admission;
 use ferry_decide::sim::{self, BoardProfile, Stats, TraceSpec};
 
-const USAGE: &str = "usage: ferry-sim [--board FILE] [--board-slowdown X] TRACE.toml...";
+const USAGE: &str = "usage: ferry-sim [--board FILE] [--board-slowdown X] [--load trace|none] TRACE.toml...";
 
-fn row(s: &Stats, oracle_mean: f64) -> String {
+const HEADER: &str = "| policy | mean ms | p95 ms | deadline misses | offloaded | wrong path | lost | vs oracle | deadline met | in time: mean ms | in time: p95 ms | vs reference | latest past deadline ms | duplicated | probes | probe B/s |";
+
+/// `x / of − 1` as a signed percentage, or "—" when `of` is 0 (nothing in time to compare).
+fn ratio(x: f64, of: f64) -> String {
+    if of > 0.0 {
+        format!("{:+.1} %", 100.0 * (x / of - 1.0))
+    } else {
+        "—".to_owned()
+    }
+}
+
+fn row(s: &Stats, oracle: &Stats, reference: &Stats) -> String {
+    let share = |k: usize| 100.0 * k as f64 / s.requests.max(1) as f64;
     format!(
-        "| {} | {:.1} | {:.1} | {} ({:.1} %) | {:.0} % | {:.0} % | {} | {:+.1} % |",
+        "| {} | {:.1} | {:.1} | {} ({:.1} %) | {:.0} % | {:.0} % | {} | {} | {:.1} % | {:.1} | {:.1} | {} | {:.0} | {} | {} | {:.0} |",
         s.policy,
         s.mean_ms,
         s.p95_ms,
         s.misses,
-        100.0 * s.misses as f64 / s.requests.max(1) as f64,
+        share(s.misses),
         100.0 * s.offload_share,
-        100.0 * s.wrong_path as f64 / s.requests.max(1) as f64,
-        s.requests.saturating_sub(s.answers) + s.duplicate_answers,
-        100.0 * (s.mean_ms / oracle_mean - 1.0),
+        share(s.wrong_path),
+        s.lost(),
+        ratio(s.mean_ms, oracle.mean_ms),
+        100.0 * s.deadline_met_share(),
+        s.in_time_mean_ms,
+        s.in_time_p95_ms,
+        ratio(s.in_time_mean_ms, reference.in_time_mean_ms),
+        s.max_late_ms,
+        s.duplicate_answers,
+        s.probes,
+        s.probe_bytes_per_s(),
     )
 }
 
@@ -39,12 +72,13 @@ fn row(s: &Stats, oracle_mean: f64) -> String {
 struct Args {
     board: Option<String>,
     board_slowdown: f64,
+    idle: bool,
     paths: Vec<String>,
 }
 
 fn args() -> Result<Args> {
     let mut it = std::env::args().skip(1).peekable();
-    let mut out = Args { board: None, board_slowdown: 1.0, paths: Vec::new() };
+    let mut out = Args { board: None, board_slowdown: 1.0, idle: false, paths: Vec::new() };
     while let Some(flag) = it.next_if(|a| a.starts_with("--")) {
         let value = it.next().with_context(|| format!("{flag} needs a value; {USAGE}"))?;
         match flag.as_str() {
@@ -56,6 +90,13 @@ fn args() -> Result<Args> {
                     .filter(|x| (1.0..=50.0).contains(x))
                     .ok_or_else(|| anyhow::anyhow!("--board-slowdown `{value}`: expected a number in 1..=50"))?;
             }
+            "--load" => {
+                out.idle = match value.as_str() {
+                    "trace" => false,
+                    "none" => true,
+                    _ => anyhow::bail!("--load `{value}`: expected `trace` (the trace's own) or `none` (an idle device)"),
+                }
+            }
             _ => anyhow::bail!("unknown option {flag}; {USAGE}"),
         }
     }
@@ -64,8 +105,68 @@ fn args() -> Result<Args> {
     Ok(out)
 }
 
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "MISSED"
+    }
+}
+
+/// The lines under a table: which reference each bar uses, and whether it is met.
+fn bars(rows: &[Stats], reference: &Stats, run_all: &Stats) -> String {
+    let (oracle, adaptive) = (&rows[0], &rows[1]);
+    let statics = &rows[sim::STATIC_ROWS..];
+    let valid = sim::oracle_is_valid(run_all);
+    let queued = 100.0 * run_all.queued as f64 / run_all.requests.max(1) as f64;
+    let vs_oracle = adaptive.mean_ms / oracle.mean_ms - 1.0;
+    let oracle_line = if valid {
+        format!(
+            "per-request oracle valid here (reference-run-all made {queued:.1} % of requests wait, ≤ {:.0} %): adaptive vs oracle, mean over every answer, {:+.1} % (bar ≤ +10 %: {})",
+            100.0 * sim::ORACLE_VALID_QUEUED_SHARE,
+            100.0 * vs_oracle,
+            verdict(vs_oracle <= 0.10),
+        )
+    } else {
+        format!(
+            "per-request oracle not valid here (reference-run-all made {queued:.1} % of requests wait, > {:.0} %): adaptive vs oracle {:+.1} %, no bar",
+            100.0 * sim::ORACLE_VALID_QUEUED_SHARE,
+            100.0 * vs_oracle,
+        )
+    };
+    let vs_ref = adaptive.in_time_mean_ms / reference.in_time_mean_ms - 1.0;
+    let paired = sim::paired_in_time(adaptive, reference);
+    let best = statics.iter().max_by(|a, b| a.deadline_met_share().total_cmp(&b.deadline_met_share()));
+    let (best_name, best_met) = best.map_or(("none", 0.0), |s| (s.policy.as_str(), s.deadline_met_share()));
+    let met = adaptive.deadline_met_share();
+    format!(
+        "mixed (every static policy on the wrong path for ≥ {:.0} % of requests): {}\n\n\
+         {oracle_line}\n\n\
+         adaptive vs hindsight reference, mean over answers in time: {} (bar ≤ +10 %: {}); over the {} requests both answered in time: {:.1} vs {:.1} ms, {}\n\n\
+         deadline met: adaptive {:.1} %, best static {:.1} % ({best_name}), reference {:.1} % (bar: adaptive ≥ every static, ties within 0.5 point: {})\n\n\
+         adaptive: lost {}, duplicated {}, latest answer {:.0} ms past its deadline; {} probes, {:.0} B/s\n",
+        100.0 * sim::MIXED_WRONG_SHARE,
+        if sim::is_mixed(statics) { "yes" } else { "no" },
+        ratio(adaptive.in_time_mean_ms, reference.in_time_mean_ms),
+        verdict(vs_ref <= 0.10),
+        paired.0,
+        paired.1,
+        paired.2,
+        ratio(paired.1, paired.2),
+        100.0 * met,
+        100.0 * best_met,
+        100.0 * reference.deadline_met_share(),
+        verdict(met + 0.005 >= best_met),
+        adaptive.lost(),
+        adaptive.duplicate_answers,
+        adaptive.max_late_ms,
+        adaptive.probes,
+        adaptive.probe_bytes_per_s(),
+    )
+}
+
 fn main() -> Result<()> {
-    let Args { board, board_slowdown, paths } = args()?;
+    let Args { board, board_slowdown, idle, paths } = args()?;
     let (board, from) = match &board {
         Some(file) => (BoardProfile::load(Path::new(file)).with_context(|| format!("board {file}"))?, file.as_str()),
         None => (BoardProfile::shipped_default().context("the shipped default board")?, "the shipped default"),
@@ -78,29 +179,29 @@ fn main() -> Result<()> {
         let mut spec = TraceSpec::load(Path::new(path)).with_context(|| format!("trace {path}"))?;
         spec.board = board.clone();
         spec.board_slowdown = board_slowdown;
-        // Step 2: the oracle, then every policy over the same requests and draws.
-        let rows = sim::table(&spec)?;
-        let oracle = &rows[0];
-        // Step 3: the table, and the two bars of issue 5.
-        let slower = if board_slowdown == 1.0 { String::new() } else { format!(", board {board_slowdown}× slower") };
-        println!("### {} — {} s, {} requests{slower}\n", spec.name, spec.duration_s, oracle.requests);
-        println!("{}\n", spec.description.trim());
-        println!("| policy | mean ms | p95 ms | deadline misses | offloaded | wrong path | lost | vs oracle |");
-        println!("|---|---|---|---|---|---|---|---|");
-        for s in &rows {
-            println!("{}", row(s, oracle.mean_ms));
+        if idle {
+            spec.without_background_load();
         }
-        let adaptive = rows[1].mean_ms;
-        let statics = &rows[sim::STATIC_ROWS..];
-        let best_static = statics.iter().map(|s| s.mean_ms).fold(f64::INFINITY, f64::min);
-        println!(
-            "\nmixed (every static policy on the wrong path for ≥ {:.0} % of requests): {}\n\nadaptive vs oracle: {:+.1} % (bar: ≤ +10 %); vs best static ({:.1} ms): {:.1} % better (bar on mixed traces: ≥ 25 %)\n",
-            100.0 * sim::MIXED_WRONG_SHARE,
-            if sim::is_mixed(statics) { "yes" } else { "no" },
-            100.0 * (adaptive / oracle.mean_ms - 1.0),
-            best_static,
-            100.0 * (1.0 - adaptive / best_static),
-        );
+        // Step 2: the oracle, every policy over the same requests and draws, the reference.
+        let rows = sim::table(&spec)?;
+        let timeline = spec.timeline();
+        let reference = sim::reference(&spec, &timeline, Admission::Shed);
+        let run_all = sim::reference(&spec, &timeline, Admission::RunAll);
+        let oracle = &rows[0];
+        // Step 3: the table, and the bars.
+        let slower = if board_slowdown == 1.0 { String::new() } else { format!(", board {board_slowdown}× slower") };
+        let load = if idle { ", no background load" } else { "" };
+        println!("### {} — {} s, {} requests{slower}{load}\n", spec.name, spec.duration_s, oracle.requests);
+        println!("{}\n", spec.description.trim());
+        println!("{HEADER}");
+        println!("|{}", "---|".repeat(HEADER.matches(" | ").count() + 1));
+        println!("{}", row(oracle, oracle, &reference));
+        println!("{}", row(&reference, oracle, &reference));
+        println!("{}", row(&run_all, oracle, &reference));
+        for s in &rows[1..] {
+            println!("{}", row(s, oracle, &reference));
+        }
+        println!("\n{}", bars(&rows, &reference, &run_all));
     }
     Ok(())
 }

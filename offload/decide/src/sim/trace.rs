@@ -24,6 +24,9 @@ pub const STEP_US: u64 = 100_000;
 /// The slowest link rate a timeline holds, Mbit/s: the simulator divides by it.
 pub const MIN_MBPS: f64 = 0.05;
 
+/// The SoC temperature of [`TraceSpec::without_background_load`]'s idle device, °C.
+const IDLE_C: f64 = 55.0;
+
 /// Largest trace file read, bytes (traces are a few KB of TOML).
 const MAX_TOML_BYTES: u64 = 1 << 20;
 
@@ -254,6 +257,14 @@ impl TraceSpec {
     pub fn load(path: &Path) -> Result<TraceSpec, TraceError> {
         let text = recorded::read_capped(path, MAX_TOML_BYTES)?;
         TraceSpec::parse(&text, Some(path.parent().unwrap_or(Path::new("."))))
+    }
+
+    /// The same trace on an idle device: its `[[device]]` phases replaced by one with no
+    /// background load at 55 °C (below every shipped board's throttle point). The link and
+    /// the edge, drawn from their own seeds, stay exactly as they were; so do the requests.
+    /// `ferry-sim --load none`.
+    pub fn without_background_load(&mut self) {
+        self.device = vec![DevicePhase { weight: 1.0, secs: [3600.0, 3600.0], cpu_load: [0.0, 0.0], temp_c: [IDLE_C, IDLE_C] }];
     }
 
     /// The `[recorded]` table, if the link is a recording.
