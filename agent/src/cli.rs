@@ -58,15 +58,24 @@ pub struct ConfigArg {
 #[cfg(feature = "demo")]
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Requests per phase (4 phases, 3 policies).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    /// Requests per phase (5 phases, 3 policies, every round).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub per_phase: u32,
+    /// Rounds: in each, every policy goes through every phase, the policies' order rotating.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rounds: u32,
+    /// Spacing between request starts, ms (0: back to back).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub interval_ms: u32,
     /// How many times slower than this machine the emulated board computes.
     #[arg(long, default_value_t = 4.0)]
     pub slowdown: f64,
     /// Each request's deadline, ms.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(10..=60_000))]
     pub deadline_ms: u32,
+    /// Also write every request, the references and the summary's figures as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
     /// Where the models are.
     #[command(flatten)]
     pub models: ModelsArg,

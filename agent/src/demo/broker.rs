@@ -26,7 +26,8 @@ max_payload_size = 8388608
 max_inflight_count = 256
 "#
     );
-    let config: rumqttd::Config = toml::from_str(&text).map_err(|e| format!("broker config: {e}"))?;
+    let config: rumqttd::Config =
+        toml::from_str(&text).map_err(|e| format!("broker config: {e}"))?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     std::thread::Builder::new()
         .name("demo-broker".to_string())
@@ -49,5 +50,8 @@ max_inflight_count = 256
 
 /// A free TCP port on loopback.
 pub fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind(("127.0.0.1", 0)).and_then(|l| l.local_addr()).map(|a| a.port()).map_err(|e| e.to_string())
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
 }

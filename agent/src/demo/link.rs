@@ -24,8 +24,10 @@ pub struct Shape {
 impl Shape {
     /// Sets the bandwidth (Mbit/s) and the one-way delay (ms).
     pub fn set(&self, mbps: f64, delay_ms: f64) {
-        self.bps.store((mbps * 1e6).max(1e3) as u64, Ordering::Relaxed);
-        self.delay_us.store((delay_ms * 1e3).max(0.0) as u64, Ordering::Relaxed);
+        self.bps
+            .store((mbps * 1e6).max(1e3) as u64, Ordering::Relaxed);
+        self.delay_us
+            .store((delay_ms * 1e3).max(0.0) as u64, Ordering::Relaxed);
     }
 
     fn transmit_time(&self, bytes: usize) -> Duration {
@@ -46,7 +48,9 @@ pub async fn start(upstream: SocketAddr, shape: Arc<Shape>) -> std::io::Result<S
         while let Ok((client, _)) = listener.accept().await {
             let shape = shape.clone();
             tokio::spawn(async move {
-                let Ok(server) = TcpStream::connect(upstream).await else { return };
+                let Ok(server) = TcpStream::connect(upstream).await else {
+                    return;
+                };
                 let _ = (client.set_nodelay(true), server.set_nodelay(true));
                 let (cr, cw) = client.into_split();
                 let (sr, sw) = server.into_split();
@@ -59,7 +63,11 @@ pub async fn start(upstream: SocketAddr, shape: Arc<Shape>) -> std::io::Result<S
 
 /// One direction: the reader stamps each chunk with when it finishes crossing the link (after
 /// the chunks before it: a queue), the writer delivers it at that time plus the delay.
-async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp::OwnedWriteHalf, shape: Arc<Shape>) {
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    shape: Arc<Shape>,
+) {
     let (tx, mut rx) = mpsc::channel::<(Instant, Vec<u8>)>(1024);
     let reader = async move {
         let mut free_at = Instant::now();
@@ -70,7 +78,11 @@ async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp:
                 Ok(n) => n,
             };
             free_at = free_at.max(Instant::now()) + shape.transmit_time(n);
-            if tx.send((free_at + shape.delay(), buf[..n].to_vec())).await.is_err() {
+            if tx
+                .send((free_at + shape.delay(), buf[..n].to_vec()))
+                .await
+                .is_err()
+            {
                 break;
             }
         }

@@ -16,19 +16,21 @@ impl CpuLoad {
         let on = Arc::new(AtomicBool::new(false));
         let alive = Arc::new(AtomicBool::new(true));
         let (o, a) = (on.clone(), alive.clone());
-        let _ = std::thread::Builder::new().name("demo-cpu-load".to_string()).spawn(move || {
-            let mut x = 0u64;
-            while a.load(Ordering::Relaxed) {
-                if o.load(Ordering::Relaxed) {
-                    for i in 0..100_000u64 {
-                        x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
+        let _ = std::thread::Builder::new()
+            .name("demo-cpu-load".to_string())
+            .spawn(move || {
+                let mut x = 0u64;
+                while a.load(Ordering::Relaxed) {
+                    if o.load(Ordering::Relaxed) {
+                        for i in 0..100_000u64 {
+                            x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
+                        }
+                        std::hint::black_box(x);
+                    } else {
+                        std::thread::sleep(Duration::from_millis(10));
                     }
-                    std::hint::black_box(x);
-                } else {
-                    std::thread::sleep(Duration::from_millis(10));
                 }
-            }
-        });
+            });
         Self { on, alive }
     }
 

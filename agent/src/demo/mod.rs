@@ -1,7 +1,13 @@
 //! `ferry demo`: Ferry's main job on an embedded default, on one machine with nothing
 //! installed. An in-process MQTT broker (rumqttd) and edge server (ferry-edge) on loopback, the
 //! agent reaching them through an emulated link, and a workload of EfficientNet-Lite0 requests
-//! while the link and the CPU load change, run once per policy; then a summary table.
+//! while the link and the CPU load change; then a summary table.
+//!
+//! Fairness: the policies take turns round by round. In every round each policy, with a fresh
+//! agent, goes through the same phases with the same requests at the same spacing; the order
+//! the policies take turns in rotates between rounds, so that a drift in the machine's load
+//! does not favour one of them. Next to the policies the summary prints two hindsight
+//! references computed from the same measurements ([`record`]).
 //!
 //! The device is emulated as a slower board (local runs take `slowdown` × their real time,
 //! as a Raspberry Pi 4 takes several times longer than this machine's core); the edge runs at
@@ -9,6 +15,9 @@
 //! spinning thread), and the agent sees it through its CPU probe.
 //!
 //! # Layout
+//! - [`scenario`]: the phases, the policies and the order they take turns in.
+//! - [`record`]: per-request records, per-policy figures and the references (no I/O).
+//! - [`report`]: what is printed.
 //! - [`broker`]: rumqttd in-process.
 //! - [`link`]: the emulated link.
 //! - [`load`]: the background CPU load.
@@ -16,6 +25,9 @@
 pub mod broker;
 pub mod link;
 pub mod load;
+pub mod record;
+pub mod report;
+pub mod scenario;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,41 +35,24 @@ use std::time::{Duration, Instant};
 
 use ferry_decide::Ran;
 use ferry_protocol::{ImageFormat, Input};
+use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::daemon::{AgentConfig, Submission};
+use crate::daemon::{AgentConfig, Daemon, Submission, SubmitError};
 use crate::service::Agent;
-
-/// One phase of the scenario.
-#[derive(Debug, Clone, Copy)]
-pub struct Phase {
-    /// What it stands for.
-    pub name: &'static str,
-    /// Link bandwidth, Mbit/s.
-    pub mbps: f64,
-    /// One-way delay, ms.
-    pub delay_ms: f64,
-    /// Whether a background job loads the CPU.
-    pub cpu_load: bool,
-}
-
-/// The scenario: a device that moves between good Wi-Fi, a collapsed link and a congested one,
-/// with a background job at times.
-pub const PHASES: [Phase; 4] = [
-    Phase { name: "good Wi-Fi, idle CPU", mbps: 80.0, delay_ms: 2.0, cpu_load: false },
-    Phase { name: "link collapse", mbps: 1.5, delay_ms: 40.0, cpu_load: false },
-    Phase { name: "good Wi-Fi, busy CPU", mbps: 80.0, delay_ms: 2.0, cpu_load: true },
-    Phase { name: "collapse, busy CPU", mbps: 1.5, delay_ms: 40.0, cpu_load: true },
-];
-
-/// The policies compared.
-pub const POLICIES: [&str; 3] = ["adaptive", "always-local", "always-offload"];
+use record::{Comparison, Path as AnswerPath, RequestRecord, SlotBest};
+use scenario::{order, PHASES, POLICIES};
 
 /// Demo settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct DemoOptions {
     /// Requests per phase.
     pub per_phase: u32,
+    /// Rounds: each policy goes through every phase once per round.
+    pub rounds: u32,
+    /// Spacing between request starts, ms (0: back to back). A request that answers later
+    /// than this is followed at once by the next.
+    pub interval_ms: u32,
     /// Local slowdown emulating a slower board.
     pub slowdown: f64,
     /// Deadline per request, ms.
@@ -66,48 +61,109 @@ pub struct DemoOptions {
     pub models: PathBuf,
 }
 
-/// One policy's results.
-#[derive(Debug, Clone, Default)]
-pub struct PolicyResult {
-    /// The policy.
-    pub policy: String,
-    /// Every request's latency, ms.
-    pub latencies_ms: Vec<f64>,
-    /// Answers from local.
-    pub local: u32,
-    /// Answers from the edge.
-    pub edge: u32,
-    /// Error answers.
-    pub failed: u32,
-    /// Answers later than the deadline.
-    pub misses: u32,
-    /// Fallbacks from the edge to local.
-    pub fallbacks: u32,
+/// Everything the demo measured and concluded.
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoReport {
+    /// The settings it ran with.
+    pub options: DemoOptions,
+    /// The scenario's phases, by index.
+    pub phases: Vec<scenario::Phase>,
+    /// The order the policies took turns in, per round.
+    pub orders: Vec<Vec<&'static str>>,
+    /// Every request, in the order they were sent.
+    pub records: Vec<RequestRecord>,
+    /// The per-slot best, slot by slot.
+    pub per_slot_best: Vec<SlotBest>,
+    /// The summary's figures.
+    pub comparison: Comparison,
+    /// This machine's cores.
+    pub cores: usize,
+    /// `/proc/loadavg`'s three averages before and after.
+    pub load_before: Option<String>,
+    /// See `load_before`.
+    pub load_after: Option<String>,
+    /// Wall time, s.
+    pub took_s: f64,
 }
 
-impl PolicyResult {
-    /// Mean latency, ms.
-    pub fn mean(&self) -> f64 {
-        self.latencies_ms.iter().sum::<f64>() / self.latencies_ms.len().max(1) as f64
-    }
+/// Why the demo could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The in-process broker did not start.
+    #[error("broker: {0}")]
+    Broker(String),
+    /// The emulated link (the pacing proxy) did not start.
+    #[error("emulated link: {0}")]
+    Link(#[source] std::io::Error),
+    /// A temporary folder for the agents' sockets and spools.
+    #[error("temporary folder: {0}")]
+    TempDir(#[source] std::io::Error),
+    /// A bundled file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The demo's own edge or agent config was refused (a defect of the demo).
+    #[error("{what} config: {message}")]
+    Config {
+        /// "edge" or the policy.
+        what: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// An agent did not start or did not reach the broker.
+    #[error("agent ({policy}): {message}")]
+    Agent {
+        /// Its policy.
+        policy: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// A request was refused before it was decided on.
+    #[error("agent ({policy}) refused a request: {source}")]
+    Submit {
+        /// Its policy.
+        policy: &'static str,
+        /// Why.
+        source: SubmitError,
+    },
+}
 
-    /// 95th percentile latency, ms.
-    pub fn p95(&self) -> f64 {
-        let mut v = self.latencies_ms.clone();
-        v.sort_by(f64::total_cmp);
-        v.get(((v.len() as f64 * 0.95).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0.0)
+/// The shared world every agent runs in: the link's shape and the background job.
+struct World {
+    shape: Arc<link::Shape>,
+    hog: load::CpuLoad,
+}
+
+impl World {
+    fn enter(&self, phase: &scenario::Phase) {
+        self.shape.set(phase.mbps, phase.delay_ms);
+        self.hog.set(phase.cpu_load);
     }
 }
 
-/// Runs the whole demo, printing as it goes; returns each policy's results.
-pub async fn run(opts: &DemoOptions) -> Result<Vec<PolicyResult>, String> {
+/// Runs the whole demo, printing as it goes; returns what it measured.
+pub async fn run(opts: &DemoOptions) -> Result<DemoReport, DemoError> {
     let started = Instant::now();
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let broker = broker::start(broker::free_port()?)?;
-    let shape = Arc::new(link::Shape::default());
-    shape.set(PHASES[0].mbps, PHASES[0].delay_ms);
-    let link_addr = link::start(broker, shape.clone()).await.map_err(|e| e.to_string())?;
-    println!("ferry demo: broker (rumqttd) on {broker}, emulated link on {link_addr}, device = this machine slowed {}x", opts.slowdown);
+    let load_before = load_average();
+    let dir = tempfile::tempdir().map_err(DemoError::TempDir)?;
+    let broker = broker::start(broker::free_port().map_err(DemoError::Broker)?)
+        .map_err(DemoError::Broker)?;
+    let world = World {
+        shape: Arc::new(link::Shape::default()),
+        hog: load::CpuLoad::start(),
+    };
+    world.enter(&PHASES[0]);
+    let link_addr = link::start(broker, world.shape.clone())
+        .await
+        .map_err(DemoError::Link)?;
+    println!(
+        "ferry demo: broker (rumqttd) on {broker}, emulated link on {link_addr}, device = this machine slowed {}x; {} rounds, {} requests per phase",
+        opts.slowdown, opts.rounds, opts.per_phase
+    );
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let edge = edge_config(broker, &opts.models)?;
@@ -115,127 +171,225 @@ pub async fn run(opts: &DemoOptions) -> Result<Vec<PolicyResult>, String> {
     let edge_task = tokio::spawn(ferry_edge::run(edge, async move {
         let _ = edge_stop.wait_for(|s| *s).await;
     }));
-    let hog = load::CpuLoad::start();
-    let images = [read(&opts.models.join("images/cat.jpg"))?, read(&opts.models.join("images/espresso.jpg"))?];
+    let images = [
+        read(&opts.models.join("images/cat.jpg"))?,
+        read(&opts.models.join("images/espresso.jpg"))?,
+    ];
 
-    let mut results = Vec::new();
-    for policy in POLICIES {
-        let config = agent_config(dir.path(), policy, link_addr, opts)?;
-        // The agent as `ferry run` composes it (API, sensor loop), one per policy, stopped before
-        // the next starts so that only one agent at a time holds a connection.
-        let agent = Agent::start(config).await.map_err(|e| e.to_string())?;
-        let daemon = agent.daemon().clone();
-        if let Some(link) = &daemon.offloader {
-            link.wait_ready(Duration::from_secs(10)).await.map_err(|e| format!("device → broker: {e}"))?;
-        }
-        // Let the edge subscribe before the first policy sends anything.
-        tokio::time::sleep(Duration::from_millis(if results.is_empty() { 1500 } else { 200 })).await;
-        let mut r = PolicyResult { policy: policy.to_string(), ..Default::default() };
-        for phase in PHASES {
-            shape.set(phase.mbps, phase.delay_ms);
-            hog.set(phase.cpu_load);
-            let mut marks = String::new();
-            let before = r.latencies_ms.len();
-            for i in 0..opts.per_phase {
-                let image = &images[i as usize % images.len()];
-                let input = Input::Image { format: ImageFormat::Jpeg, bytes: image.clone() };
-                let s = Submission { model: "efficientnet-lite0".to_string(), input, deadline_ms: Some(opts.deadline_ms) };
-                let outcome = daemon.submit(s).await.map_err(|e| e.to_string())?;
-                let a = outcome.answer;
-                let ms = a.latency_us as f64 / 1e3;
-                r.latencies_ms.push(ms);
-                if ms > f64::from(opts.deadline_ms) {
-                    r.misses += 1;
-                }
-                if a.fallback.is_some() {
-                    r.fallbacks += 1;
-                }
-                let mark = match (a.ok, a.ran) {
-                    (false, _) | (_, Ran::Nowhere) => {
-                        r.failed += 1;
-                        'x'
-                    }
-                    (true, Ran::Local(_)) => {
-                        r.local += 1;
-                        'L'
-                    }
-                    (true, Ran::Edge(_)) => {
-                        r.edge += 1;
-                        'E'
-                    }
+    let mut records = Vec::new();
+    let mut first = true;
+    let result: Result<(), DemoError> = async {
+        for round in 0..opts.rounds {
+            for (place, policy) in order(round).into_iter().enumerate() {
+                let run = PolicyRun {
+                    round,
+                    place: place as u32,
+                    policy,
+                    opts,
+                    images: &images,
+                    world: &world,
                 };
-                marks.push(mark);
+                run.go(dir.path(), link_addr, first, &mut records).await?;
+                first = false;
             }
-            let lat = &r.latencies_ms[before..];
-            let mean = lat.iter().sum::<f64>() / lat.len().max(1) as f64;
-            println!(
-                "  {policy:<15} {:<22} {:>5.1} Mbit/s {:>3} ms  [{marks:<w$}]  mean {mean:>6.1} ms",
-                phase.name,
-                phase.mbps,
-                phase.delay_ms,
-                w = opts.per_phase as usize
-            );
         }
-        drop(daemon);
-        agent.stop().await;
-        results.push(r);
+        Ok(())
     }
-    hog.set(false);
+    .await;
+    world.hog.set(false);
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), edge_task).await;
-    print_summary(&results, opts, started.elapsed());
-    Ok(results)
+    result?;
+
+    let comparison = Comparison::of(&records, &POLICIES, opts.rounds);
+    let report = DemoReport {
+        options: opts.clone(),
+        phases: PHASES.to_vec(),
+        orders: (0..opts.rounds).map(|r| order(r).to_vec()).collect(),
+        per_slot_best: record::per_slot_best(&records),
+        records,
+        comparison,
+        cores: std::thread::available_parallelism().map_or(0, usize::from),
+        load_before,
+        load_after: load_average(),
+        took_s: started.elapsed().as_secs_f64(),
+    };
+    print!("{}", report::summary(&report));
+    Ok(report)
 }
 
-fn print_summary(results: &[PolicyResult], opts: &DemoOptions, took: Duration) {
-    println!();
-    println!("summary ({} requests per policy, deadline {} ms, L = ran locally, E = ran on the edge):", opts.per_phase as usize * PHASES.len(), opts.deadline_ms);
-    println!("  {:<15} {:>9} {:>9} {:>6} {:>6} {:>7} {:>10} {:>7}", "policy", "mean ms", "p95 ms", "local", "edge", "failed", "fallbacks", "misses");
-    for r in results {
-        println!(
-            "  {:<15} {:>9.1} {:>9.1} {:>6} {:>6} {:>7} {:>10} {:>7}",
-            r.policy,
-            r.mean(),
-            r.p95(),
-            r.local,
-            r.edge,
-            r.failed,
-            r.fallbacks,
-            r.misses
-        );
+/// One policy's turn in one round: a fresh agent through every phase.
+struct PolicyRun<'a> {
+    round: u32,
+    place: u32,
+    policy: &'static str,
+    opts: &'a DemoOptions,
+    images: &'a [Vec<u8>; 2],
+    world: &'a World,
+}
+
+impl PolicyRun<'_> {
+    async fn go(
+        &self,
+        dir: &Path,
+        link: std::net::SocketAddr,
+        first: bool,
+        records: &mut Vec<RequestRecord>,
+    ) -> Result<(), DemoError> {
+        let policy = self.policy;
+        // Every agent starts in the first phase's world, so that its warm-up and its first
+        // probes see the same link and load.
+        self.world.enter(&PHASES[0]);
+        let config = agent_config(dir, policy, self.round, link, self.opts)?;
+        // The agent as `ferry run` composes it (API, sensor loop); stopped before the next
+        // starts, so that only one agent at a time holds a connection or probes the link.
+        let agent = Agent::start(config).await.map_err(|e| DemoError::Agent {
+            policy,
+            message: e.to_string(),
+        })?;
+        let daemon = agent.daemon().clone();
+        let outcome = self.phases(&daemon, first, records).await;
+        drop(daemon);
+        agent.stop().await;
+        outcome
     }
-    let adaptive = results.iter().find(|r| r.policy == "adaptive").map(PolicyResult::mean);
-    let best_static = results.iter().filter(|r| r.policy != "adaptive").map(PolicyResult::mean).fold(f64::INFINITY, f64::min);
-    if let Some(a) = adaptive {
-        println!("  adaptive mean / best static mean = {:.2}", a / best_static);
+
+    async fn phases(
+        &self,
+        daemon: &Daemon,
+        first: bool,
+        records: &mut Vec<RequestRecord>,
+    ) -> Result<(), DemoError> {
+        let policy = self.policy;
+        if let Some(link) = &daemon.offloader {
+            link.wait_ready(Duration::from_secs(10))
+                .await
+                .map_err(|e| DemoError::Agent {
+                    policy,
+                    message: format!("device → broker: {e}"),
+                })?;
+        }
+        // Let the edge subscribe before the first agent sends anything.
+        tokio::time::sleep(Duration::from_millis(if first { 1500 } else { 200 })).await;
+        let interval = Duration::from_millis(u64::from(self.opts.interval_ms));
+        for (index, phase) in PHASES.iter().enumerate() {
+            self.world.enter(phase);
+            let phase_start = tokio::time::Instant::now();
+            let before = records.len();
+            for slot in 0..self.opts.per_phase {
+                tokio::time::sleep_until(phase_start + interval * slot).await;
+                let image = &self.images[slot as usize % self.images.len()];
+                let input = Input::Image {
+                    format: ImageFormat::Jpeg,
+                    bytes: image.clone(),
+                };
+                let s = Submission {
+                    model: "efficientnet-lite0".to_string(),
+                    input,
+                    deadline_ms: Some(self.opts.deadline_ms),
+                };
+                let sent = Instant::now();
+                let sent_ms = phase_start.elapsed().as_secs_f64() * 1e3;
+                let outcome = daemon
+                    .submit(s)
+                    .await
+                    .map_err(|source| DemoError::Submit { policy, source })?;
+                let latency_ms = sent.elapsed().as_secs_f64() * 1e3;
+                let a = outcome.answer;
+                let path = match (a.ok, a.ran) {
+                    (false, _) | (_, Ran::Nowhere) => AnswerPath::Failed,
+                    (true, Ran::Local(_)) => AnswerPath::Local,
+                    (true, Ran::Edge(_)) => AnswerPath::Edge,
+                };
+                records.push(RequestRecord {
+                    round: self.round,
+                    place: self.place,
+                    policy,
+                    phase: index,
+                    slot,
+                    sent_ms,
+                    latency_ms,
+                    path,
+                    fallback: a.fallback.is_some(),
+                    missed: latency_ms > f64::from(self.opts.deadline_ms),
+                    request_id: outcome.response.request_id,
+                });
+            }
+            // Every policy spends the same time in a phase unless its answers overran.
+            tokio::time::sleep_until(phase_start + interval * self.opts.per_phase).await;
+            println!(
+                "{}",
+                report::phase_line(
+                    self.round,
+                    self.opts.rounds,
+                    policy,
+                    phase,
+                    &records[before..],
+                    self.opts.per_phase
+                )
+            );
+        }
+        Ok(())
     }
-    println!("took {:.1} s", took.as_secs_f64());
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+/// `/proc/loadavg`'s 1, 5 and 15 minute averages.
+fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    Some(
+        text.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
 }
 
-fn edge_config(broker: std::net::SocketAddr, models: &Path) -> Result<ferry_edge::EdgeConfig, String> {
+fn read(path: &Path) -> Result<Vec<u8>, DemoError> {
+    std::fs::read(path).map_err(|source| DemoError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn edge_config(
+    broker: std::net::SocketAddr,
+    models: &Path,
+) -> Result<ferry_edge::EdgeConfig, DemoError> {
     let text = format!(
         "share_group = \"demo\"\nmodels_dir = \"{}\"\nworkers = 1\nqueue_capacity = 16\nmax_batch = 4\n[models.efficientnet-lite0]\nprecisions = [\"fp32\"]\n[mqtt]\nbroker = \"mqtt://{broker}\"\ninsecure = true\n",
         models.display()
     );
-    ferry_edge::EdgeConfig::parse(&text, Path::new("<demo edge config>")).map_err(|e| e.to_string())
+    ferry_edge::EdgeConfig::parse(&text, Path::new("<demo edge config>")).map_err(|e| {
+        DemoError::Config {
+            what: "edge".to_string(),
+            message: e.to_string(),
+        }
+    })
 }
 
-fn agent_config(dir: &Path, policy: &str, link: std::net::SocketAddr, opts: &DemoOptions) -> Result<AgentConfig, String> {
+fn agent_config(
+    dir: &Path,
+    policy: &str,
+    round: u32,
+    link: std::net::SocketAddr,
+    opts: &DemoOptions,
+) -> Result<AgentConfig, DemoError> {
     let board = dir.join("demo-board.toml");
-    std::fs::write(&board, DEMO_BOARD).map_err(|e| e.to_string())?;
+    let refused = |message: String| DemoError::Config {
+        what: policy.to_string(),
+        message,
+    };
+    std::fs::write(&board, DEMO_BOARD).map_err(|e| refused(format!("{}: {e}", board.display())))?;
     let text = format!(
-        "[agent]\ndevice_id = \"demo-{policy}\"\nboard = \"{}\"\nmodels = \"{}\"\nemulate_slowdown = {:.1}\nwarmup_runs = 2\n[api]\nunix = \"{}\"\n[decide]\npolicy = \"{policy}\"\n[mqtt]\nbroker = \"mqtt://{link}\"\ninsecure = true\n[telemetry]\nspool_dir = \"{}\"\n",
+        "[agent]\ndevice_id = \"demo-{policy}\"\nboard = \"{}\"\nmodels = \"{}\"\nemulate_slowdown = {:.3}\nwarmup_runs = 2\n[api]\nunix = \"{}\"\n[decide]\npolicy = \"{policy}\"\n[mqtt]\nbroker = \"mqtt://{link}\"\ninsecure = true\n[telemetry]\nspool_dir = \"{}\"\n",
         board.display(),
         opts.models.display(),
         opts.slowdown,
         dir.join(format!("{policy}.sock")).display(),
-        dir.join(format!("spool-{policy}")).display()
+        // A spool of its own: an agent stopped mid-write leaves a torn tail the next would repair.
+        dir.join(format!("spool-{policy}-{round}")).display()
     );
-    AgentConfig::parse(&text, &dir.join("agent.toml")).map_err(|e| e.to_string())
+    AgentConfig::parse(&text, &dir.join("agent.toml")).map_err(|e| refused(e.to_string()))
 }
 
 /// The demo device: the CPU probe (so the agent sees the background load), one local variant,
