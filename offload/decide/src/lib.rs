@@ -15,6 +15,8 @@
 //! - [`cost`]: predicted latency and energy per path.
 //! - [`policy`]: the `Policy` trait, `Decision`, `Reason`; [`adaptive`], [`fixed`],
 //!   [`threshold`]: the policies; [`hysteresis`]; [`thermal`]: the PI governor.
+//! - [`probe`]: how often an unused edge is probed (the expected gain of a probe) and what
+//!   that costs.
 //! - [`decider`]: all of the above behind `decide()`.
 //! - [`scheduler`]: the per-request state machine (fallback, hedging, exactly one answer).
 //! - [`outcome`]: how an offload went → what the estimators learn; the agent's executor and
@@ -39,6 +41,7 @@ pub mod link;
 pub mod local;
 pub mod outcome;
 pub mod policy;
+pub mod probe;
 pub mod scheduler;
 pub mod sim;
 pub mod targets;
