@@ -38,12 +38,13 @@ pub struct EdgeEstimator {
     /// An offload that showed a collapse (its wait restarted the link estimate) and is still
     /// unanswered: while it stays so, the link is proven at least that slow.
     collapse: Option<Pending>,
-    /// The last probe restarted the link estimate to faster, and no real transfer has
-    /// confirmed it yet.
-    probe_claim: bool,
+    /// The last probe restarted the link estimate to faster, and no real transfer has checked
+    /// it yet: the estimate from before it.
+    probe_claim: Option<LinkEstimator>,
     /// Probes carry `probe_bytes` times this (1, 2, 4 or 8): doubled each time a real transfer
-    /// contradicts a probe.
+    /// contradicts a probe, halved after [`CONFIRMATIONS_TO_SHRINK`] in a row confirm one.
     probe_scale: u32,
+    confirmations: u32,
     /// Probes answered since start.
     pub probes_answered: u64,
     /// What requests would gain per request on this edge recovered (see
@@ -77,6 +78,8 @@ const RECOVERING_QUEUE_US: f64 = 20_000.0;
 pub const PACE_MEMORY_US: f64 = 600e6;
 /// Largest factor a probe grows by after contradictions.
 pub const MAX_PROBE_SCALE: u32 = 8;
+/// Real transfers in a row that confirm a probe before probes shrink back by half.
+pub const CONFIRMATIONS_TO_SHRINK: u32 = 2;
 
 impl EdgeEstimator {
     /// Starts from priors.
@@ -101,8 +104,9 @@ impl EdgeEstimator {
             },
             best_at_us: 0,
             collapse: None,
-            probe_claim: false,
+            probe_claim: None,
             probe_scale: 1,
+            confirmations: 0,
             probes_answered: 0,
             gain_us: Ewma::new(alpha),
         }
@@ -165,15 +169,25 @@ impl EdgeEstimator {
     }
 
     /// A real transfer (or a lower bound on one) after a probe that said the link got faster:
-    /// if it is [`crate::link::CHANGE_FACTOR`] or more slower than the probe made the estimate,
-    /// the probe was fooled (it fit in a burst allowance) and the next ones are twice as large.
+    /// the probe was fooled (it fit in a burst allowance) if the transfer is
+    /// [`crate::link::CHANGE_FACTOR`] or more slower than the probe made the estimate *and*
+    /// still about as slow as the estimate before the probe (within the same factor) — then the
+    /// next probes are twice as large. A transfer that merely falls short of an over-optimistic
+    /// probe (a 16 KiB probe timed at less than its RTT on a 100 Mbit/s link) is no
+    /// contradiction.
     fn check_claim(&mut self, up: u32, down: u32, net_us: f64) {
-        if !std::mem::take(&mut self.probe_claim) {
-            return;
-        }
-        if let Some(f) = self.link.ratio(up, down, net_us) {
-            if f >= crate::link::CHANGE_FACTOR {
-                self.probe_scale = (self.probe_scale * 2).min(MAX_PROBE_SCALE);
+        let Some(before) = self.probe_claim.take() else { return };
+        let vs_probe = self.link.ratio(up, down, net_us);
+        let vs_before = before.ratio(up, down, net_us);
+        let fooled = matches!((vs_probe, vs_before), (Some(p), Some(b)) if p >= crate::link::CHANGE_FACTOR && b >= 1.0 / crate::link::CHANGE_FACTOR);
+        if fooled {
+            self.probe_scale = (self.probe_scale * 2).min(MAX_PROBE_SCALE);
+            self.confirmations = 0;
+        } else {
+            self.confirmations += 1;
+            if self.confirmations >= CONFIRMATIONS_TO_SHRINK {
+                self.probe_scale = (self.probe_scale / 2).max(1);
+                self.confirmations = 0;
             }
         }
     }
@@ -304,8 +318,9 @@ impl EdgeEstimator {
         self.probes_answered = self.probes_answered.saturating_add(1);
         self.link.on_rtt_weighted(rtt_us, STATE_REPORT_WEIGHT);
         let faster = self.link.ratio(up, down, transfer_us).is_some_and(|f| f < 1.0);
+        let before = self.link;
         if self.link.on_probe_transfer(up, down, transfer_us, STATE_REPORT_WEIGHT) {
-            self.probe_claim = faster;
+            self.probe_claim = faster.then_some(before);
             if faster {
                 // Measured since: what an older offload's wait proved no longer holds.
                 self.settle_pending();
@@ -506,9 +521,23 @@ mod tests {
         e.on_waited_at_least(5_000_000, 0, 80_000, 512, 1_200_000.0);
         assert_eq!(e.probe_bytes(16_384), 32_768);
         assert!(e.link.predict(80_000, 512).0 > 1_000_000.0);
-        // A probe confirmed by the next transfer changes nothing.
+        // A probe confirmed by the next transfer changes nothing ...
         e.on_probe(2_000.0, 32_768, 64, 2_000.0 + 32_768.0 * 0.08, Some(0.0));
         e.on_answer(0, 80_000, 512, 2_000.0 + 80_000.0 * 0.09 + 15_000.0, 0.0, 15_000.0);
+        assert_eq!(e.probe_bytes(16_384), 32_768);
+        // ... nor does a transfer slower than a probe that over-promised, but far faster than
+        // the link before it (a probe timed within its RTT: a 4× faster estimate than true).
+        e.on_waited_at_least(6_000_000, 0, 80_000, 512, 1_600_000.0);
+        e.settle_pending();
+        e.on_probe(2_000.0, 16_384, 64, 2_000.0 + 16_384.0 * 0.01, Some(0.0));
+        e.on_answer(0, 80_000, 512, 2_000.0 + 80_000.0 * 0.1 + 15_000.0, 0.0, 15_000.0);
+        // Two confirmations in a row: back to the configured size.
+        assert_eq!(e.probe_bytes(16_384), 16_384);
+        // Grown again by a fooled probe.
+        e.on_waited_at_least(7_000_000, 0, 80_000, 512, 1_600_000.0);
+        e.settle_pending();
+        e.on_probe(2_000.0, 16_384, 64, 2_000.0 + 16_384.0 * 0.08, Some(0.0));
+        e.on_waited_at_least(8_000_000, 0, 80_000, 512, 1_200_000.0);
         assert_eq!(e.probe_bytes(16_384), 32_768);
         // Growth stops at 8×.
         for _ in 0..5 {

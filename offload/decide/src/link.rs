@@ -166,13 +166,18 @@ impl LinkEstimator {
             set(&mut self.down_pace, pace);
             return;
         }
-        // A restart moves a direction far: only one that carried a good part of the transfer.
-        let share = if matches!(how, Scale::Restart) { RESTART_SHARE } else { 0.05 };
-        if t_up > share * predicted {
+        // A restart moves a direction far: only one that carried a good part of the bytes (by
+        // predicted time, a downlink still at its prior could take the blame for a throttled
+        // uplink).
+        let (up_counts, down_counts) = match how {
+            Scale::Restart => (u >= RESTART_SHARE * (u + d), d >= RESTART_SHARE * (u + d)),
+            Scale::Average(_) => (t_up > 0.05 * predicted, t_down > 0.05 * predicted),
+        };
+        if up_counts {
             let x = self.up_pace.mean() * f;
             set(&mut self.up_pace, x);
         }
-        if t_down > share * predicted {
+        if down_counts {
             let x = self.down_pace.mean() * f;
             set(&mut self.down_pace, x);
         }
@@ -196,9 +201,7 @@ pub const CHANGE_FACTOR: f64 = 4.0;
 /// ... and this much off in absolute terms, µs: a millisecond of scheduling noise on a
 /// 1-ms transfer is no change of the link.
 pub const CHANGE_MIN_US: f64 = 2_000.0;
-/// A restart moves only the directions that carried at least this share of the predicted
-/// transfer time (an answer's 512 bytes are about 6 % of an 80 KB upload's time when the
-/// downlink is still at its prior).
+/// A restart moves only the directions that carried at least this share of the bytes.
 const RESTART_SHARE: f64 = 0.25;
 /// Spread of a restarted pace, relative to it.
 const RESTART_REL_STD: f64 = 0.5;
