@@ -213,8 +213,8 @@ fn the_agent_moves_to_local_within_a_second_of_a_throttle_and_back_within_two_of
         late_edge.is_empty(),
         "sent {LOCAL_WITHIN_S} s or more after the throttle (at {throttle_s:.2} s) and still on the edge: {late_edge:#?}\nall: {throttled:#?}"
     );
-    if let Some(first) = throttled.iter().find(|r| !r.on_edge()) {
-        eprintln!("testbed: first local request sent {:.2} s after the throttle", first.sent_s - throttle_s);
+    if let Some(last) = throttled.iter().rfind(|r| r.on_edge()) {
+        eprintln!("testbed: last request on the edge after the throttle was sent {:.2} s after it", last.sent_s - throttle_s);
     }
 
     // Restored: on the edge from 2 s after the restore, and staying there.
@@ -225,8 +225,8 @@ fn the_agent_moves_to_local_within_a_second_of_a_throttle_and_back_within_two_of
         "sent {EDGE_WITHIN_S} s or more after the restore (at {restore_s:.2} s) and not on the edge: {late_local:#?}\nall: {restored:#?}"
     );
     assert!(restored.iter().any(|r| r.sent_s >= restore_s + EDGE_WITHIN_S), "no request was sent long enough after the restore: {restored:#?}");
-    if let Some(first) = restored.iter().find(|r| r.on_edge()) {
-        eprintln!("testbed: first edge request sent {:.2} s after the restore", first.sent_s - restore_s);
+    if let Some(last) = restored.iter().rfind(|r| !r.on_edge()) {
+        eprintln!("testbed: last local request after the restore was sent {:.2} s after it", last.sent_s - restore_s);
     }
 
     // The replay: every answer in time (deadline + slack), and placement where it is clear.
