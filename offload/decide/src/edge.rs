@@ -316,7 +316,12 @@ impl EdgeEstimator {
     pub fn on_probe(&mut self, rtt_us: f64, up: u32, down: u32, transfer_us: f64, queue_us: Option<f64>) {
         self.probing = false;
         self.probes_answered = self.probes_answered.saturating_add(1);
-        self.link.on_rtt_weighted(rtt_us, STATE_REPORT_WEIGHT);
+        // The payload is split with the RTT as known before this ping, and a ping far above
+        // that while an abandoned offload is still out waited behind its bytes: it measures
+        // that backlog, not the RTT, and is left out (with it, the payload right after it —
+        // which did not wait — would look fast, and its spread would hide the end of a
+        // throttle).
+        let backlog = self.collapse.is_some() || self.uplink_backlog_bytes > 0.0;
         let faster = self.link.ratio(up, down, transfer_us).is_some_and(|f| f < 1.0);
         let before = self.link;
         if self.link.on_probe_transfer(up, down, transfer_us, STATE_REPORT_WEIGHT) {
@@ -325,6 +330,10 @@ impl EdgeEstimator {
                 // Measured since: what an older offload's wait proved no longer holds.
                 self.settle_pending();
             }
+        }
+        let queued = backlog && rtt_us > crate::link::CHANGE_FACTOR * before.rtt().mean() + crate::link::CHANGE_MIN_US;
+        if !queued {
+            self.link.on_rtt_weighted(rtt_us, STATE_REPORT_WEIGHT);
         }
         // An answered probe is the edge saying it is up now: the failure memory follows it.
         self.fail_rate.update_weighted(0.0, STATE_REPORT_WEIGHT);
@@ -440,6 +449,21 @@ mod tests {
         }
         assert!(probes <= 6, "{probes} probes to see the overload end");
         assert!(e.queue().mean() < 20_000.0 && e.failure_probability() < 0.05);
+    }
+
+    #[test]
+    fn a_probe_whose_ping_waited_behind_a_backlog_still_measures_the_link() {
+        let mut e = fast();
+        // The link is throttled to 400 kbit/s: an offload is overtaken by the local run and still out; the next probe's ping
+        // waited 500 ms behind its bytes; the payload right after it did not: 16 KiB at
+        // 400 kbit/s (20 µs/B).
+        e.on_waited_at_least(10_000_000, 0, 80_000, 512, 1_600_000.0);
+        e.on_probe(505_000.0, 16_384, 64, 2_000.0 + 16_384.0 * 20.0, Some(0.0));
+        assert!(e.link.up_mbps() < 0.5, "{}", e.link.up_mbps());
+        assert!(e.link.rtt().mean() < 150_000.0, "{}", e.link.rtt().mean());
+        // The end of the throttle is still seen in one probe.
+        e.on_probe(2_000.0, 16_384, 64, 2_000.0 + 16_384.0 * 0.08, Some(0.0));
+        assert!(e.link.up_mbps() > 50.0, "{}", e.link.up_mbps());
     }
 
     #[test]
