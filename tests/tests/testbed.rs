@@ -6,8 +6,10 @@
 //! restores the link, and then replays a recorded 3G link (re-shaping `tbf` every second).
 //!
 //! What it asserts, in seconds (issue 13), every request answered exactly once:
-//! - every request sent from 1 s after the throttle (400 kbit/s) until the restore runs
-//!   local;
+//! - every request sent from 1 s after the throttle (400 kbit/s) until the device's load
+//!   starts runs local; with the load on (local runs ~3× as long), a request may go to the
+//!   throttled edge when that is faster, but none run there is answered later than its
+//!   deadline or 1.25 × the median local latency of that phase;
 //! - every request sent from 2 s after the restore (100 Mbit/s) to the end of the phases runs
 //!   on the edge;
 //! - during the replay, no answer comes later than its deadline + [`LATE_SLACK_MS`]; every
@@ -46,10 +48,12 @@ const REPLAY_FROM_S: usize = 170;
 const REPLAY_S: usize = 60;
 /// During the replay no answer may come later than its deadline plus this, ms.
 const LATE_SLACK_MS: f64 = 500.0;
-/// At or below this capacity an 80 KB image takes > 1.2 s up: local wins, Mbit/s.
-const LOW_MBPS: f64 = 0.5;
-/// At or above this capacity it takes < 170 ms: the edge wins, Mbit/s.
-const HIGH_MBPS: f64 = 3.5;
+/// At or below this capacity even the smaller image (38 KB) takes ~0.9 s up, the larger
+/// (80 KB) ~1.8 s: local (0.3–0.9 s here) wins, Mbit/s.
+const LOW_MBPS: f64 = 0.35;
+/// At or above this capacity the larger image takes < 160 ms up, the smaller < 80 ms: the
+/// edge wins, Mbit/s.
+const HIGH_MBPS: f64 = 4.0;
 /// ... once the capacity has stayed there this long, s.
 const SETTLE_S: f64 = 3.0;
 
@@ -155,7 +159,8 @@ fn the_agent_moves_to_local_within_a_second_of_a_throttle_and_back_within_two_of
     bed.tb.shape(Side::Device, SLOW_KBIT).expect("throttle");
     eprintln!("testbed: {throttle_s:.2} s uplink throttled to {SLOW_KBIT} kbit/s");
     phase(&api, t0, "throttled", 8.0, &mut rows, &images);
-    eprintln!("testbed: background CPU load started on the device (both cores)");
+    let load_s = t0.elapsed().as_secs_f64();
+    eprintln!("testbed: {load_s:.2} s background CPU load started on the device (both cores)");
     let load = cpu_load(&bed.tb);
     phase(&api, t0, "throttled+load", 6.0, &mut rows, &images);
     let restore_s = t0.elapsed().as_secs_f64();
@@ -206,8 +211,8 @@ fn the_agent_moves_to_local_within_a_second_of_a_throttle_and_back_within_two_of
     let fast: Vec<&Row> = rows.iter().filter(|r| r.phase == "fast").collect();
     assert!(fast[fast.len().saturating_sub(5)..].iter().all(|r| r.on_edge()), "not offloading on the fast link: {fast:#?}");
 
-    // Throttled: local from 1 s after the throttle until the restore.
-    let throttled: Vec<&Row> = rows.iter().filter(|r| r.sent_s >= throttle_s && r.sent_s < restore_s).collect();
+    // Throttled: local from 1 s after the throttle until the load starts.
+    let throttled: Vec<&Row> = rows.iter().filter(|r| r.sent_s >= throttle_s && r.sent_s < load_s).collect();
     let late_edge: Vec<&&Row> = throttled.iter().filter(|r| r.sent_s >= throttle_s + LOCAL_WITHIN_S && r.on_edge()).collect();
     assert!(
         late_edge.is_empty(),
@@ -215,6 +220,19 @@ fn the_agent_moves_to_local_within_a_second_of_a_throttle_and_back_within_two_of
     );
     if let Some(last) = throttled.iter().rfind(|r| r.on_edge()) {
         eprintln!("testbed: last request on the edge after the throttle was sent {:.2} s after it", last.sent_s - throttle_s);
+    }
+
+    // Throttled with the device loaded: local runs take ~3× as long, and for the smaller image
+    // (38 KB, ~0.8 s up at 400 kbit/s) the throttled edge can be the faster path, so going
+    // there is no error. What must hold: it never cost much — every request run on the edge
+    // was answered within its deadline or 1.25 × the phase's median local latency.
+    let loaded: Vec<&Row> = rows.iter().filter(|r| r.phase == "throttled+load").collect();
+    let mut local_ms: Vec<f64> = loaded.iter().filter(|r| !r.on_edge()).map(|r| r.latency_ms).collect();
+    local_ms.sort_by(f64::total_cmp);
+    if let Some(&median) = local_ms.get(local_ms.len() / 2) {
+        let bound = (1.25 * median).max(f64::from(DEADLINE_MS));
+        let costly: Vec<&&Row> = loaded.iter().filter(|r| r.on_edge() && r.latency_ms > bound).collect();
+        assert!(costly.is_empty(), "throttled and loaded, run on the edge slower than {bound:.0} ms (median local {median:.0} ms): {costly:#?}");
     }
 
     // Restored: on the edge from 2 s after the restore, and staying there.
