@@ -327,8 +327,10 @@ impl EdgeEstimator {
         if self.link.on_probe_transfer(up, down, transfer_us, STATE_REPORT_WEIGHT) {
             self.probe_claim = faster.then_some(before);
             if faster {
-                // Measured since: what an older offload's wait proved no longer holds.
+                // Measured since: what an older offload's wait proved no longer holds, and
+                // the failures the collapsed link caused (offloads that expired) are over.
                 self.settle_pending();
+                self.fail_rate.update_weighted(0.0, 1.0);
             }
         }
         let queued = backlog && rtt_us > crate::link::CHANGE_FACTOR * before.rtt().mean() + crate::link::CHANGE_MIN_US;

@@ -67,6 +67,12 @@ impl LinkEstimator {
     /// the directions in the proportion the current paces predict, so one sample moves both
     /// by the same factor.
     pub fn on_transfer(&mut self, up_bytes: u32, down_bytes: u32, net_us: f64) {
+        if let Some(f) = self.ratio(up_bytes, down_bytes, net_us) {
+            if f >= COLLAPSE_FACTOR && self.is_change(net_us, f) {
+                self.scale(up_bytes, down_bytes, net_us, f, Scale::Restart);
+                return;
+            }
+        }
         self.on_transfer_weighted(up_bytes, down_bytes, net_us, 0.0);
     }
 
@@ -203,6 +209,10 @@ pub const CHANGE_FACTOR: f64 = 4.0;
 pub const CHANGE_MIN_US: f64 = 2_000.0;
 /// A restart moves only the directions that carried at least this share of the bytes.
 const RESTART_SHARE: f64 = 0.25;
+/// A real transfer this many times slower than predicted is a collapse: the estimate restarts
+/// from it (one a little slower, or faster, is averaged in, so that a link that swings keeps
+/// its spread).
+pub const COLLAPSE_FACTOR: f64 = 8.0;
 /// Spread of a restarted pace, relative to it.
 const RESTART_REL_STD: f64 = 0.5;
 
