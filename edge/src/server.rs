@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ferry_protocol::{
     decode_request, encode_decode_failure, encode_error_response, topics, DType, DeviceId,
-    EdgeTimings, InputRef, Limits, RequestRef, Status,
+    EdgeTimings, InputRef, Limits, RequestRef, Status, PROBE_MODEL,
 };
 use ferry_runtime::preprocess;
 use ferry_transport::mqtt::session::{AfterConnAck, AfterSubAck, Disconnection, Link, PubAckOutcome};
@@ -214,6 +214,16 @@ impl Handler {
                 return;
             }
         };
+        if request.model.as_str() == PROBE_MODEL && request.device_id == device && topic_model == request.model {
+            // A probe: what the device measures is the round trip of its bytes; the answer
+            // says how deep the queue is now.
+            encode_error_response(request.request_id, Status::Ok, "probe", self.timings(), &mut self.buf);
+            let n = Stats::bump(&self.stats.probes);
+            tracing::trace!(%device, request_id = request.request_id, probes_total = n, "probe answered");
+            let payload = std::mem::take(&mut self.buf);
+            let _ = self.out.send(Outgoing { device, payload });
+            return;
+        }
         if let Err((status, detail)) = self.enqueue(&request, device, topic_model, received) {
             tracing::debug!(%device, request_id = request.request_id, %status, %detail, "answered at once");
             encode_error_response(

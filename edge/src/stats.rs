@@ -13,6 +13,8 @@ pub struct Stats {
     pub busy: AtomicU64,
     /// Requests answered with an error status (malformed, too large, unknown model, …).
     pub answered_error: AtomicU64,
+    /// Probes (model [`ferry_protocol::PROBE_MODEL`]) answered: not errors.
+    pub probes: AtomicU64,
     /// Messages dropped because no device could be told (logged).
     pub dropped: AtomicU64,
 }
@@ -28,6 +30,8 @@ pub struct StatsSnapshot {
     pub busy: u64,
     /// See [`Stats::answered_error`].
     pub answered_error: u64,
+    /// See [`Stats::probes`].
+    pub probes: u64,
     /// See [`Stats::dropped`].
     pub dropped: u64,
 }
@@ -45,6 +49,7 @@ impl Stats {
             answered_ok: self.answered_ok.load(Ordering::Relaxed),
             busy: self.busy.load(Ordering::Relaxed),
             answered_error: self.answered_error.load(Ordering::Relaxed),
+            probes: self.probes.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
         }
     }

@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //!
+//! - [`bed`]: the netns testbed with broker, edge and agent running in it (root only).
 //! - [`harness`]: the development PKI, a Mosquitto broker from the shipped config (optionally
 //!   with persistence, stopped and started again on its port), `mosquitto_sub` subscribers,
 //!   `ferry-edge` processes, the workspace's binaries, all on free loopback ports and all
@@ -17,9 +18,12 @@
 //! - `tests/*.rs`: offload round trip, reconnect, security, bad input, shared subscription;
 //!   `telemetry_mqtt.rs` (the publisher and its spool against a real broker, stopped and
 //!   restarted, and a loader killed mid-spool) and `telemetry_run.rs` (`ferry run` publishing
-//!   telemetry); `testbed.rs` (the netns testbed, root only); `offload_bench.rs` is an ignored
+//!   telemetry); `testbed.rs` (the netns testbed, root only: recovery in seconds, a recorded link replayed);
+//!   `idle_probe.rs` (what an idle agent's probes cost on the link, root only); `edge_probe.rs`
+//!   (probes answered and counted apart from errors); `offload_bench.rs` is an ignored
 //!   test (the benchmark in BENCHMARKS.md).
 
+pub mod bed;
 pub mod harness;
 pub mod netns;
 pub mod raw;

@@ -48,12 +48,19 @@ impl Testbed {
     /// Creates `ferry-dev-<pid>` and `ferry-edge-<pid>` with a veth pair between them
     /// (10.201.0.1/24 ↔ 10.201.0.2/24), loopback up in both, and the link unshaped.
     pub fn create() -> Result<Testbed, String> {
+        Testbed::create_tagged("")
+    }
+
+    /// [`Testbed::create`] with `tag` (a letter or two) in the names, so that one test
+    /// process can run several testbeds at once. Every testbed has the same addresses: they
+    /// live in separate namespaces.
+    pub fn create_tagged(tag: &str) -> Result<Testbed, String> {
         let pid = std::process::id();
         let tb = Testbed {
-            device_ns: format!("ferry-dev-{pid}"),
-            edge_ns: format!("ferry-edge-{pid}"),
-            device_if: format!("fyd{pid}"),
-            edge_if: format!("fye{pid}"),
+            device_ns: format!("ferry-dev{tag}-{pid}"),
+            edge_ns: format!("ferry-edge{tag}-{pid}"),
+            device_if: format!("fyd{tag}{pid}"),
+            edge_if: format!("fye{tag}{pid}"),
         };
         // Leftovers of a killed earlier run with the same pid would make `add` fail.
         let _ = run("ip", &["netns", "del", &tb.device_ns]);
@@ -115,6 +122,23 @@ impl Testbed {
                 "1s",
             ],
         )
+    }
+}
+
+impl Testbed {
+    /// Bytes a side has sent on the veth link so far (its interface's `tx_bytes`: every
+    /// frame, headers included).
+    pub fn tx_bytes(&self, side: Side) -> Result<u64, String> {
+        let ifname = match side {
+            Side::Device => &self.device_if,
+            Side::Edge => &self.edge_if,
+        };
+        let out = Command::new(crate::harness::program("ip"))
+            .args(["netns", "exec", self.namespace(side), "cat", &format!("/sys/class/net/{ifname}/statistics/tx_bytes")])
+            .output()
+            .map_err(|e| format!("ip netns exec cat: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.trim().parse().map_err(|_| format!("tx_bytes of {ifname}: {text:?} {}", String::from_utf8_lossy(&out.stderr).trim()))
     }
 }
 

@@ -21,10 +21,22 @@ fn link_state(daemon: &Daemon) -> String {
     }
 }
 
+/// What probing has cost since start: probes sent, their payload bytes, and the mean rate
+/// (each edge's `probe` says what the present cadence costs).
+fn probe_cost(d: &Daemon) -> Value {
+    use std::sync::atomic::Ordering;
+    let c = d.probe_counters();
+    let (sent, bytes) = (c.sent.load(Ordering::Relaxed), c.payload_bytes.load(Ordering::Relaxed));
+    let secs = d.uptime().as_secs_f64().max(1e-3);
+    json!({"sent": sent, "payload_bytes": bytes, "payload_bytes_per_s": bytes as f64 / secs,
+           "header_bytes_per_message": ferry_decide::probe::MESSAGE_OVERHEAD_BYTES})
+}
+
 /// The status page.
 pub async fn status(State(d): State<Arc<Daemon>>) -> Json<Value> {
     let s = &d.stats;
     let c = d.executor.counters();
+    let now = d.executor.now_us();
     let targets: Vec<Value> = d.executor.with_decider(|dec| {
         let est = dec.estimators();
         dec.targets()
@@ -39,8 +51,12 @@ pub async fn status(State(d): State<Arc<Daemon>>) -> Json<Value> {
                     }
                     TargetKind::Edge { .. } => {
                         let e = est.edge(t.id);
+                        let plan = dec.probe_plan(t.id, now);
                         json!({"name": name, "kind": "edge", "queue_ms": e.queue().mean() / 1e3,
-                               "failure_probability": e.failure_probability(), "tripped": e.tripped()})
+                               "failure_probability": e.failure_probability(), "tripped": e.tripped(),
+                               "rtt_ms": e.link.rtt().mean() / 1e3, "up_mbps": e.link.up_mbps(),
+                               "probe": {"interval_ms": plan.interval_us / 1000, "bytes": plan.bytes, "gain": plan.gain,
+                                         "bytes_per_s": plan.bytes_per_s, "uplink_share": plan.uplink_share}})
                     }
                 }
             })
@@ -65,6 +81,7 @@ pub async fn status(State(d): State<Arc<Daemon>>) -> Json<Value> {
                        "compute_ms": c.local_compute_us.load(Ordering::Relaxed) as f64 / 1e3},
         "latency": s.percentiles(),
         "targets": targets,
+        "probes": probe_cost(&d),
         "sensors": sensors,
     }))
 }

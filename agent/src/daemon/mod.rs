@@ -30,8 +30,11 @@ use ferry_runtime::{ModelStore, Threads, TractEngine};
 
 pub use config::AgentConfig;
 
-/// The model name probes ask for; no edge serves it, so the edge answers at once.
-pub const PROBE_MODEL: &str = "ferry-probe";
+/// The model name probes ask for; the edge answers it at once and counts it as a probe.
+pub use ferry_protocol::PROBE_MODEL;
+/// How often the daemon asks the decider whether a probe is due (the plan's shortest interval
+/// is `probe_after_ms`, 1 s by default; the sensor sweep may be far slower).
+const PROBE_CHECK: Duration = Duration::from_millis(50);
 use crate::telemetry::{DecisionWindow, Publisher, Telemetry};
 use local::TractRunner;
 use stats::Stats;
@@ -112,6 +115,18 @@ pub struct Daemon {
     window: Arc<std::sync::Mutex<DecisionWindow>>,
     next_id: AtomicU64,
     started: Instant,
+    /// Probes sent, and the payload bytes they carried (ping + payload; headers not counted).
+    probes: ProbeCounters,
+}
+
+/// What probing has cost since start.
+#[derive(Debug, Default)]
+pub struct ProbeCounters {
+    /// Probes sent.
+    pub sent: AtomicU64,
+    /// Payload bytes they carried up (1-byte ping + payload each; envelope, MQTT, TLS and
+    /// TCP headers come on top, about [`ferry_decide::probe::MESSAGE_OVERHEAD_BYTES`] a message).
+    pub payload_bytes: AtomicU64,
 }
 
 impl Daemon {
@@ -182,6 +197,7 @@ impl Daemon {
             window,
             next_id: AtomicU64::new(1),
             started: Instant::now(),
+            probes: ProbeCounters::default(),
         });
         daemon.warm_up().await;
         Ok(daemon)
@@ -282,6 +298,11 @@ impl Daemon {
         self.started.elapsed()
     }
 
+    /// What probing has cost since start.
+    pub fn probe_counters(&self) -> &ProbeCounters {
+        &self.probes
+    }
+
     /// Sweeps the sensors on their intervals, feeds the decider, and probes idle edges, until
     /// `shutdown` resolves.
     pub async fn sensor_loop(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
@@ -297,9 +318,15 @@ impl Daemon {
         let period = Duration::from_millis(self.board.sensors.iter().map(|s| s.interval_ms).min().unwrap_or(1000).clamp(100, 5000));
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut probe_tick = tokio::time::interval(PROBE_CHECK);
+        probe_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
+                _ = probe_tick.tick() => {
+                    self.clone().probe_if_due();
+                    continue;
+                }
                 _ = shutdown.changed() => return,
             }
             let statuses = sensors.sweep();
@@ -316,21 +343,32 @@ impl Daemon {
             }
             *self.sensors.lock().unwrap_or_else(|p| p.into_inner()) = rendered;
             self.executor.observe(Observation::System(state));
-            self.clone().probe_if_due();
         }
     }
 
-    /// A probe is a pair of requests for a model no edge serves, which the edge answers at once
-    /// with "unknown model": a 1-byte one measures the round trip, a `probe_bytes` one the link.
+    /// A probe is a pair of requests for [`PROBE_MODEL`], which the edge answers at once: a
+    /// 1-byte one measures the round trip, one of the plan's bytes (`probe_bytes`, grown after
+    /// a probe was contradicted) the link. The decider says when one is due and what probing
+    /// costs at that cadence ([`ferry_decide::Decider::probe_plan`]).
     fn probe_if_due(self: Arc<Self>) {
         let now = self.executor.now_us();
-        let Some(target) = self.executor.with_decider(|d| d.probe_due(now)) else { return };
+        let Some((target, plan, up_pace)) = self.executor.with_decider(|d| {
+            d.probe_due(now).map(|t| (t, d.probe_plan(t, now), d.estimators().edge(t).link.up_pace().mean()))
+        }) else {
+            return;
+        };
         let Some(link) = self.offloader.clone() else { return };
-        let bytes = self.config.decide.probe_bytes.max(1);
+        let bytes = plan.bytes.max(1);
         let (Some(ping), Some(load)) = (self.probe_request(1), self.probe_request(bytes)) else { return };
+        self.probes.sent.fetch_add(1, Ordering::Relaxed);
+        self.probes.payload_bytes.fetch_add(1 + u64::from(bytes), Ordering::Relaxed);
+        tracing::debug!(bytes, interval_ms = plan.interval_us / 1000, gain = plan.gain, bytes_per_s = plan.bytes_per_s.round(), uplink_share = plan.uplink_share, "probe sent");
         self.executor.observe(Observation::ProbeSent(target));
+        // Long enough for the payload at three times the present uplink estimate: a probe on a
+        // slow link that times out would count as an edge failure.
+        let payload_us = f64::from(bytes) * up_pace.max(0.0) * 3.0;
+        let timeout = Duration::from_secs(2) + Duration::from_micros(payload_us.min(60e6) as u64);
         tokio::spawn(async move {
-            let timeout = Duration::from_secs(2);
             let timed = |request: Request| {
                 let link = link.clone();
                 async move {
@@ -353,6 +391,11 @@ impl Daemon {
                 },
                 (Err(_), _) => Observation::ProbeFailed(target),
             };
+            if let Observation::ProbeAnswered { rtt_us, transfer_us, .. } = obs {
+                tracing::debug!(rtt_ms = rtt_us as f32 / 1e3, transfer_ms = transfer_us as f32 / 1e3, bytes, "probe answered");
+            } else {
+                tracing::debug!(bytes, "probe failed");
+            }
             self.executor.observe(obs);
         });
     }

@@ -78,6 +78,12 @@ fn d_probe_after_ms() -> u32 {
 fn d_probe_bytes() -> u32 {
     16 * 1024
 }
+fn d_probe_idle_ms() -> u32 {
+    600_000
+}
+fn d_probe_max_share() -> f64 {
+    0.4
+}
 fn d_alpha() -> f64 {
     0.2
 }
@@ -127,12 +133,25 @@ pub struct DecideConfig {
     /// Hysteresis: ... and by at least this much, ms. Default 1.
     #[serde(default = "d_margin_ms")]
     pub hysteresis_ms: f64,
-    /// Probe an edge whose path went unused this long, ms (50..=3_600_000). Default 1000.
+    /// The shortest time between probes of an unused edge, ms (50..=3_600_000): how often it
+    /// is probed when a recovery would gain much (see [`crate::probe`]). Default 1000.
     #[serde(default = "d_probe_after_ms")]
     pub probe_after_ms: u32,
-    /// Bytes a bandwidth probe uploads. Default 16 KiB.
+    /// Bytes a bandwidth probe uploads (1..=1 MiB), doubled (up to 8×) each time a real
+    /// transfer contradicts a probe (a probe within a link's burst allowance crosses a
+    /// throttled link at line rate). Default 16 KiB.
     #[serde(default = "d_probe_bytes")]
     pub probe_bytes: u32,
+    /// The longest time between probes, ms (at least `probe_after_ms`): the cadence with no
+    /// requests (nothing to gain), which bounds idle probe traffic. Default 600 000 (10 min).
+    #[serde(default = "d_probe_idle_ms")]
+    pub probe_idle_ms: u32,
+    /// The largest share of the uplink's time probes may take, as its present estimate says
+    /// (0 < s <= 1): on a slow link, probes are spaced out to stay within it. Default 0.4
+    /// (a 16 KiB probe every ~0.85 s at 400 kbit/s; the uplink is otherwise idle then, since
+    /// requests run local — the cost is bytes, reported in `/v1/status`).
+    #[serde(default = "d_probe_max_share")]
+    pub probe_max_share: f64,
     /// EWMA weight of a new sample (0 < a <= 1). Default 0.2.
     #[serde(default = "d_alpha")]
     pub alpha: f64,
@@ -182,6 +201,8 @@ impl Default for DecideConfig {
             hysteresis_ms: d_margin_ms(),
             probe_after_ms: d_probe_after_ms(),
             probe_bytes: d_probe_bytes(),
+            probe_idle_ms: d_probe_idle_ms(),
+            probe_max_share: d_probe_max_share(),
             alpha: d_alpha(),
             breaker_errors: d_breaker_errors(),
             deadline_grace_ms: d_deadline_grace_ms(),
@@ -400,6 +421,15 @@ impl Config {
         }
         if !(0.0..=1000.0).contains(&d.aging_factor) {
             return bad("decide.aging_factor", "must be in 0..=1000");
+        }
+        if d.probe_bytes == 0 || d.probe_bytes > 1 << 20 {
+            return bad("decide.probe_bytes", "must be in 1..=1048576");
+        }
+        if d.probe_idle_ms < d.probe_after_ms {
+            return bad("decide.probe_idle_ms", "must be at least probe_after_ms");
+        }
+        if !(d.probe_max_share > 0.0 && d.probe_max_share <= 1.0) {
+            return bad("decide.probe_max_share", "must be in (0, 1]");
         }
         if self.thermal.set_point_c >= self.thermal.throttle_point_c {
             return bad("thermal.set_point_c", "must be below the throttle point");

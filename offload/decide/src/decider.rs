@@ -10,6 +10,7 @@ use super::error::DecideError;
 use super::estimators::{Estimators, Observation};
 use super::fixed::{AlwaysLocal, AlwaysOffload};
 use super::policy::{Choice, Context, Decision, Policy, Reason, Why};
+use super::probe::ProbePlan;
 use super::targets::{ModelId, TargetId, TargetKind, Targets};
 use super::thermal::ThermalGovernor;
 use super::threshold::Threshold;
@@ -32,6 +33,8 @@ pub struct Decider {
     governor: ThermalGovernor,
     config: DecideConfig,
     energy: EnergyConfig,
+    /// The latest request: what probing an unused edge could gain is judged for requests like it.
+    last_request: Option<RequestInfo>,
 }
 
 impl std::fmt::Debug for Decider {
@@ -58,6 +61,7 @@ impl Decider {
             governor: ThermalGovernor::new(&config.thermal),
             config: config.decide.clone(),
             energy: config.energy.clone(),
+            last_request: None,
         })
     }
 
@@ -99,10 +103,18 @@ impl Decider {
         self.est.observe(obs, now_us);
     }
 
-    /// An edge whose path has gone unused (or which is down and due a retry) and should be
-    /// probed now. The caller sends the probe and reports `ProbeSent` / `ProbeAnswered`.
+    /// An edge whose path has gone unused for its probe interval ([`Self::probe_plan`]; and,
+    /// if it is down, whose backoff has passed) and should be probed now. The caller sends a
+    /// probe of the plan's `bytes` and reports `ProbeSent` / `ProbeAnswered`.
     pub fn probe_due(&self, now_us: u64) -> Option<TargetId> {
-        self.est.probe_due(&self.targets, now_us, u64::from(self.config.probe_after_ms) * 1000)
+        self.est.probe_due(&self.targets, now_us, self.last_request.as_ref(), &self.config)
+    }
+
+    /// How often `target` is probed while unused, how large its probes are, and what that
+    /// costs (bytes/s, share of the uplink): more often the more a recovery of the edge would
+    /// gain requests like the latest, never more than `probe_max_share` of the uplink.
+    pub fn probe_plan(&self, target: TargetId, now_us: u64) -> ProbePlan {
+        self.est.probe_plan(&self.targets, target, now_us, self.last_request.as_ref(), &self.config)
     }
 
     /// Decides where one request runs, with no constraints beyond its deadline.
@@ -114,6 +126,8 @@ impl Decider {
     /// local queue can take ([`admission`]). No allocation, no lock, no I/O.
     pub fn decide_with(&mut self, req: &RequestInfo, constraints: &Constraints, now_us: u64) -> Decision {
         self.est.on_request(now_us);
+        self.est.note_recovery_gain(&self.targets, req, now_us);
+        self.last_request = Some(*req);
         let all = cost::predict(&self.targets, &self.est, &self.config, &self.energy, req, now_us);
         let q = &self.est.local_queue;
         let local_full = queue::is_full(usize::from(q.waiting), q.running.is_some(), self.config.local_queue_max);

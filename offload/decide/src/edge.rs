@@ -30,6 +30,36 @@ pub struct EdgeEstimator {
     /// probes show it is fast again.
     uplink_backlog_bytes: f64,
     uplink_at_us: u64,
+    /// The best RTT and paces seen recently: what the link would give if it recovered (see
+    /// [`Self::recovered_us`]). Each follows its estimate down at once and up slowly
+    /// ([`PACE_MEMORY_US`]), so a link that has been slow for long stops promising a recovery.
+    best: [f64; 3],
+    best_at_us: u64,
+    /// An offload that showed a collapse (its wait restarted the link estimate) and is still
+    /// unanswered: while it stays so, the link is proven at least that slow.
+    collapse: Option<Pending>,
+    /// The last probe restarted the link estimate to faster, and no real transfer has checked
+    /// it yet: the estimate from before it.
+    probe_claim: Option<LinkEstimator>,
+    /// Probes carry `probe_bytes` times this (1, 2, 4 or 8): doubled each time a real transfer
+    /// contradicts a probe, halved after [`CONFIRMATIONS_TO_SHRINK`] in a row confirm one.
+    probe_scale: u32,
+    confirmations: u32,
+    /// Probes answered since start.
+    pub probes_answered: u64,
+    /// What requests would gain per request on this edge recovered (see
+    /// [`crate::Estimators::note_recovery_gain`]), µs: an average over the request mix, so
+    /// that one small request does not make probing look worthless.
+    pub gain_us: Ewma,
+}
+
+/// An abandoned offload still out.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Pending {
+    sent_us: u64,
+    model: usize,
+    up: u32,
+    down: u32,
 }
 
 const MIN_BACKOFF_US: u64 = 500_000;
@@ -41,11 +71,15 @@ const MAX_BACKOFF_US: u64 = 2_000_000;
 pub const STATE_REPORT_WEIGHT: f64 = 0.6;
 /// An idle edge path is "recovering" while it is believed this unreliable ...
 const RECOVERING_FAILURE_P: f64 = 0.02;
-/// ... or its queue wait is believed this long, µs: then it is probed more often, so that the
-/// agent notices the end of an overload or outage soon after it happens.
+/// ... or its queue wait is believed this long, µs.
 const RECOVERING_QUEUE_US: f64 = 20_000.0;
-/// While recovering, probes go out this many times as often.
-const RECOVERING_PROBE_SPEEDUP: u64 = 4;
+/// How long the best recent uplink pace is remembered: it relaxes towards the present
+/// estimate with this time constant, µs.
+pub const PACE_MEMORY_US: f64 = 600e6;
+/// Largest factor a probe grows by after contradictions.
+pub const MAX_PROBE_SCALE: u32 = 8;
+/// Real transfers in a row that confirm a probe before probes shrink back by half.
+pub const CONFIRMATIONS_TO_SHRINK: u32 = 2;
 
 impl EdgeEstimator {
     /// Starts from priors.
@@ -64,6 +98,17 @@ impl EdgeEstimator {
             probing: false,
             uplink_backlog_bytes: 0.0,
             uplink_at_us: 0,
+            best: {
+                let l = LinkEstimator::new(alpha);
+                [l.rtt().mean(), l.up_pace().mean(), l.down_pace().mean()]
+            },
+            best_at_us: 0,
+            collapse: None,
+            probe_claim: None,
+            probe_scale: 1,
+            confirmations: 0,
+            probes_answered: 0,
+            gain_us: Ewma::new(alpha),
         }
     }
 
@@ -90,15 +135,93 @@ impl EdgeEstimator {
         (self.uplink_backlog_bytes - sent).max(0.0)
     }
 
-    /// An offload was out `waited_us` without an answer: the link is at least that slow.
-    /// Censored: only a wait longer than predicted carries information.
-    pub fn on_waited_at_least(&mut self, model: usize, up: u32, down: u32, waited_us: f64) {
-        let edge_time = self.queue_us.mean() + self.compute_us.get(model).map_or(0.0, Ewma::mean);
-        let (net, _) = self.link.predict(up, down);
-        let waited_net = waited_us - edge_time;
-        if waited_net > net {
-            self.link.on_transfer(up, down, waited_net);
+    /// An offload sent at `now_us - waited_us` was out `waited_us` without an answer: the link
+    /// is at least that slow. Censored: only a wait longer than predicted carries information;
+    /// one far longer ([`LinkEstimator::on_at_least`]) restarts the estimate, and while that
+    /// offload stays unanswered [`Self::raise_pending`] keeps raising it.
+    pub fn on_waited_at_least(&mut self, now_us: u64, model: usize, up: u32, down: u32, waited_us: f64) {
+        let waited_net = waited_us - self.edge_time_us(model);
+        self.check_claim(up, down, waited_net);
+        if self.link.on_at_least(up, down, waited_net) && self.collapse.is_none() {
+            let sent_us = now_us.saturating_sub(waited_us.max(0.0) as u64);
+            self.collapse = Some(Pending { sent_us, model, up, down });
         }
+        self.note_pace(now_us);
+    }
+
+    /// The offload that showed a collapse is still unanswered at `now_us`: the link estimate
+    /// is raised to what its wait proves.
+    pub fn raise_pending(&mut self, now_us: u64) {
+        if let Some(p) = self.collapse {
+            let waited_net = now_us.saturating_sub(p.sent_us) as f64 - self.edge_time_us(p.model);
+            self.link.raise_to(p.up, p.down, waited_net);
+        }
+    }
+
+    /// The offloads out have ended (answered, late, or expired): nothing is proven any more.
+    pub fn settle_pending(&mut self) {
+        self.collapse = None;
+    }
+
+    /// The edge's own part of a request's time, as estimated: queue + compute.
+    fn edge_time_us(&self, model: usize) -> f64 {
+        self.queue_us.mean() + self.compute_us.get(model).map_or(0.0, Ewma::mean)
+    }
+
+    /// A real transfer (or a lower bound on one) after a probe that said the link got faster:
+    /// the probe was fooled (it fit in a burst allowance) if the transfer is
+    /// [`crate::link::CHANGE_FACTOR`] or more slower than the probe made the estimate *and*
+    /// still about as slow as the estimate before the probe (within the same factor) — then the
+    /// next probes are twice as large. A transfer that merely falls short of an over-optimistic
+    /// probe (a 16 KiB probe timed at less than its RTT on a 100 Mbit/s link) is no
+    /// contradiction.
+    fn check_claim(&mut self, up: u32, down: u32, net_us: f64) {
+        let Some(before) = self.probe_claim.take() else { return };
+        let vs_probe = self.link.ratio(up, down, net_us);
+        let vs_before = before.ratio(up, down, net_us);
+        let fooled = matches!((vs_probe, vs_before), (Some(p), Some(b)) if p >= crate::link::CHANGE_FACTOR && b >= 1.0 / crate::link::CHANGE_FACTOR);
+        if fooled {
+            self.probe_scale = (self.probe_scale * 2).min(MAX_PROBE_SCALE);
+            self.confirmations = 0;
+        } else {
+            self.confirmations += 1;
+            if self.confirmations >= CONFIRMATIONS_TO_SHRINK {
+                self.probe_scale = (self.probe_scale / 2).max(1);
+                self.confirmations = 0;
+            }
+        }
+    }
+
+    /// Payload bytes of the next probe: `base` times the growth after contradictions.
+    pub fn probe_bytes(&self, base: u32) -> u32 {
+        base.saturating_mul(self.probe_scale)
+    }
+
+    /// Tracks the best recent RTT and paces at `now_us` (see the field's doc). Called after
+    /// every measurement of the path: without one, nothing relaxes.
+    pub fn note_pace(&mut self, now_us: u64) {
+        let dt = now_us.saturating_sub(self.best_at_us) as f64;
+        self.best_at_us = now_us;
+        // Geometric relaxation towards the present: e^-1 of the ratio left after a memory constant.
+        let w = (dt / PACE_MEMORY_US).min(1.0);
+        let now = [self.link.rtt().mean(), self.link.up_pace().mean(), self.link.down_pace().mean()];
+        for (best, cur) in self.best.iter_mut().zip(now) {
+            if !(cur.is_finite() && cur > 0.0) {
+                continue;
+            }
+            if cur <= *best || best.is_nan() || *best <= 0.0 {
+                *best = cur;
+            } else {
+                *best *= (cur / *best).powf(w);
+            }
+        }
+    }
+
+    /// Predicted time of a request on this edge if its path were healthy: at the best recent
+    /// RTT and paces, with no queue and no failure, µs.
+    pub fn recovered_us(&self, model: usize, up: u32, down: u32) -> f64 {
+        let [rtt, up_pace, down_pace] = self.best;
+        rtt + f64::from(up) * up_pace + f64::from(down) * down_pace + self.compute_us.get(model).map_or(0.0, Ewma::mean)
     }
 
     /// How long an upload sent now would wait behind this device's earlier uploads, µs.
@@ -133,6 +256,8 @@ impl EdgeEstimator {
 
     /// A successful answer: the edge's own timings and the bytes moved.
     pub fn on_answer(&mut self, model: usize, up: u32, down: u32, total_us: f64, queue_us: f64, compute_us: f64) {
+        self.check_claim(up, down, total_us - queue_us - compute_us);
+        self.settle_pending();
         self.link.on_transfer(up, down, total_us - queue_us - compute_us);
         self.queue_us.update_weighted(queue_us, STATE_REPORT_WEIGHT);
         if let Some(c) = self.compute_us.get_mut(model) {
@@ -184,10 +309,34 @@ impl EdgeEstimator {
     ///
     /// Probes go out only on a path that has been idle for a while, so what the estimators hold
     /// is stale: the probe's RTT and transfer are weighted the same way.
+    ///
+    /// A payload exchange far off the prediction restarts the link estimate
+    /// ([`LinkEstimator::on_probe_transfer`]); a restart to faster is a claim the next real
+    /// transfer checks (see [`Self::probe_bytes`]).
     pub fn on_probe(&mut self, rtt_us: f64, up: u32, down: u32, transfer_us: f64, queue_us: Option<f64>) {
         self.probing = false;
-        self.link.on_rtt_weighted(rtt_us, STATE_REPORT_WEIGHT);
-        self.link.on_transfer_weighted(up, down, transfer_us, STATE_REPORT_WEIGHT);
+        self.probes_answered = self.probes_answered.saturating_add(1);
+        // The payload is split with the RTT as known before this ping, and a ping far above
+        // that while an abandoned offload is still out waited behind its bytes: it measures
+        // that backlog, not the RTT, and is left out (with it, the payload right after it —
+        // which did not wait — would look fast, and its spread would hide the end of a
+        // throttle).
+        let backlog = self.collapse.is_some() || self.uplink_backlog_bytes > 0.0;
+        let faster = self.link.ratio(up, down, transfer_us).is_some_and(|f| f < 1.0);
+        let before = self.link;
+        if self.link.on_probe_transfer(up, down, transfer_us, STATE_REPORT_WEIGHT) {
+            self.probe_claim = faster.then_some(before);
+            if faster {
+                // Measured since: what an older offload's wait proved no longer holds, and
+                // the failures the collapsed link caused (offloads that expired) are over.
+                self.settle_pending();
+                self.fail_rate.update_weighted(0.0, 1.0);
+            }
+        }
+        let queued = backlog && rtt_us > crate::link::CHANGE_FACTOR * before.rtt().mean() + crate::link::CHANGE_MIN_US;
+        if !queued {
+            self.link.on_rtt_weighted(rtt_us, STATE_REPORT_WEIGHT);
+        }
         // An answered probe is the edge saying it is up now: the failure memory follows it.
         self.fail_rate.update_weighted(0.0, STATE_REPORT_WEIGHT);
         match queue_us {
@@ -201,24 +350,26 @@ impl EdgeEstimator {
         self.reset_breaker();
     }
 
-    /// Whether the path was recently unhealthy (failures, refusals, a long queue): it is then
-    /// probed more often while unused.
+    /// Whether the path was recently unhealthy (failures, refusals, a long queue).
     pub fn recovering(&self) -> bool {
         self.tripped() || self.failure_probability() > RECOVERING_FAILURE_P || self.queue_us.mean() > RECOVERING_QUEUE_US
     }
 
-    /// Whether a probe should go out now: unused for `after_us`, or down and due a retry.
-    pub fn probe_due(&self, now_us: u64, after_us: u64) -> bool {
-        if self.probing {
+    /// Errors in a row (reset by any answer).
+    pub fn consecutive_errors(&self) -> u32 {
+        self.consecutive_errors
+    }
+
+    /// Whether a probe should go out now, at a cadence of `interval_us` (from
+    /// [`crate::probe::plan`]): never while one is out or requests are in flight; otherwise
+    /// once the path has been unused for `interval_us` — and, if the breaker has it down, once
+    /// its backoff has passed too.
+    pub fn probe_due(&self, now_us: u64, interval_us: u64) -> bool {
+        if self.probing || self.inflight > 0 {
             return false;
         }
-        match self.down_until_us {
-            Some(t) => now_us >= t,
-            None => {
-                let after = if self.recovering() { after_us / RECOVERING_PROBE_SPEEDUP } else { after_us };
-                self.inflight == 0 && now_us.saturating_sub(self.last_used_us) >= after
-            }
-        }
+        let backoff_over = self.down_until_us.is_none_or(|t| now_us >= t);
+        backoff_over && now_us.saturating_sub(self.last_used_us) >= interval_us
     }
 }
 
@@ -267,8 +418,8 @@ mod tests {
         assert!(!e.is_down(2_000));
         e.on_error(3_000, 3);
         assert!(e.is_down(3_000));
-        assert!(!e.probe_due(3_000, 1_000_000));
-        assert!(e.probe_due(3_000 + MIN_BACKOFF_US, 1_000_000));
+        assert!(!e.probe_due(3_000, 500_000));
+        assert!(e.probe_due(3_000 + MIN_BACKOFF_US, 500_000));
         e.on_probe(5_000.0, 16_384, 64, 10_000.0, Some(0.0));
         assert!(!e.is_down(3_000 + MIN_BACKOFF_US));
         assert!(!e.tripped());
@@ -303,23 +454,125 @@ mod tests {
     }
 
     #[test]
-    fn a_recently_unhealthy_path_is_probed_sooner() {
-        let mut e = EdgeEstimator::new(0.2, 20_000.0);
-        e.last_used_us = 0;
-        assert!(!e.probe_due(300_000, 1_000_000));
-        e.on_busy(Some(150_000.0));
-        assert!(e.probe_due(300_000, 1_000_000));
+    fn a_probe_whose_ping_waited_behind_a_backlog_still_measures_the_link() {
+        let mut e = fast();
+        // The link is throttled to 400 kbit/s: an offload is overtaken by the local run and still out; the next probe's ping
+        // waited 500 ms behind its bytes; the payload right after it did not: 16 KiB at
+        // 400 kbit/s (20 µs/B).
+        e.on_waited_at_least(10_000_000, 0, 80_000, 512, 1_600_000.0);
+        e.on_probe(505_000.0, 16_384, 64, 2_000.0 + 16_384.0 * 20.0, Some(0.0));
+        assert!(e.link.up_mbps() < 0.5, "{}", e.link.up_mbps());
+        assert!(e.link.rtt().mean() < 150_000.0, "{}", e.link.rtt().mean());
+        // The end of the throttle is still seen in one probe.
+        e.on_probe(2_000.0, 16_384, 64, 2_000.0 + 16_384.0 * 0.08, Some(0.0));
+        assert!(e.link.up_mbps() > 50.0, "{}", e.link.up_mbps());
     }
 
     #[test]
-    fn a_dead_edge_is_retried_at_least_every_two_seconds() {
+    fn a_dead_edge_is_retried_once_its_backoff_and_the_probe_interval_have_passed() {
         let mut e = EdgeEstimator::new(0.2, 20_000.0);
         let mut now = 0;
         for _ in 0..30 {
             e.on_error(now, 1);
             now += 1_000_000;
         }
-        assert!(e.probe_due(now + MAX_BACKOFF_US, 10_000_000));
+        // The backoff stops doubling at 2 s ...
+        assert!(e.probe_due(now + MAX_BACKOFF_US, 1_000_000));
+        // ... and a long probe interval (nothing to gain) spaces retries out further.
+        assert!(!e.probe_due(now + MAX_BACKOFF_US, 600_000_000));
+    }
+
+    /// A path learned at 100 Mbit/s up (80 KB images, 2 ms RTT, 15 ms compute).
+    fn fast() -> EdgeEstimator {
+        let mut e = EdgeEstimator::new(0.2, 15_000.0);
+        for i in 0..30 {
+            e.link.on_rtt(2_000.0);
+            e.on_answer(0, 80_000, 512, 2_000.0 + 80_000.0 * 0.08 + 15_000.0, 0.0, 15_000.0);
+            e.note_pace(i * 100_000);
+        }
+        e
+    }
+
+    #[test]
+    fn a_collapse_shown_by_an_abandoned_offload_is_raised_while_it_stays_unanswered() {
+        let mut e = fast();
+        let t0 = 10_000_000;
+        // Overtaken by the local run 670 ms after it was sent (predicted ~25 ms).
+        e.on_waited_at_least(t0 + 670_000, 0, 80_000, 512, 670_000.0);
+        let at_bound = e.link.predict(80_000, 512).0;
+        assert!(at_bound > 600_000.0, "{at_bound}");
+        // 1.5 s after the send it is still out: the link is at least that slow.
+        e.raise_pending(t0 + 1_500_000);
+        assert!(e.link.predict(80_000, 512).0 > 1_400_000.0);
+        // Its late answer settles it: no more raising.
+        e.on_answer(0, 80_000, 512, 1_700_000.0, 0.0, 15_000.0);
+        let answered = e.link.predict(80_000, 512).0;
+        e.raise_pending(t0 + 5_000_000);
+        assert_eq!(e.link.predict(80_000, 512).0, answered);
+    }
+
+    #[test]
+    fn the_recovered_prediction_remembers_the_good_pace_for_minutes() {
+        let mut e = fast();
+        let good = e.recovered_us(0, 80_000, 512);
+        assert!(good < 30_000.0, "{good}");
+        // The link collapses to 400 kbit/s (20 µs/B) at t = 10 s.
+        e.on_waited_at_least(10_000_000, 0, 80_000, 512, 1_600_000.0);
+        e.on_answer(0, 80_000, 512, 2_000.0 + 80_000.0 * 20.0 + 15_000.0, 0.0, 15_000.0);
+        e.note_pace(10_000_000);
+        assert!(e.link.predict(80_000, 512).0 > 1_000_000.0);
+        // A minute later a recovery would still gain as much ...
+        e.note_pace(70_000_000);
+        assert!(e.recovered_us(0, 80_000, 512) < 1.5 * good, "{} vs {good}: {e:?}", e.recovered_us(0, 80_000, 512));
+        // ... after an hour of a slow link, the memory has gone.
+        for m in 2..=60 {
+            e.note_pace(m * 60_000_000);
+        }
+        assert!(e.recovered_us(0, 80_000, 512) > 1_000_000.0);
+    }
+
+    #[test]
+    fn a_probe_a_real_transfer_contradicts_makes_the_next_probes_larger() {
+        // Throttled at 400 kbit/s, learned.
+        let mut e = EdgeEstimator::new(0.2, 15_000.0);
+        for _ in 0..30 {
+            e.link.on_rtt(2_000.0);
+            e.on_answer(0, 80_000, 512, 2_000.0 + 80_000.0 * 20.0 + 15_000.0, 0.0, 15_000.0);
+        }
+        assert_eq!(e.probe_bytes(16_384), 16_384);
+        // A 16 KiB probe fits in a 32 KiB burst allowance and crosses at line rate ...
+        e.on_probe(2_000.0, 16_384, 64, 2_000.0 + 16_384.0 * 0.08, Some(0.0));
+        assert!(e.link.predict(80_000, 512).0 < 100_000.0);
+        // ... the next offload does not: still unanswered after 1.2 s.
+        e.on_waited_at_least(5_000_000, 0, 80_000, 512, 1_200_000.0);
+        assert_eq!(e.probe_bytes(16_384), 32_768);
+        assert!(e.link.predict(80_000, 512).0 > 1_000_000.0);
+        // A probe confirmed by the next transfer changes nothing ...
+        e.on_probe(2_000.0, 32_768, 64, 2_000.0 + 32_768.0 * 0.08, Some(0.0));
+        e.on_answer(0, 80_000, 512, 2_000.0 + 80_000.0 * 0.09 + 15_000.0, 0.0, 15_000.0);
+        assert_eq!(e.probe_bytes(16_384), 32_768);
+        // ... nor does a transfer slower than a probe that over-promised, but far faster than
+        // the link before it (a probe timed within its RTT: a 4× faster estimate than true).
+        e.on_waited_at_least(6_000_000, 0, 80_000, 512, 1_600_000.0);
+        e.settle_pending();
+        e.on_probe(2_000.0, 16_384, 64, 2_000.0 + 16_384.0 * 0.01, Some(0.0));
+        e.on_answer(0, 80_000, 512, 2_000.0 + 80_000.0 * 0.1 + 15_000.0, 0.0, 15_000.0);
+        // Two confirmations in a row: back to the configured size.
+        assert_eq!(e.probe_bytes(16_384), 16_384);
+        // Grown again by a fooled probe.
+        e.on_waited_at_least(7_000_000, 0, 80_000, 512, 1_600_000.0);
+        e.settle_pending();
+        e.on_probe(2_000.0, 16_384, 64, 2_000.0 + 16_384.0 * 0.08, Some(0.0));
+        e.on_waited_at_least(8_000_000, 0, 80_000, 512, 1_200_000.0);
+        assert_eq!(e.probe_bytes(16_384), 32_768);
+        // Growth stops at 8×.
+        for _ in 0..5 {
+            e.on_probe(2_000.0, 16_384, 64, 2_000.0 + 16_384.0 * 20.0, Some(0.0));
+            e.on_probe(2_000.0, 16_384, 64, 2_000.0 + 16_384.0 * 0.08, Some(0.0));
+            e.on_waited_at_least(9_000_000, 0, 80_000, 512, 1_500_000.0);
+            e.settle_pending();
+        }
+        assert_eq!(e.probe_bytes(16_384), 16_384 * MAX_PROBE_SCALE);
     }
 
     #[test]

@@ -4,9 +4,11 @@
 //! and no allocation. Whoever owns the decider feeds it [`Observation`]s in time order.
 
 use super::config::{DecideConfig, MAX_TARGETS};
+use super::cost::RequestInfo;
 use super::edge::EdgeEstimator;
 use super::ewma::Ewma;
 use super::local::{LocalCompute, LocalQueue, Slowdown, SystemState};
+use super::probe::{self, ProbeInputs, ProbeLimits, ProbePlan};
 use super::targets::{ModelId, TargetId, TargetKind, Targets};
 
 /// Something the device measured. Times in µs.
@@ -230,16 +232,93 @@ impl Estimators {
         self.demand_us.update(compute_us);
     }
 
-    /// Records a request arrival (for the demand estimate).
+    /// Records a request arrival (for the demand estimate and the probe plan), and brings
+    /// what a still unanswered collapsed offload proves up to date.
     pub fn on_request(&mut self, now_us: u64) {
         if let Some(last) = self.last_request_us {
             self.interarrival_us.update(now_us.saturating_sub(last) as f64);
         }
         self.last_request_us = Some(now_us);
+        for e in &mut self.edges {
+            e.raise_pending(now_us);
+        }
+    }
+
+    /// Requests per second at `now_us`: 1 / max(mean time between requests, time since the
+    /// last one), so that it decays once requests stop; 0 before the first.
+    pub fn request_rate(&self, now_us: u64) -> f64 {
+        match self.last_request_us {
+            None => 0.0,
+            Some(last) => 1e6 / self.interarrival_us.mean().max(now_us.saturating_sub(last) as f64).max(1.0),
+        }
+    }
+
+    /// What a request like `req` would gain per request on edge `id` at its best recent state
+    /// ([`EdgeEstimator::recovered_us`]) over its best local path now, µs (0 if nothing; no
+    /// local path serving it means there is no stream to gain for).
+    pub fn recovery_gain_us(&self, targets: &Targets, id: TargetId, req: &RequestInfo, now_us: u64) -> f64 {
+        let local = targets
+            .iter()
+            .filter(|t| t.is_local() && t.serves(req.model))
+            .map(|t| self.local_wait_us(now_us, t.id) + self.local_compute_us(t.id).0)
+            .fold(f64::INFINITY, f64::min);
+        if !local.is_finite() {
+            return 0.0;
+        }
+        let edge = self.edge(id).recovered_us(req.model.index(), req.up_bytes, req.down_bytes);
+        (local - edge).max(0.0)
+    }
+
+    /// Averages what request `req` would gain on each edge recovered into that edge's
+    /// `gain_us` (called for every request decided).
+    pub fn note_recovery_gain(&mut self, targets: &Targets, req: &RequestInfo, now_us: u64) {
+        for t in targets.iter().filter(|t| !t.is_local()) {
+            let g = self.recovery_gain_us(targets, t.id, req, now_us);
+            self.edges[t.id.index() % MAX_TARGETS].gain_us.update(g);
+        }
+    }
+
+    /// How often edge `id` is probed while unused, with what, and what that costs (see
+    /// [`crate::probe`]): the gain is the edge's average over recent requests, the present
+    /// local state taken for the latest one (`last`) — an edge whose gain is judged on stale
+    /// local times would not notice the board got busy.
+    pub fn probe_plan(&self, targets: &Targets, id: TargetId, now_us: u64, last: Option<&RequestInfo>, config: &DecideConfig) -> ProbePlan {
+        let e = self.edge(id);
+        let now_gain = last.map_or(0.0, |r| self.recovery_gain_us(targets, id, r, now_us));
+        let inputs = ProbeInputs {
+            request_rate: self.request_rate(now_us),
+            gain_us: e.gain_us.mean().max(now_gain),
+            bytes: e.probe_bytes(config.probe_bytes.max(1)),
+            up_pace_us: e.link.up_pace().mean(),
+            rtt_us: e.link.rtt().mean(),
+            measured: e.link.up_pace().samples() > 0,
+            failures: e.consecutive_errors(),
+        };
+        let limits = ProbeLimits {
+            min_interval_us: u64::from(config.probe_after_ms) * 1000,
+            idle_interval_us: u64::from(config.probe_idle_ms) * 1000,
+            max_share: config.probe_max_share,
+        };
+        probe::plan(&inputs, &limits)
     }
 
     /// Applies one observation made at `now_us`.
     pub fn observe(&mut self, obs: Observation, now_us: u64) {
+        let edge = match obs {
+            Observation::OffloadAnswered { target, .. }
+            | Observation::OffloadLate { target, .. }
+            | Observation::ProbeAnswered { target, .. }
+            | Observation::OffloadAbandoned { target, .. }
+            | Observation::OffloadExpired { target, .. } => Some(target),
+            _ => None,
+        };
+        self.apply(obs, now_us);
+        if let Some(t) = edge {
+            self.edges[t.index() % MAX_TARGETS].note_pace(now_us);
+        }
+    }
+
+    fn apply(&mut self, obs: Observation, now_us: u64) {
         match obs {
             Observation::System(s) => self.system = s.sanitized(),
             Observation::LocalQueued(t) => self.local_queue.queued(t),
@@ -297,12 +376,13 @@ impl Estimators {
             Observation::OffloadAbandoned { target, model, up_bytes, down_bytes, waited_us } => {
                 let e = &mut self.edges[target.index() % MAX_TARGETS];
                 e.inflight = e.inflight.saturating_sub(1);
-                e.on_waited_at_least(model.index(), up_bytes, down_bytes, f64::from(waited_us));
+                e.on_waited_at_least(now_us, model.index(), up_bytes, down_bytes, f64::from(waited_us));
             }
             Observation::OffloadExpired { target, model, up_bytes, down_bytes, waited_us } => {
                 let breaker = self.breaker_errors;
                 let e = &mut self.edges[target.index() % MAX_TARGETS];
-                e.on_waited_at_least(model.index(), up_bytes, down_bytes, f64::from(waited_us));
+                e.on_waited_at_least(now_us, model.index(), up_bytes, down_bytes, f64::from(waited_us));
+                e.settle_pending();
                 e.on_error(now_us, breaker);
             }
             Observation::OffloadLate { target, model, up_bytes, down_bytes, total_us, edge_queue_us, edge_compute_us } => {
@@ -345,12 +425,16 @@ impl Estimators {
         }
     }
 
-    /// The first edge due a probe at `now_us`, if any.
-    pub fn probe_due(&self, targets: &Targets, now_us: u64, after_us: u64) -> Option<TargetId> {
+    /// The first edge due a probe at `now_us`, if any, on the cadence of its
+    /// [`Self::probe_plan`].
+    pub fn probe_due(&self, targets: &Targets, now_us: u64, last: Option<&RequestInfo>, config: &DecideConfig) -> Option<TargetId> {
         targets
             .iter()
             .filter(|t| !t.is_local())
-            .find(|t| self.edge(t.id).probe_due(now_us, after_us))
+            .find(|t| {
+                let plan = self.probe_plan(targets, t.id, now_us, last, config);
+                self.edge(t.id).probe_due(now_us, plan.interval_us)
+            })
             .map(|t| t.id)
     }
 }

@@ -75,6 +75,18 @@ impl Ewma {
         self.samples
     }
 
+    /// Starts over from one sample `mean` with spread `std`: when the quantity has changed so
+    /// much that averaging the old estimate in would only delay the new one. Counts as one
+    /// sample, so the next update is averaged in at alpha.
+    pub fn restart(&mut self, mean: f64, std: f64) {
+        if !(mean.is_finite() && std.is_finite()) {
+            return;
+        }
+        self.mean = mean;
+        self.var = std * std;
+        self.samples = 1;
+    }
+
     /// Widens the spread, e.g. when the estimate has gone stale.
     pub fn inflate_var(&mut self, extra_var: f64) {
         if extra_var.is_finite() && extra_var > 0.0 {
@@ -134,6 +146,21 @@ mod tests {
         assert!((fast.mean() - 80.0).abs() < 1e-6);
         fast.update(0.0);
         assert!((fast.mean() - 64.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_restart_replaces_the_estimate_and_the_next_sample_is_averaged() {
+        let mut e = Ewma::new(0.2);
+        for _ in 0..50 {
+            e.update(20.0);
+        }
+        e.restart(0.1, 0.05);
+        assert_eq!(e.mean(), 0.1);
+        assert!((e.std() - 0.05).abs() < 1e-12);
+        e.update(0.2);
+        assert!((e.mean() - 0.12).abs() < 1e-12);
+        e.restart(f64::NAN, 1.0);
+        assert!((e.mean() - 0.12).abs() < 1e-12);
     }
 
     #[test]

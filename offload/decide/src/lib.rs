@@ -15,6 +15,8 @@
 //! - [`cost`]: predicted latency and energy per path.
 //! - [`policy`]: the `Policy` trait, `Decision`, `Reason`; [`adaptive`], [`fixed`],
 //!   [`threshold`]: the policies; [`hysteresis`]; [`thermal`]: the PI governor.
+//! - [`probe`]: how often an unused edge is probed (the expected gain of a probe) and what
+//!   that costs.
 //! - [`admission`]: per-request constraints (placement, mode, best effort), the candidates
 //!   they and a full local queue leave, and load shedding; [`queue`]: the local queue's bound
 //!   and its shortest-first-with-aging order (the agent's gate and the simulator use both).
@@ -45,6 +47,7 @@ pub mod link;
 pub mod local;
 pub mod outcome;
 pub mod policy;
+pub mod probe;
 pub mod queue;
 pub mod scheduler;
 pub mod sim;

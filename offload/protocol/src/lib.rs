@@ -78,6 +78,12 @@ pub use tensor::{DType, Shape, Tensor, TensorRef, MAX_DIMS};
 /// The protocol version this build speaks (and the only one it decodes).
 pub const PROTOCOL_VERSION: u8 = 1;
 
+/// The model name a device's probes ask for: reserved, never served. An edge answers a probe
+/// at once with [`Status::Ok`], no result, and its queue timings, and counts it as a probe,
+/// not as an error (an older edge answers [`Status::UnknownModel`], which serves a probe as
+/// well).
+pub const PROBE_MODEL: &str = "ferry-probe";
+
 /// Default for [`Limits::max_message_size`]: 4 MiB, ample for a 224×224 f32 tensor (600 KB)
 /// or a camera JPEG, small enough that a burst of bad messages cannot exhaust a board.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
