@@ -222,7 +222,7 @@ mod tests {
         let running = gate.acquire(0, 64).await.unwrap();
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
-        let mut queue = |name: String, key: u64, tasks: &mut Vec<tokio::task::JoinHandle<()>>| {
+        let queue = |name: String, key: u64, tasks: &mut Vec<tokio::task::JoinHandle<()>>| {
             let (g, order) = (gate.clone(), order.clone());
             tasks.push(tokio::spawn(async move {
                 let _p = g.acquire(key, 64).await.unwrap();
