@@ -1,5 +1,6 @@
 //! The default policy: least predicted cost among paths whose planning quantile meets the
-//! deadline, ranked by the quantile when the deadline is tight, damped by hysteresis, biased
+//! deadline (ranked by the quantile when the deadline is tight, `[decide] tight_fraction`, off
+//! by default), damped by hysteresis, biased
 //! toward the edge by the thermal governor, and hedged when the deadline is at risk.
 
 use super::config::Mode;

@@ -64,7 +64,7 @@ fn d_quantile_k() -> f64 {
     2.0
 }
 fn d_tight_fraction() -> f64 {
-    0.6
+    1.0
 }
 fn d_margin() -> f64 {
     0.10
@@ -123,8 +123,13 @@ pub struct DecideConfig {
     /// k in the planning quantile mean + k·σ (0..=5). Default 2.
     #[serde(default = "d_quantile_k")]
     pub quantile_k: f64,
-    /// A deadline is "tight" when the best mean prediction exceeds this share of it; then paths
-    /// are ranked by their quantile, not their mean (0..=1). Default 0.6.
+    /// A deadline is "tight" when the best mean prediction exceeds this share of it; then the
+    /// paths that meet it at their planning quantile are ranked by that quantile, not their
+    /// mean (0..=1). Default 1.0, which is off: every path that meets the deadline at its
+    /// quantile is then ranked by its mean. At 0.6 (the default until issue 13) it gained no
+    /// deadline on any shipped or recorded trace (at most 0.1 point either way) and cost the
+    /// idle Pi-class board up to 7.5 points of mean latency against the oracle (edge-overload
+    /// +13.2 % against +5.7 %; BENCHMARKS.md, "Overload and the hindsight reference").
     #[serde(default = "d_tight_fraction")]
     pub tight_fraction: f64,
     /// Hysteresis: leave the current path only for one cheaper by this share (0..1). Default 0.1.

@@ -145,7 +145,7 @@ pub fn predict(
             continue;
         }
         let (net, net_var) = e.link.predict(req.up_bytes, req.down_bytes);
-        let compute = e.compute(req.model.index()).copied().unwrap_or(Ewma::new(0.2));
+        let compute = e.compute_at(req.model.index(), now_us).unwrap_or(Ewma::new(0.2));
         let ok_mean = e.uplink_wait_us(now_us) + net + e.queue().mean() + compute.mean();
         let ok_var = net_var + e.queue().var() + compute.var();
         let fallback = if best_local_mean_us.is_finite() { best_local_mean_us } else { ok_mean };

@@ -11,6 +11,11 @@ pub struct EdgeEstimator {
     pub link: LinkEstimator,
     queue_us: Ewma,
     compute_us: [Ewma; MAX_MODELS],
+    /// The same over a ten times longer window: what the edge's compute has been in the long
+    /// run, where an estimate nothing refreshes returns to ([`Self::compute_at`]).
+    compute_long_us: [Ewma; MAX_MODELS],
+    /// When an answer last reported each model's compute, µs.
+    compute_at_us: [u64; MAX_MODELS],
     /// Share of recent attempts that failed (error or timeout), as an EWMA of 0/1.
     fail_rate: Ewma,
     /// Share of recent attempts answered "busy".
@@ -78,6 +83,16 @@ const RECOVERING_QUEUE_US: f64 = 20_000.0;
 pub const PACE_MEMORY_US: f64 = 600e6;
 /// Largest factor a probe grows by after contradictions.
 pub const MAX_PROBE_SCALE: u32 = 8;
+/// How many σ above its mean the edge's own time (queue + compute) may plausibly be before a
+/// wait is put down to the link ([`EdgeEstimator::on_waited_at_least`]).
+const EDGE_TIME_K: f64 = 2.0;
+/// The long-run compute estimate averages over this many times the window of the present one.
+const LONG_WINDOW: f64 = 10.0;
+/// A compute estimate no answer has refreshed for this long starts to relax towards the
+/// long-run one, µs ([`EdgeEstimator::compute_at`]).
+const COMPUTE_STALE_US: f64 = 2e6;
+/// ... with this time constant, µs.
+const COMPUTE_RELAX_US: f64 = 5e6;
 /// Real transfers in a row that confirm a probe before probes shrink back by half.
 pub const CONFIRMATIONS_TO_SHRINK: u32 = 2;
 
@@ -88,6 +103,8 @@ impl EdgeEstimator {
             link: LinkEstimator::new(alpha),
             queue_us: Ewma::with_prior(alpha, 0.0, 1_000.0),
             compute_us: [Ewma::with_prior(alpha, compute_prior_us, compute_prior_us * 0.5); MAX_MODELS],
+            compute_long_us: [Ewma::with_prior(alpha / LONG_WINDOW, compute_prior_us, compute_prior_us * 0.5); MAX_MODELS],
+            compute_at_us: [0; MAX_MODELS],
             fail_rate: Ewma::new(alpha),
             busy_rate: Ewma::new(alpha),
             consecutive_errors: 0,
@@ -140,7 +157,7 @@ impl EdgeEstimator {
     /// one far longer ([`LinkEstimator::on_at_least`]) restarts the estimate, and while that
     /// offload stays unanswered [`Self::raise_pending`] keeps raising it.
     pub fn on_waited_at_least(&mut self, now_us: u64, model: usize, up: u32, down: u32, waited_us: f64) {
-        let waited_net = waited_us - self.edge_time_us(model);
+        let waited_net = waited_us - self.edge_time_us(model, now_us);
         self.check_claim(up, down, waited_net);
         if self.link.on_at_least(up, down, waited_net) && self.collapse.is_none() {
             let sent_us = now_us.saturating_sub(waited_us.max(0.0) as u64);
@@ -153,7 +170,7 @@ impl EdgeEstimator {
     /// is raised to what its wait proves.
     pub fn raise_pending(&mut self, now_us: u64) {
         if let Some(p) = self.collapse {
-            let waited_net = now_us.saturating_sub(p.sent_us) as f64 - self.edge_time_us(p.model);
+            let waited_net = now_us.saturating_sub(p.sent_us) as f64 - self.edge_time_us(p.model, now_us);
             self.link.raise_to(p.up, p.down, waited_net);
         }
     }
@@ -163,9 +180,15 @@ impl EdgeEstimator {
         self.collapse = None;
     }
 
-    /// The edge's own part of a request's time, as estimated: queue + compute.
-    fn edge_time_us(&self, model: usize) -> f64 {
-        self.queue_us.mean() + self.compute_us.get(model).map_or(0.0, Ewma::mean)
+    /// The edge's own part of a request's time, as estimated: queue + compute, at its upper
+    /// plausible value (mean + 2σ). A wait is evidence against the link only beyond what a
+    /// slow edge run could explain: with the mean alone, one edge run 2σ slower than usual,
+    /// overtaken by the local run, read as a link three times slower than it was.
+    fn edge_time_us(&self, model: usize, now_us: u64) -> f64 {
+        let compute = self.compute_at(model, now_us);
+        let mean = self.queue_us.mean() + compute.as_ref().map_or(0.0, Ewma::mean);
+        let var = self.queue_us.var() + compute.as_ref().map_or(0.0, Ewma::var);
+        mean + EDGE_TIME_K * var.max(0.0).sqrt()
     }
 
     /// A real transfer (or a lower bound on one) after a probe that said the link got faster:
@@ -234,9 +257,28 @@ impl EdgeEstimator {
         &self.queue_us
     }
 
-    /// Reported compute time of a model.
+    /// Reported compute time of a model (the present estimate, however old).
     pub fn compute(&self, model: usize) -> Option<&Ewma> {
         self.compute_us.get(model)
+    }
+
+    /// The compute time of a model to plan with at `now_us`. Only real answers report it
+    /// (probes run no model), so while the device keeps off the edge nothing refreshes it:
+    /// three slow runs in a row, an ordinary streak for an edge with a 27 % spread, made its
+    /// quantile miss the deadline and kept an idle Pi-class board local for 64 s on a good
+    /// link. So an estimate no answer has refreshed for [`COMPUTE_STALE_US`] relaxes towards
+    /// the long-run one (time constant [`COMPUTE_RELAX_US`]): a streak is forgotten, and an
+    /// edge that stays slow shows it again at the next answer.
+    pub fn compute_at(&self, model: usize, now_us: u64) -> Option<Ewma> {
+        let (now, long) = (self.compute_us.get(model)?, self.compute_long_us.get(model)?);
+        let age = now_us.saturating_sub(self.compute_at_us.get(model).copied().unwrap_or(0)) as f64;
+        if now.samples() == 0 || age <= COMPUTE_STALE_US {
+            return Some(*now);
+        }
+        let w = (-(age - COMPUTE_STALE_US) / COMPUTE_RELAX_US).exp();
+        let mean = w * now.mean() + (1.0 - w) * long.mean();
+        let var = w * now.var() + (1.0 - w) * long.var();
+        Some(Ewma::with_prior(0.0, mean, var.sqrt()))
     }
 
     /// Probability that an attempt now ends without an answer (error, timeout or busy).
@@ -255,13 +297,17 @@ impl EdgeEstimator {
     }
 
     /// A successful answer: the edge's own timings and the bytes moved.
-    pub fn on_answer(&mut self, model: usize, up: u32, down: u32, total_us: f64, queue_us: f64, compute_us: f64) {
+    pub fn on_answer(&mut self, now_us: u64, model: usize, up: u32, down: u32, total_us: f64, queue_us: f64, compute_us: f64) {
         self.check_claim(up, down, total_us - queue_us - compute_us);
         self.settle_pending();
         self.link.on_transfer(up, down, total_us - queue_us - compute_us);
         self.queue_us.update_weighted(queue_us, STATE_REPORT_WEIGHT);
-        if let Some(c) = self.compute_us.get_mut(model) {
+        if let (Some(c), Some(l), Some(at)) =
+            (self.compute_us.get_mut(model), self.compute_long_us.get_mut(model), self.compute_at_us.get_mut(model))
+        {
             c.update(compute_us);
+            l.update(compute_us);
+            *at = now_us;
         }
         self.on_alive();
     }
@@ -399,10 +445,55 @@ mod tests {
     }
 
     #[test]
+    fn a_wait_a_slow_edge_run_explains_does_not_slow_the_link() {
+        // A 150 KB image over a fast link (≈ 10 ms) to an edge computing 50 ± 14 ms.
+        let mut e = EdgeEstimator::new(0.2, 50_000.0);
+        for i in 0..100 {
+            let compute = 50_000.0 + 20_000.0 * (f64::from(i) * 0.7).sin();
+            e.on_answer(0, 0, 150_000, 100, 10_000.0 + compute, 100.0, compute);
+        }
+        let before = e.link.predict(150_000, 100).0;
+        // The local run (100 ms) overtook an offload out for 100 ms: 40 ms over the mean edge
+        // time, but within 2 σ of it, so not evidence that the link slowed.
+        e.on_waited_at_least(1_000_000, 0, 150_000, 100, 100_000.0);
+        let after = e.link.predict(150_000, 100).0;
+        assert!(after < 1.5 * before, "link {before:.0} µs -> {after:.0} µs");
+        // A wait far beyond anything the edge explains still raises it.
+        e.on_waited_at_least(2_000_000, 0, 150_000, 100, 400_000.0);
+        let collapsed = e.link.predict(150_000, 100).0;
+        assert!(collapsed > 200_000.0, "{collapsed:.0} µs");
+    }
+
+    #[test]
+    fn a_compute_estimate_no_answer_refreshes_relaxes_to_the_long_run() {
+        let mut e = EdgeEstimator::new(0.2, 50_000.0);
+        let mut t = 0;
+        for i in 0..100 {
+            t = i * 200_000;
+            e.on_answer(t, 0, 150_000, 100, 62_000.0, 100.0, 50_000.0 + 10_000.0 * (i as f64 * 0.7).sin());
+        }
+        // A streak of three slow runs: the present estimate jumps, the long-run one hardly.
+        for x in [80_000.0, 85_000.0, 92_000.0] {
+            t += 200_000;
+            e.on_answer(t, 0, 150_000, 100, x + 12_000.0, 100.0, x);
+        }
+        let fresh = e.compute_at(0, t).unwrap();
+        assert!(fresh.mean() > 65_000.0, "{}", fresh.mean());
+        // Within COMPUTE_STALE_US nothing changes; 20 s later the streak is forgotten.
+        assert_eq!(e.compute_at(0, t + 1_000_000).unwrap().mean(), fresh.mean());
+        let relaxed = e.compute_at(0, t + 20_000_000).unwrap();
+        assert!((relaxed.mean() - 52_000.0).abs() < 3_000.0, "{}", relaxed.mean());
+        assert!(relaxed.std() < fresh.std(), "{} vs {}", relaxed.std(), fresh.std());
+        // The next answer counts at once again.
+        e.on_answer(t + 20_000_000, 0, 150_000, 100, 112_000.0, 100.0, 100_000.0);
+        assert!(e.compute_at(0, t + 20_000_000).unwrap().mean() > 70_000.0);
+    }
+
+    #[test]
     fn reported_queue_and_compute_are_tracked() {
         let mut e = EdgeEstimator::new(0.2, 20_000.0);
         for _ in 0..50 {
-            e.on_answer(1, 150_000, 1_000, 60_000.0, 5_000.0, 15_000.0);
+            e.on_answer(0, 1, 150_000, 1_000, 60_000.0, 5_000.0, 15_000.0);
         }
         assert!((e.queue().mean() - 5_000.0).abs() < 10.0);
         assert!((e.compute(1).map(Ewma::mean).unwrap_or(0.0) - 15_000.0).abs() < 10.0);
@@ -441,7 +532,7 @@ mod tests {
         let mut e = EdgeEstimator::new(0.2, 20_000.0);
         for _ in 0..20 {
             e.on_busy(Some(200_000.0));
-            e.on_answer(1, 150_000, 1_000, 230_000.0, 200_000.0, 15_000.0);
+            e.on_answer(0, 1, 150_000, 1_000, 230_000.0, 200_000.0, 15_000.0);
         }
         assert!(e.recovering());
         let mut probes = 0;
@@ -487,7 +578,7 @@ mod tests {
         let mut e = EdgeEstimator::new(0.2, 15_000.0);
         for i in 0..30 {
             e.link.on_rtt(2_000.0);
-            e.on_answer(0, 80_000, 512, 2_000.0 + 80_000.0 * 0.08 + 15_000.0, 0.0, 15_000.0);
+            e.on_answer(0, 0, 80_000, 512, 2_000.0 + 80_000.0 * 0.08 + 15_000.0, 0.0, 15_000.0);
             e.note_pace(i * 100_000);
         }
         e
@@ -505,7 +596,7 @@ mod tests {
         e.raise_pending(t0 + 1_500_000);
         assert!(e.link.predict(80_000, 512).0 > 1_400_000.0);
         // Its late answer settles it: no more raising.
-        e.on_answer(0, 80_000, 512, 1_700_000.0, 0.0, 15_000.0);
+        e.on_answer(0, 0, 80_000, 512, 1_700_000.0, 0.0, 15_000.0);
         let answered = e.link.predict(80_000, 512).0;
         e.raise_pending(t0 + 5_000_000);
         assert_eq!(e.link.predict(80_000, 512).0, answered);
@@ -518,7 +609,7 @@ mod tests {
         assert!(good < 30_000.0, "{good}");
         // The link collapses to 400 kbit/s (20 µs/B) at t = 10 s.
         e.on_waited_at_least(10_000_000, 0, 80_000, 512, 1_600_000.0);
-        e.on_answer(0, 80_000, 512, 2_000.0 + 80_000.0 * 20.0 + 15_000.0, 0.0, 15_000.0);
+        e.on_answer(0, 0, 80_000, 512, 2_000.0 + 80_000.0 * 20.0 + 15_000.0, 0.0, 15_000.0);
         e.note_pace(10_000_000);
         assert!(e.link.predict(80_000, 512).0 > 1_000_000.0);
         // A minute later a recovery would still gain as much ...
@@ -537,7 +628,7 @@ mod tests {
         let mut e = EdgeEstimator::new(0.2, 15_000.0);
         for _ in 0..30 {
             e.link.on_rtt(2_000.0);
-            e.on_answer(0, 80_000, 512, 2_000.0 + 80_000.0 * 20.0 + 15_000.0, 0.0, 15_000.0);
+            e.on_answer(0, 0, 80_000, 512, 2_000.0 + 80_000.0 * 20.0 + 15_000.0, 0.0, 15_000.0);
         }
         assert_eq!(e.probe_bytes(16_384), 16_384);
         // A 16 KiB probe fits in a 32 KiB burst allowance and crosses at line rate ...
@@ -549,14 +640,14 @@ mod tests {
         assert!(e.link.predict(80_000, 512).0 > 1_000_000.0);
         // A probe confirmed by the next transfer changes nothing ...
         e.on_probe(2_000.0, 32_768, 64, 2_000.0 + 32_768.0 * 0.08, Some(0.0));
-        e.on_answer(0, 80_000, 512, 2_000.0 + 80_000.0 * 0.09 + 15_000.0, 0.0, 15_000.0);
+        e.on_answer(0, 0, 80_000, 512, 2_000.0 + 80_000.0 * 0.09 + 15_000.0, 0.0, 15_000.0);
         assert_eq!(e.probe_bytes(16_384), 32_768);
         // ... nor does a transfer slower than a probe that over-promised, but far faster than
         // the link before it (a probe timed within its RTT: a 4× faster estimate than true).
         e.on_waited_at_least(6_000_000, 0, 80_000, 512, 1_600_000.0);
         e.settle_pending();
         e.on_probe(2_000.0, 16_384, 64, 2_000.0 + 16_384.0 * 0.01, Some(0.0));
-        e.on_answer(0, 80_000, 512, 2_000.0 + 80_000.0 * 0.1 + 15_000.0, 0.0, 15_000.0);
+        e.on_answer(0, 0, 80_000, 512, 2_000.0 + 80_000.0 * 0.1 + 15_000.0, 0.0, 15_000.0);
         // Two confirmations in a row: back to the configured size.
         assert_eq!(e.probe_bytes(16_384), 16_384);
         // Grown again by a fooled probe.

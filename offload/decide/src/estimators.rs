@@ -353,6 +353,7 @@ impl Estimators {
                 e.last_used_us = now_us;
                 e.on_delivered(now_us, up_bytes);
                 e.on_answer(
+                    now_us,
                     model.index(),
                     up_bytes,
                     down_bytes,
@@ -390,6 +391,7 @@ impl Estimators {
                 let e = &mut self.edges[target.index() % MAX_TARGETS];
                 e.on_delivered(now_us, up_bytes);
                 e.on_answer(
+                    now_us,
                     model.index(),
                     up_bytes,
                     down_bytes,

@@ -51,20 +51,6 @@ const KNOWN_MISSES: &[(Scenario, &str, Bar)] = &[
     // 96.2 % vs always-local's 99.2 %.
     (LEGACY, "hsdpa-bus", Bar::Oracle),
     (LEGACY, "hsdpa-bus", Bar::DeadlineMet),
-    // Idle Pi-class board: the edge's predicted mean (73-77 ms) is above tight_fraction ×
-    // the 120-150 ms deadline, so adaptive ranks by planning quantile, and once local runs
-    // have taught it rpi4's 0.05 % local spread (vs the edge's 27 %) local INT8 (102 ms)
-    // keeps winning over an edge that answers in ~66 ms: +11.0 % (background-load), +19.1 %
-    // (congested-wifi), +19.5 % (edge-overload), +18.0 % (steady-wifi) against the oracle,
-    // the same against the reference.
-    (PI_IDLE, "background-load", Bar::Oracle),
-    (PI_IDLE, "background-load", Bar::Reference),
-    (PI_IDLE, "congested-wifi", Bar::Oracle),
-    (PI_IDLE, "congested-wifi", Bar::Reference),
-    (PI_IDLE, "edge-overload", Bar::Oracle),
-    (PI_IDLE, "edge-overload", Bar::Reference),
-    (PI_IDLE, "steady-wifi", Bar::Oracle),
-    (PI_IDLE, "steady-wifi", Bar::Reference),
 ];
 
 fn known_miss(scenario: Scenario, trace: &str, bar: Bar) -> bool {
