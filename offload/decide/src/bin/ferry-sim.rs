@@ -79,7 +79,11 @@ struct Args {
 fn args() -> Result<Args> {
     let mut it = std::env::args().skip(1).peekable();
     let mut out = Args { board: None, board_slowdown: 1.0, idle: false, paths: Vec::new() };
-    while let Some(flag) = it.next_if(|a| a.starts_with("--")) {
+    while let Some(flag) = it.next_if(|a| a.starts_with('-')) {
+        if flag == "--help" || flag == "-h" {
+            println!("{USAGE}\n\nReplays each trace with the oracle, every policy and the two hindsight references; prints one table per trace and whether issue 13's bars are met.\n  --board FILE         a board profile (tests/traces/boards/*.toml); default: the shipped one\n  --board-slowdown X   local compute X times slower (1..=50)\n  --load trace|none    the trace's background load, or an idle device");
+            std::process::exit(0);
+        }
         let value = it.next().with_context(|| format!("{flag} needs a value; {USAGE}"))?;
         match flag.as_str() {
             "--board" => out.board = Some(value),
