@@ -25,7 +25,10 @@ const REQUESTS: usize = 16;
 async fn connect_as(broker: &Broker, identity: &str, client_id: &str) -> RawClient {
     let config = tls::build(
         &cert("ca.crt"),
-        Some((&cert(&format!("{identity}.crt")), &cert(&format!("{identity}.key")))),
+        Some((
+            &cert(&format!("{identity}.crt")),
+            &cert(&format!("{identity}.key")),
+        )),
         tls::protocol_versions(TlsVersion::Tls13),
     )
     .expect("client TLS config");
@@ -81,7 +84,9 @@ async fn a_device_certificate_cannot_join_the_edges_group_and_every_request_reac
          answered {at_edge}, delivered to the impostor {drawn}; failures {failures:?}"
     );
     assert!(
-        subacks.iter().all(|codes| codes == &[SubscribeReasonCode::NotAuthorized]),
+        subacks
+            .iter()
+            .all(|codes| codes == &[SubscribeReasonCode::NotAuthorized]),
         "a device certificate joined the edges' group: {report}\nbroker:\n{}",
         broker.proc.stderr.text()
     );
@@ -133,10 +138,16 @@ async fn a_device_can_neither_subscribe_to_nor_publish_into_another_devices_topi
 
     let dev2 = broker.device("dev-2").await;
     let request = harness::image_request(&dev2, "digits", "models/images/digit-7.png");
-    let response = dev2.offload(request, Duration::from_secs(15)).await.expect("dev-2's answer");
+    let response = dev2
+        .offload(request, Duration::from_secs(15))
+        .await
+        .expect("dev-2's answer");
     assert_eq!(response.status, Status::Ok);
     assert!(
-        snoop.next_message(Duration::from_millis(500)).await.is_none(),
+        snoop
+            .next_message(Duration::from_millis(500))
+            .await
+            .is_none(),
         "dev-1 received something"
     );
     // The edge never saw a forged request: dev-2 got no stray answer.
@@ -147,10 +158,14 @@ async fn a_device_can_neither_subscribe_to_nor_publish_into_another_devices_topi
 fn verify_sh_passes_against_a_real_broker() {
     let script = repo_root().join("firmware-configs/mosquitto/verify.sh");
     // verify.sh calls mosquitto by name: Debian puts it in /usr/sbin.
-    let mosquitto_dir = program("mosquitto").parent().expect("a directory").to_path_buf();
+    let mosquitto_dir = program("mosquitto")
+        .parent()
+        .expect("a directory")
+        .to_path_buf();
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let path = std::env::join_paths(std::iter::once(mosquitto_dir).chain(std::env::split_paths(&path)))
-        .expect("PATH");
+    let path =
+        std::env::join_paths(std::iter::once(mosquitto_dir).chain(std::env::split_paths(&path)))
+            .expect("PATH");
     let out = Command::new("bash")
         .arg(&script)
         .env("PATH", path)
@@ -166,7 +181,10 @@ fn verify_sh_passes_against_a_real_broker() {
     );
     assert!(!stdout.contains("FAIL"), "{stdout}");
     let checks = stdout.lines().filter(|l| l.starts_with("ok ")).count();
-    assert!(checks >= 40, "verify.sh ran only {checks} checks:\n{stdout}");
+    assert!(
+        checks >= 40,
+        "verify.sh ran only {checks} checks:\n{stdout}"
+    );
 }
 
 /// The shipped lab authorization (`firmware-configs/mosquitto/dynamic-security.json`, which
@@ -181,8 +199,10 @@ fn the_shipped_lab_authorization_is_make_dynsec_output() {
         .status()
         .expect("run make-dynsec.sh");
     assert!(status.success());
-    let shipped = std::fs::read_to_string(repo_root().join("firmware-configs/mosquitto/dynamic-security.json"))
-        .expect("read the shipped authorization");
+    let shipped = std::fs::read_to_string(
+        repo_root().join("firmware-configs/mosquitto/dynamic-security.json"),
+    )
+    .expect("read the shipped authorization");
     assert_eq!(
         shipped,
         std::fs::read_to_string(&out).expect("read"),
@@ -203,7 +223,10 @@ fn grants(json: &serde_json::Value, role: &str) -> BTreeSet<(String, String)> {
         .iter()
         .map(|a| {
             assert_eq!(a["allow"], true, "{a}");
-            (a["acltype"].as_str().expect("acltype").into(), a["topic"].as_str().expect("topic").into())
+            (
+                a["acltype"].as_str().expect("acltype").into(),
+                a["topic"].as_str().expect("topic").into(),
+            )
         })
         .collect()
 }
@@ -212,8 +235,10 @@ fn grants(json: &serde_json::Value, role: &str) -> BTreeSet<(String, String)> {
 /// whatever is not granted is refused (no default access, no other ACL source).
 #[test]
 fn the_authorization_grants_each_identity_only_its_topics() {
-    let text = std::fs::read_to_string(repo_root().join("firmware-configs/mosquitto/dynamic-security.json"))
-        .expect("read the shipped authorization");
+    let text = std::fs::read_to_string(
+        repo_root().join("firmware-configs/mosquitto/dynamic-security.json"),
+    )
+    .expect("read the shipped authorization");
     let json: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
     let defaults = &json["defaultACLAccess"];
     for kind in ["publishClientSend", "publishClientReceive", "subscribe"] {
@@ -253,8 +278,9 @@ fn the_authorization_grants_each_identity_only_its_topics() {
             "{id}"
         );
     }
-    let conf = std::fs::read_to_string(repo_root().join("firmware-configs/mosquitto/mosquitto.conf.in"))
-        .expect("read the template");
+    let conf =
+        std::fs::read_to_string(repo_root().join("firmware-configs/mosquitto/mosquitto.conf.in"))
+            .expect("read the template");
     assert!(
         !conf.lines().any(|l| l.trim_start().starts_with("acl_file")),
         "an acl_file next to the plugin grants every subscription the plugin does not"

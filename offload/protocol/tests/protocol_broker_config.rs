@@ -45,7 +45,10 @@ fn template_has_the_security_settings_and_fits_the_message_limit() {
     }
     // acl_file grants every SUBSCRIBE, and the plugin defers what it does not grant: together a
     // device could join the edges' shared subscription again.
-    assert!(!conf.iter().any(|l| l.starts_with("acl_file")), "acl_file beside the plugin");
+    assert!(
+        !conf.iter().any(|l| l.starts_with("acl_file")),
+        "acl_file beside the plugin"
+    );
     let max_packet: usize = conf
         .iter()
         .find_map(|l| l.strip_prefix("max_packet_size "))
@@ -64,6 +67,9 @@ fn ready_config_is_the_template_rendered_with_lab_values() {
         .replace("@PORT@", "8883")
         .replace("@BIND@", "0.0.0.0")
         .replace("@CERT_DIR@", "/etc/ferry/certs")
-        .replace("@DYNSEC_FILE@", "/etc/ferry/mosquitto/dynamic-security.json");
+        .replace(
+            "@DYNSEC_FILE@",
+            "/etc/ferry/mosquitto/dynamic-security.json",
+        );
     assert_eq!(directives(&read("mosquitto.conf")), directives(&rendered));
 }
