@@ -10,7 +10,9 @@
 #   broker.crt broker.key         CN=broker, SAN IP:127.0.0.1, DNS:localhost (server auth),
 #                                 plus --broker-san entries (e.g. IP:10.201.0.2 for a broker
 #                                 reached across a test network namespace)
-#   ferry-edge.crt ferry-edge.key CN=ferry-edge: the identity the broker ACL gives the edge
+#   ferry-edge.crt ferry-edge.key CN=ferry-edge: the identity the broker authorizes as an edge
+#   ferry-collector.crt ferry-collector.key
+#                                 CN=ferry-collector: reads every device's telemetry (Telegraf)
 #   <id>.crt <id>.key             CN=<id> for each device id (client auth)
 # with --rogue also:
 #   rogue-ca.crt rogue-ca.key     a second, untrusted CA
@@ -22,10 +24,13 @@
 # failure prints openssl's output and exits non-zero.
 #
 # Device ids become MQTT topic levels and broker usernames (use_identity_as_username), so
-# they must be 1-64 characters of [A-Za-z0-9_.-] and may not be "broker" or "ferry-edge".
+# they must be 1-64 characters of [A-Za-z0-9_.-] and may not be "broker", "ferry-edge" or
+# "ferry-collector". A certificate alone authorizes nothing: the broker grants rights only to
+# the names listed in its authorization (firmware-configs/mosquitto/make-dynsec.sh).
 set -euo pipefail
 
 EDGE_CN=ferry-edge
+COLLECTOR_CN=ferry-collector
 DAYS=3650
 
 usage() {
@@ -59,7 +64,7 @@ for id in "${devices[@]}"; do
         echo "invalid device id '$id': use 1-64 characters of [A-Za-z0-9_.-]" >&2
         exit 2
     fi
-    if [ "$id" = broker ] || [ "$id" = "$EDGE_CN" ]; then
+    if [ "$id" = broker ] || [ "$id" = "$EDGE_CN" ] || [ "$id" = "$COLLECTOR_CN" ]; then
         echo "device id '$id' is reserved" >&2
         exit 2
     fi
@@ -130,6 +135,7 @@ BROKER_SAN="IP:127.0.0.1,DNS:localhost$extra_san"
 make_ca ca "Ferry dev CA"
 make_leaf ca broker broker "$SERVER_EXT$BROKER_SAN" "$BROKER_SAN"
 make_leaf ca "$EDGE_CN" "$EDGE_CN" "$CLIENT_EXT"
+make_leaf ca "$COLLECTOR_CN" "$COLLECTOR_CN" "$CLIENT_EXT"
 for id in "${devices[@]}"; do
     make_leaf ca "$id" "$id" "$CLIENT_EXT"
 done

@@ -77,8 +77,8 @@ pub fn chmod(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
-/// The development PKI (CA, broker, edge, `dev-1`, `dev-2`, and a rogue CA with a `dev-1`
-/// certificate), made once per test binary with the shipped script.
+/// The development PKI (CA, broker, edge, collector, `dev-1`, `dev-2`, and a rogue CA with a
+/// `dev-1` certificate), made once per test binary with the shipped script.
 pub fn pki() -> &'static Path {
     static PKI: OnceLock<tempfile::TempDir> = OnceLock::new();
     PKI.get_or_init(|| {
@@ -102,20 +102,26 @@ pub fn make_pki(certs: &Path, options: &[&str], devices: &[&str]) {
     chmod(certs, 0o755);
 }
 
-/// Copies the shipped ACL into `dir` and renders the shipped mosquitto.conf template there for
-/// `port` on `bind` with the certificates in `certs`; returns the config's path.
+/// Writes the broker's authorization for [`DEVICES`] into `dir` with the shipped
+/// `make-dynsec.sh` (unless `dir` already has one) and renders the shipped mosquitto.conf
+/// template there for `port` on `bind` with the certificates in `certs`; returns the config's
+/// path.
 pub fn render_broker_config(dir: &Path, certs: &Path, port: u16, bind: &str) -> PathBuf {
-    let acl = dir.join("acl");
-    if !acl.exists() {
-        std::fs::copy(repo_root().join("firmware-configs/mosquitto/acl"), &acl).expect("copy acl");
-        chmod(&acl, 0o644);
+    let authz = dir.join("dynamic-security.json");
+    if !authz.exists() {
+        let status = Command::new(repo_root().join("firmware-configs/mosquitto/make-dynsec.sh"))
+            .arg(&authz)
+            .args(DEVICES)
+            .status()
+            .expect("run make-dynsec.sh");
+        assert!(status.success(), "make-dynsec.sh failed");
     }
     let conf = dir.join("mosquitto.conf");
     let status = Command::new(repo_root().join("firmware-configs/mosquitto/render.sh"))
         .arg(port.to_string())
         .arg(certs)
         .arg(&conf)
-        .arg(&acl)
+        .arg(&authz)
         .arg(bind)
         .status()
         .expect("run render.sh");

@@ -16,6 +16,8 @@
 //! - [`telemetry`]: a device's telemetry as `mosquitto_sub` prints it (a subscriber that is
 //!   ready before the test publishes, its lines parsed).
 //! - `tests/*.rs`: offload round trip, reconnect, security, bad input, shared subscription;
+//!   `acl_isolation.rs` (what one device's certificate can do to the others: the edges' shared
+//!   group refused, every request reaching the edge, and `verify.sh` against a real broker);
 //!   `telemetry_mqtt.rs` (the publisher and its spool against a real broker, stopped and
 //!   restarted, and a loader killed mid-spool) and `telemetry_run.rs` (`ferry run` publishing
 //!   telemetry); `testbed.rs` (the netns testbed, root only: recovery in seconds, a recorded link replayed);

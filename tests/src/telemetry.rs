@@ -7,18 +7,21 @@ use crate::harness::{Broker, Proc};
 
 /// The device the telemetry tests publish as.
 pub const DEVICE: &str = "dev-1";
+/// The identity the telemetry tests read it with.
+pub const COLLECTOR: &str = "ferry-collector";
 
 /// Publishes a retained probe to the device's telemetry (with `mosquitto_pub`), starts a
-/// [`Broker::subscriber`] on every telemetry topic of the device, with the device's certificate
-/// (the ACL confines it to `ferry/dev-1/#`) and a persistent session under `client_id`, and
-/// waits until it printed the probe: from then on it is subscribed.
+/// [`Broker::subscriber`] on every telemetry topic of the device, with the collector's
+/// certificate (`ferry-collector`: the broker lets it read telemetry, and a device only write
+/// its own) and a persistent session under `client_id`, and waits until it printed the probe:
+/// from then on it is subscribed.
 pub fn ready_subscriber(broker: &Broker, client_id: &str) -> Proc {
     broker.publish_retained(
         DEVICE,
         &format!("ferry/{DEVICE}/telemetry/probe"),
         &format!(r#"{{"device_id":"{DEVICE}","timestamp":1700000000000,"data":{{}}}}"#),
     );
-    let sub = broker.subscriber(DEVICE, client_id, &format!("ferry/{DEVICE}/telemetry/#"));
+    let sub = broker.subscriber(COLLECTOR, client_id, &format!("ferry/{DEVICE}/telemetry/#"));
     let probe = format!("ferry/{DEVICE}/telemetry/probe ");
     assert!(
         sub.stdout.wait(Duration::from_secs(60), |l| l.iter().any(|l| l.starts_with(&probe))),

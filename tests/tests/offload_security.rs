@@ -8,7 +8,7 @@ use ferry_transport::mqtt::{tls, LinkState, MqttConfig, MqttOffloader, OffloadEr
 use ferry_tests::harness::{self, cert, Broker, Edge, EdgeOptions};
 use ferry_tests::raw;
 use rumqttc::tokio_rustls::rustls::{self, pki_types::ServerName, ProtocolVersion};
-use rumqttc::v5::mqttbytes::v5::PubAckReason;
+use rumqttc::v5::mqttbytes::v5::{PubAckReason, SubscribeReasonCode};
 use rumqttc::tokio_rustls::TlsConnector;
 
 fn tls13_identity(identity: &str) -> Arc<rustls::ClientConfig> {
@@ -121,9 +121,14 @@ async fn device_a_can_neither_read_b_responses_nor_publish_on_b_request_topic() 
     let broker = Broker::start();
     let _edge = Edge::start(&broker, &EdgeOptions::default());
     let mut snoop = raw::connect(broker.port, Some(tls13_identity("dev-1")), "dev-1-snoop").await.unwrap();
-    // Mosquitto grants the SUBACK and then delivers nothing.
-    snoop.subscribe("ferry/dev-2/resp").await;
-    snoop.subscribe("ferry/dev-2/#").await;
+    // The broker refuses the subscriptions (tests/acl_isolation.rs has the full matrix).
+    for filter in ["ferry/dev-2/resp", "ferry/dev-2/#"] {
+        assert_eq!(
+            snoop.subscribe(filter).await,
+            [SubscribeReasonCode::NotAuthorized],
+            "{filter}"
+        );
+    }
     let reason = snoop
         .publish("ferry/dev-2/req/digits", b"forged".to_vec())
         .await;

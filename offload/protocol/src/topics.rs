@@ -1,5 +1,6 @@
-//! MQTT topic names. Every device lives under `ferry/<device>/`, which is also what the
-//! broker's ACL confines it to (`firmware-configs/mosquitto/acl`):
+//! MQTT topic names. Every device lives under `ferry/<device>/`; the broker's authorization
+//! (`firmware-configs/mosquitto/make-dynsec.sh`) lets it publish its requests and telemetry and
+//! read its responses, and refuses it everything else, subscriptions included:
 //!
 //! | topic | who publishes | what |
 //! |---|---|---|
@@ -87,7 +88,7 @@ pub fn telemetry_topic(device: &DeviceId, path: &str) -> Result<String, TopicErr
     Ok(format!("{ROOT}/{device}/{TELEMETRY_LEVEL}/{path}"))
 }
 
-/// `ferry/<device>/#`: everything a device may touch (its ACL pattern).
+/// `ferry/<device>/#`: the subtree every topic of a device is in.
 pub fn device_filter(device: &DeviceId) -> String {
     format!("{ROOT}/{device}/#")
 }

@@ -1,11 +1,13 @@
-//! The shipped broker files agree with the protocol: the ACL grants exactly the topics
-//! `protocol::topics` builds, the packet limit fits the protocol's message limit, and the
-//! ready `mosquitto.conf` is the template rendered (so the two cannot drift apart).
-//! `firmware-configs/mosquitto/verify.sh` checks the same files against a real broker.
+//! The shipped broker files agree with the protocol: the template has the security settings
+//! and authorizes through the dynamic-security plugin alone, the packet limit fits the
+//! protocol's message limit, and the ready `mosquitto.conf` is the template rendered (so the
+//! two cannot drift apart). What the authorization grants (exactly the topics
+//! `protocol::topics` builds) is checked in `tests/tests/acl_isolation.rs`, which also runs
+//! `firmware-configs/mosquitto/verify.sh` against a real broker.
 
 use std::path::PathBuf;
 
-use ferry_protocol::{topics, DEFAULT_MAX_MESSAGE_SIZE};
+use ferry_protocol::DEFAULT_MAX_MESSAGE_SIZE;
 
 fn read(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -24,30 +26,6 @@ fn directives(text: &str) -> Vec<String> {
 }
 
 #[test]
-fn acl_lets_the_edge_read_requests_and_write_responses_and_confines_devices() {
-    let acl = directives(&read("acl"));
-    let edge = acl
-        .iter()
-        .position(|l| l == "user ferry-edge")
-        .expect("edge user");
-    let edge_rules: Vec<&str> = acl[edge + 1..]
-        .iter()
-        .take_while(|l| l.starts_with("topic "))
-        .map(String::as_str)
-        .collect();
-    assert!(edge_rules.contains(&format!("topic read {}", topics::REQUEST_FILTER).as_str()));
-    assert!(edge_rules.contains(&"topic write ferry/+/resp"));
-    assert_eq!(
-        edge_rules.len(),
-        2,
-        "edge has more rights than it needs: {edge_rules:?}"
-    );
-    // The device pattern is the filter protocol::topics::device_filter builds.
-    assert!(acl.contains(&"pattern readwrite ferry/%u/#".to_string()));
-    assert!(acl.iter().filter(|l| l.starts_with("pattern ")).count() == 1);
-}
-
-#[test]
 fn template_has_the_security_settings_and_fits_the_message_limit() {
     let conf = directives(&read("mosquitto.conf.in"));
     for required in [
@@ -60,10 +38,17 @@ fn template_has_the_security_settings_and_fits_the_message_limit() {
         "cafile @CERT_DIR@/ca.crt",
         "certfile @CERT_DIR@/broker.crt",
         "keyfile @CERT_DIR@/broker.key",
-        "acl_file @ACL_FILE@",
+        "plugin mosquitto_dynamic_security.so",
+        "plugin_opt_config_file @DYNSEC_FILE@",
     ] {
         assert!(conf.iter().any(|l| l == required), "missing `{required}`");
     }
+    // acl_file grants every SUBSCRIBE, and the plugin defers what it does not grant: together a
+    // device could join the edges' shared subscription again.
+    assert!(
+        !conf.iter().any(|l| l.starts_with("acl_file")),
+        "acl_file beside the plugin"
+    );
     let max_packet: usize = conf
         .iter()
         .find_map(|l| l.strip_prefix("max_packet_size "))
@@ -82,6 +67,9 @@ fn ready_config_is_the_template_rendered_with_lab_values() {
         .replace("@PORT@", "8883")
         .replace("@BIND@", "0.0.0.0")
         .replace("@CERT_DIR@", "/etc/ferry/certs")
-        .replace("@ACL_FILE@", "/etc/ferry/mosquitto/acl");
+        .replace(
+            "@DYNSEC_FILE@",
+            "/etc/ferry/mosquitto/dynamic-security.json",
+        );
     assert_eq!(directives(&read("mosquitto.conf")), directives(&rendered));
 }
