@@ -267,9 +267,10 @@ fn the_rust_client_function_talks_to_both_sockets() {
 
 /// Sends a slow request (efficientnet-lite0 at 50 times its compute) on its own thread,
 /// waits until it holds the local runner, then sends SIGTERM. Returns the one answer and how
-/// long the agent took to exit.
-fn answer_across_sigterm(drain_ms: u32) -> ((u16, String), std::process::ExitStatus) {
-    let mut agent = start_agent_with("emulate_slowdown = 50.0", &format!("drain_ms = {drain_ms}"));
+/// long the agent took to exit. `drain_ms`: `None` for the default (5000).
+fn answer_across_sigterm(drain_ms: Option<u32>) -> ((u16, String), std::process::ExitStatus) {
+    let api = drain_ms.map(|d| format!("drain_ms = {d}")).unwrap_or_default();
+    let mut agent = start_agent_with("emulate_slowdown = 50.0", &api);
     let espresso = std::fs::read(repo().join("models/images/espresso.jpg")).unwrap();
     let mut stream = tcp(&agent);
     let in_flight = std::thread::spawn(move || http(&mut stream, "POST", "/v1/infer/efficientnet-lite0?placement=local-only", "image/jpeg", &espresso));
@@ -285,14 +286,14 @@ fn answer_across_sigterm(drain_ms: u32) -> ((u16, String), std::process::ExitSta
     assert!(busy, "the request never took the local runner");
     signal(&agent, "-TERM");
     let answer = in_flight.join().expect("the client thread");
-    let bound = Duration::from_millis(u64::from(drain_ms)) + Duration::from_secs(10);
+    let bound = Duration::from_millis(u64::from(drain_ms.unwrap_or(5000))) + Duration::from_secs(10);
     let status = exited(&mut agent, bound).unwrap_or_else(|| panic!("ferry run exits within {bound:?} of SIGTERM"));
     (answer, status)
 }
 
 #[test]
 fn a_request_in_flight_at_sigterm_gets_exactly_one_complete_answer() {
-    let ((status, body), exit) = answer_across_sigterm(20_000);
+    let ((status, body), exit) = answer_across_sigterm(None);
     assert!(exit.success(), "{exit:?}");
     // Finished within the drain (200), or explicitly refused: never an empty reply.
     let v = json(&body);
@@ -306,7 +307,7 @@ fn a_request_in_flight_at_sigterm_gets_exactly_one_complete_answer() {
 #[test]
 fn what_cannot_finish_within_the_drain_is_answered_shutting_down() {
     // 50 × efficientnet-lite0's compute is far more than a 100 ms drain.
-    let ((status, body), exit) = answer_across_sigterm(100);
+    let ((status, body), exit) = answer_across_sigterm(Some(100));
     assert!(exit.success(), "{exit:?}");
     assert_eq!(status, 503, "{body}");
     let v = json(&body);
@@ -370,8 +371,29 @@ fn run_refused(config: &str) -> (std::process::ExitStatus, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent.toml");
     std::fs::write(&path, config).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry")).args(["run", "--config"]).arg(&path).stdin(Stdio::null()).output().unwrap();
-    (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ferry run did not refuse the config within 60 s: it started");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    let _ = child.stderr.take().map(|mut e| e.read_to_string(&mut stderr));
+    (status, stderr)
 }
 
 #[test]
