@@ -33,7 +33,11 @@ pub struct Agent {
     daemon: Arc<Daemon>,
     stop: watch::Sender<bool>,
     api_tcp: Option<SocketAddr>,
+    api_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
+
+/// After the drain, how long the answers `503 shutting_down` may take to be written.
+const ABORT_GRACE: Duration = Duration::from_secs(2);
 
 impl Agent {
     /// Starts the daemon (models, edge link, telemetry), waits a little for the broker, binds
@@ -47,9 +51,9 @@ impl Agent {
             }
         }
         let (stop, stop_rx) = watch::channel(false);
-        let api_tcp = crate::api::serve::start(daemon.clone(), stop_rx.clone()).await?;
+        let served = crate::api::serve::start(daemon.clone(), stop_rx.clone()).await?;
         tokio::spawn(daemon.clone().sensor_loop(stop_rx));
-        Ok(Agent { daemon, stop, api_tcp })
+        Ok(Agent { daemon, stop, api_tcp: served.tcp, api_tasks: served.tasks })
     }
 
     /// The daemon, to submit requests in-process or read its state.
@@ -62,12 +66,23 @@ impl Agent {
         self.api_tcp
     }
 
-    /// Stops the API and the sensor loop, flushes telemetry, and lets the API tasks close
-    /// their sockets (so that a restart can bind them again).
+    /// Stops the API and the sensor loop with exactly one answer to every request: the
+    /// listeners refuse new connections at once, the requests in flight get `[api] drain_ms`
+    /// to finish, and those still running then are answered `503 shutting_down`. Then it
+    /// flushes telemetry. The API's sockets are closed when this returns (a restart can bind
+    /// them again).
     pub async fn stop(self) {
         let _ = self.stop.send(true);
+        let drain = Duration::from_millis(u64::from(self.daemon.config.api.drain_ms));
+        let mut tasks = futures_join(self.api_tasks);
+        if tokio::time::timeout(drain, &mut tasks).await.is_err() {
+            tracing::warn!(drain_ms = drain.as_millis() as u64, "requests still in flight after the drain: answering them shutting_down");
+            self.daemon.abort_in_flight();
+            if tokio::time::timeout(ABORT_GRACE, &mut tasks).await.is_err() {
+                tracing::error!("the API did not close within {ABORT_GRACE:?} of the abort");
+            }
+        }
         self.daemon.stop().await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -77,4 +92,13 @@ pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Res
     shutdown.await;
     agent.stop().await;
     Ok(())
+}
+
+/// One future that ends when every task has.
+fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        for t in tasks {
+            let _ = t.await;
+        }
+    })
 }

@@ -103,6 +103,20 @@ fn check_passes_on_every_shipped_board_config() {
 }
 
 #[test]
+fn check_refuses_a_coap_edge_target_naming_the_file_and_the_key() {
+    // CoAP is not implemented: a coaps:// target would be a phantom edge routed over [mqtt].
+    let text = std::fs::read_to_string(repo().join("firmware-configs/x86-dev.toml")).unwrap()
+        + "\n[[targets]]\nkind = \"edge\"\nname = \"edge-coap\"\nendpoint = \"coaps://edge.local:5684\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("coap-board.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = ferry(&["check", "--config", path.to_str().unwrap()]);
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(!out.status.success(), "{report}");
+    assert!(report.contains("coap-board.toml") && report.contains(".endpoint") && report.contains("CoAP is not implemented"), "{report}");
+}
+
+#[test]
 fn check_fails_on_every_broken_config_and_names_the_file_and_key() {
     let cases = [
         ("unknown-driver", "driver"),

@@ -605,3 +605,13 @@ pub fn local_top1(model: &str, image: &str) -> usize {
     let img = preprocess::load_image(&repo_root().join(image)).expect("load image");
     m.infer_image(&img, 1).expect("infer").top[0].index
 }
+
+/// `firmware-configs/x86-dev.toml` written into `dir` with its edge target's endpoint set to
+/// `broker`: the endpoint routes the target, so it must be the agent's `[mqtt] broker`.
+pub fn dev_board(dir: &Path, broker: &str) -> PathBuf {
+    let text = std::fs::read_to_string(repo_root().join("firmware-configs/x86-dev.toml")).expect("read x86-dev.toml");
+    assert!(text.contains("mqtt://127.0.0.1:1883"), "x86-dev.toml's edge endpoint moved");
+    let path = dir.join("x86-dev.toml");
+    std::fs::write(&path, text.replace("mqtt://127.0.0.1:1883", broker)).expect("write the board config");
+    path
+}

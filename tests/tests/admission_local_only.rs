@@ -9,7 +9,7 @@ use std::time::Duration;
 use ferry_agent::client::{infer_query, Endpoint};
 use ferry_agent::daemon::AgentConfig;
 use ferry_agent::Agent;
-use ferry_tests::harness::{cert, repo_root, Broker, Edge, EdgeOptions};
+use ferry_tests::harness::{self, cert, repo_root, Broker, Edge, EdgeOptions};
 
 const MODEL: &str = "efficientnet-lite0";
 const ANSWERED: &[&str] = &["answered ok"];
@@ -43,7 +43,7 @@ async fn local_only_requests_never_reach_the_edge_while_the_edge_is_preferred() 
          [api]\ntcp = \"127.0.0.1:0\"\n\
          [mqtt]\nbroker = \"mqtts://127.0.0.1:{}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n\
          [decide]\nprobe_after_ms = 200\n",
-        repo_root().join("firmware-configs/x86-dev.toml").display(),
+        harness::dev_board(dir.path(), &format!("mqtts://127.0.0.1:{}", broker.port)).display(),
         repo_root().join("models").display(),
         broker.port,
         cert("ca.crt").display(),

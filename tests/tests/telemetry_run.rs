@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use ferry_tests::harness::{cert, repo_root, workspace_binary, Broker, Proc};
+use ferry_tests::harness::{self, cert, repo_root, workspace_binary, Broker, Proc};
 use ferry_tests::telemetry::{parse_line, ready_subscriber, DEVICE};
 
 #[test]
@@ -23,7 +23,7 @@ fn the_running_agent_publishes_telemetry_that_mosquitto_sub_receives() {
              [api]\ntcp = \"127.0.0.1:0\"\n\
              [mqtt]\nbroker = \"mqtts://127.0.0.1:{}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n\
              [telemetry]\nspool_dir = \"{}\"\ndecisions_interval_s = 1\n",
-            repo_root().join("firmware-configs/x86-dev.toml").display(),
+            harness::dev_board(dir.path(), &format!("mqtts://127.0.0.1:{}", broker.port)).display(),
             repo_root().join("models").display(),
             broker.port,
             cert("ca.crt").display(),

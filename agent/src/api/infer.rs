@@ -5,7 +5,8 @@
 //! which constraints applied and its `status`: `ok` (200), `deadline_exceeded` (504, with the
 //! predictions that showed it), `busy` (503: the local queue is full and no other path was
 //! allowed or available), `superseded` (409: a newer frame of its stream replaced it before it
-//! started), `failed` (422 for an input the model cannot take, else 503).
+//! started), `failed` (422 for an input the edge refused, else 503). An input the model cannot
+//! take is refused before it is decided on: 400 `invalid_input`, with what was expected.
 
 use std::sync::Arc;
 
@@ -79,8 +80,24 @@ pub async fn infer(
         "stream": options.stream,
         "freshest": freshest,
     });
-    match daemon.submit_with(submission, options).await {
+    // The agent stopping: what has not finished by the end of the drain is answered so.
+    let submitted = tokio::select! {
+        r = daemon.submit_with(submission, options) => r,
+        () = daemon.aborted() => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "error": "the agent is stopping: the request did not finish within [api] drain_ms", "status": "shutting_down", "model": model, "ran": "nowhere" })),
+            )
+                .into_response();
+        }
+    };
+    match submitted {
         Err(SubmitError::UnknownModel(m)) => error(StatusCode::NOT_FOUND, format!("unknown model `{m}`")),
+        Err(SubmitError::InvalidInput(message)) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "error": message, "status": "invalid_input", "model": model, "ran": "nowhere" })),
+        )
+            .into_response(),
         Ok(outcome) => {
             let a = outcome.answer;
             let ran = match a.ran {

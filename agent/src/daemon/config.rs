@@ -78,18 +78,55 @@ fn default_warmup() -> u16 {
 }
 
 /// `[api]`: where the local API listens. Both may be set; at least one must be.
+///
+/// The API has no authentication of its own: who may use it is who may connect. On the Unix
+/// socket that is the socket's owner and group (`socket_mode`, `socket_group`); on TCP it is
+/// **every local user** — TCP is for development, the shipped config uses the socket only.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
     /// A TCP address, e.g. `127.0.0.1:8080` (without an `[api]` section: `127.0.0.1:8080`).
+    /// Unauthenticated: any local user can connect.
     #[serde(default)]
     pub tcp: Option<SocketAddr>,
     /// A Unix socket path, e.g. `/run/ferry/api.sock`.
     #[serde(default)]
     pub unix: Option<PathBuf>,
+    /// The group the Unix socket is given right after bind (a name in `/etc/group`, or a
+    /// number), so that the applications in it can connect; a group that does not exist stops
+    /// `ferry run` with an error naming this key. Default: the agent's own group.
+    #[serde(default)]
+    pub socket_group: Option<String>,
+    /// The Unix socket's permission bits, octal, set right after bind whatever the umask:
+    /// `"0660"` (owner and group read/write, the default) .. `"0600"`; other users are never
+    /// given access (`0..=0770`, each class `rw` or nothing).
+    #[serde(default = "default_socket_mode")]
+    pub socket_mode: String,
     /// The largest request body accepted, bytes (1 KiB..=64 MiB). Default 8 MiB.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// On stop (SIGTERM, reload), how long requests in flight may take to finish, ms
+    /// (0..=60000): new connections are refused at once, what is still running after this is
+    /// answered `503 shutting_down`. Default 5000.
+    #[serde(default = "default_drain_ms")]
+    pub drain_ms: u32,
+}
+
+fn default_socket_mode() -> String {
+    "0660".to_string()
+}
+fn default_drain_ms() -> u32 {
+    5000
+}
+
+impl ApiConfig {
+    /// `socket_mode` as permission bits; `None` when it is not a mode this key accepts.
+    pub fn socket_mode_bits(&self) -> Option<u32> {
+        let bits = u32::from_str_radix(self.socket_mode.trim_start_matches("0o"), 8).ok()?;
+        // Owner and group only, each read+write or nothing (execute means nothing on a socket).
+        let ok = bits & !0o660 == 0;
+        ok.then_some(bits)
+    }
 }
 
 fn default_tcp() -> Option<SocketAddr> {
@@ -101,7 +138,14 @@ fn default_max_body() -> usize {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { tcp: default_tcp(), unix: None, max_body_bytes: default_max_body() }
+        Self {
+            tcp: default_tcp(),
+            unix: None,
+            socket_group: None,
+            socket_mode: default_socket_mode(),
+            max_body_bytes: default_max_body(),
+            drain_ms: default_drain_ms(),
+        }
     }
 }
 
@@ -181,6 +225,15 @@ impl AgentConfig {
         if !(1024..=64 << 20).contains(&self.api.max_body_bytes) {
             return Err(self.value("api.max_body_bytes", "1024..=67108864"));
         }
+        if self.api.socket_mode_bits().is_none() {
+            return Err(self.value("api.socket_mode", format!("an octal mode giving owner and group rw or nothing, e.g. \"0660\" or \"0600\", not `{}`", self.api.socket_mode)));
+        }
+        if self.api.drain_ms > 60_000 {
+            return Err(self.value("api.drain_ms", "0..=60000"));
+        }
+        if self.api.unix.is_none() && self.api.socket_group.is_some() {
+            return Err(self.value("api.socket_group", "`api.unix` too: the group is the Unix socket's"));
+        }
         let d = &self.decide;
         if d.deadline_grace_ms > 10_000 {
             return Err(self.value("decide.deadline_grace_ms", "0..=10000"));
@@ -233,6 +286,8 @@ mod tests {
         assert!(e.contains("colour"), "{e}");
         let e = parse("[agent]\ndevice_id = \"d\"\nboard = \"b.toml\"\n[api]\ntcp = \"nope\"\n").unwrap_err().to_string();
         assert!(e.contains("tcp"), "{e}");
+        let e = parse("[agent]\ndevice_id = \"d\"\nboard = \"b.toml\"\n[api]\nunix = \"/run/a.sock\"\nsocket_mode = \"0666\"\n").unwrap_err().to_string();
+        assert!(e.contains("api.socket_mode") && e.contains("0666"), "{e}");
         let e = parse("[agent]\ndevice_id = \"d\"\nboard = \"b.toml\"\n[decide]\naging_factor = -1.0\n").unwrap_err().to_string();
         assert!(e.contains("/etc/ferry/agent.toml") && e.contains("decide.aging_factor"), "{e}");
     }
@@ -248,6 +303,9 @@ mod shipped {
         let c = AgentConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.agent.device_id, "dev-1");
         assert!(c.mqtt.is_some() && c.api.unix.is_some());
+        // The socket only: TCP would let every local user in.
+        assert!(c.api.tcp.is_none(), "the shipped config must not open the unauthenticated TCP API");
+        assert_eq!((c.api.socket_group.as_deref(), c.api.socket_mode_bits()), (Some("ferry-apps"), Some(0o660)));
         assert!(c.resolve(&c.agent.board).ends_with("firmware-configs/rpi4.toml"));
     }
 }

@@ -3,8 +3,9 @@
 //! executor's gate's rule (shortest first, as the decider's queue model assumes), not this
 //! runner's: the gate is the one local queue and measures its wait.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use ferry_decide::targets::TargetKind;
@@ -19,6 +20,9 @@ pub struct TractRunner {
     variants: Vec<Option<Arc<LocalModel>>>,
     top_k: usize,
     slowdown: f64,
+    /// Images already decoded and preprocessed when their request was checked, by request id:
+    /// the local run takes the tensor instead of decoding again.
+    prepared: Mutex<HashMap<u64, Arc<Vec<f32>>>>,
 }
 
 impl TractRunner {
@@ -35,12 +39,28 @@ impl TractRunner {
                 TargetKind::Edge { .. } => None,
             });
         }
-        Ok(Self { variants, top_k: top_k.max(1), slowdown: slowdown.max(1.0) })
+        Ok(Self { variants, top_k: top_k.max(1), slowdown: slowdown.max(1.0), prepared: Mutex::default() })
     }
 
     /// The loaded variant of a local target.
     pub fn variant(&self, target: TargetId) -> Option<&Arc<LocalModel>> {
         self.variants.get(target.index()).and_then(Option::as_ref)
+    }
+
+    /// Every loaded variant's manifest, by model name.
+    pub fn manifests(&self) -> HashMap<String, Arc<ferry_runtime::Manifest>> {
+        self.variants.iter().flatten().map(|m| (m.manifest().name.clone(), Arc::new(m.manifest().clone()))).collect()
+    }
+
+    /// Hands the local path the preprocessed tensor of request `id`'s image, until
+    /// [`TractRunner::forget`].
+    pub fn prepare(&self, id: u64, tensor: Arc<Vec<f32>>) {
+        self.prepared.lock().unwrap_or_else(|p| p.into_inner()).insert(id, tensor);
+    }
+
+    /// Drops what [`TractRunner::prepare`] kept for request `id` (it has been answered).
+    pub fn forget(&self, id: u64) {
+        self.prepared.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
     }
 }
 
@@ -49,7 +69,14 @@ impl LocalRunner for TractRunner {
         let model = self.variant(target).cloned().ok_or_else(|| format!("target {} is not a local variant", target.index()))?;
         let k = self.top_k;
         let token = Cancel::from_flag(cancel.clone());
-        let inference = tokio::task::spawn_blocking(move || infer(&model, &request, k, &token))
+        let prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner()).get(&request.request_id).cloned();
+        let inference = tokio::task::spawn_blocking(move || match prepared {
+            Some(tensor) => {
+                let shape = model.manifest().input.shape.clone();
+                model.infer_tensor_cancellable(&shape, &tensor, k, &token).map(|i| (request.request_id, i)).map_err(|e| e.to_string())
+            }
+            None => infer(&model, &request, k, &token),
+        })
             .await
             .map_err(|e| format!("local inference task: {e}"))??;
         let mut compute = inference.1.compute;

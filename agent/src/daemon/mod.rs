@@ -5,28 +5,33 @@
 //! # Layout
 //! - [`config`]: the agent's own config file.
 //! - [`targets`]: board config + `[decide]` → the decider's targets.
+//! - [`edge`]: which link carries each edge target, and the deadline an envelope carries.
+//! - [`validate`]: an input decoded and checked against its model before it is decided on.
 //! - [`local`]: the local path (tract), one inference at a time.
 //! - [`system`]: sensor readings → the decider's system state.
 //! - [`stats`]: counters and latency percentiles.
 
 pub mod accuracy;
 pub mod config;
+pub mod edge;
 pub mod local;
 pub mod stats;
 pub mod system;
 pub mod targets;
+pub mod validate;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use ferry_drivers::{BoardConfig, SensorSet};
 use ferry_decide::targets::TargetKind;
-use ferry_decide::{Decider, Observation};
+use ferry_decide::{Decider, Observation, TargetId};
 use ferry_exec::{ExecError, Executor, Outcome, SubmitOptions};
 use ferry_protocol::{DeviceId, Input, ModelName, Precision, Request, Shape, Tensor};
 use ferry_transport::mqtt::MqttOffloader;
-use ferry_runtime::{ModelStore, Threads, TractEngine};
+use ferry_runtime::{Manifest, ModelStore, Threads, TractEngine};
 
 pub use config::AgentConfig;
 
@@ -36,6 +41,7 @@ pub use ferry_protocol::PROBE_MODEL;
 /// is `probe_after_ms`, 1 s by default; the sensor sweep may be far slower).
 const PROBE_CHECK: Duration = Duration::from_millis(50);
 use crate::telemetry::{DecisionWindow, Publisher, Telemetry};
+use edge::DeadlineLink;
 use local::TractRunner;
 use stats::Stats;
 
@@ -70,6 +76,9 @@ pub enum StartError {
     /// The loader task died.
     #[error("model loading was interrupted: {0}")]
     Join(String),
+    /// An edge target no link of this agent can reach as its endpoint says.
+    #[error(transparent)]
+    Route(#[from] edge::RouteError),
 }
 
 /// A request as the local API hands it over.
@@ -89,6 +98,10 @@ pub enum SubmitError {
     /// The model name is not a valid name or no target serves it.
     #[error("unknown model `{0}`")]
     UnknownModel(String),
+    /// The input cannot be run by the model (not an image, the wrong shape): a client error,
+    /// answered before any path is tried.
+    #[error("{0}")]
+    InvalidInput(String),
 }
 
 /// The running agent, shared by the API handlers and the background loops.
@@ -100,7 +113,7 @@ pub struct Daemon {
     /// This device.
     pub device: DeviceId,
     /// The executor.
-    pub executor: Executor<TractRunner, MqttOffloader>,
+    pub executor: Executor<TractRunner, DeadlineLink<MqttOffloader>>,
     /// The local path.
     pub runner: Arc<TractRunner>,
     /// The edge link, when configured.
@@ -113,7 +126,12 @@ pub struct Daemon {
     pub telemetry: Option<Telemetry>,
     publisher: tokio::sync::Mutex<Option<Publisher>>,
     window: Arc<std::sync::Mutex<DecisionWindow>>,
-    next_id: AtomicU64,
+    /// Each model's manifest, to check inputs against before they are decided on.
+    manifests: HashMap<String, Arc<Manifest>>,
+    /// Each edge target's link, whose one-way estimate follows the decider's.
+    edge_links: Vec<(TargetId, Arc<DeadlineLink<MqttOffloader>>)>,
+    /// Turns true when the drain on stop is over: the API answers what is still running.
+    abort: tokio::sync::watch::Sender<bool>,
     started: Instant,
     /// Probes sent, and the payload bytes they carried (ping + payload; headers not counted).
     probes: ProbeCounters,
@@ -134,6 +152,7 @@ impl Daemon {
     /// the background), and seeds the local estimates with a few warm-up runs.
     pub async fn start(config: AgentConfig) -> Result<Arc<Daemon>, StartError> {
         let board = BoardConfig::load(config.resolve(&config.agent.board))?;
+        edge::check_routes(&board, config.mqtt.as_ref(), &config.path)?;
         let store = config.agent.models.as_ref().map(|p| ModelStore::new(config.resolve(p))).unwrap_or_else(ModelStore::discover);
         let mut decide_config = targets::decide_config(&board, &config.decide, config.mqtt.is_some());
         accuracy::enforce(&mut decide_config, &store);
@@ -147,9 +166,23 @@ impl Daemon {
         let engine = TractEngine::new(Threads(config.agent.threads.into()));
         let targets = decider.targets().clone();
         let (top_k, slowdown) = (usize::from(config.agent.top_k), config.agent.emulate_slowdown);
-        let runner = tokio::task::spawn_blocking(move || TractRunner::load(&store, &engine, &targets, top_k, slowdown))
-            .await
-            .map_err(|e| StartError::Join(e.to_string()))??;
+        let (runner, manifests) = tokio::task::spawn_blocking(move || {
+            let runner = TractRunner::load(&store, &engine, &targets, top_k, slowdown)?;
+            // Models only an edge serves are checked against their manifest when the device
+            // has it; without one, an image is still decoded before it is sent.
+            let mut manifests = runner.manifests();
+            for m in 0..targets.model_count() {
+                let name = targets.model_name(ferry_decide::ModelId(m as u8));
+                if !manifests.contains_key(name) {
+                    if let Ok(manifest) = store.manifest(name) {
+                        manifests.insert(name.to_string(), Arc::new(manifest));
+                    }
+                }
+            }
+            Ok::<_, ferry_runtime::RuntimeError>((runner, manifests))
+        })
+        .await
+        .map_err(|e| StartError::Join(e.to_string()))??;
         let runner = Arc::new(runner);
 
         let offloader = match &config.mqtt {
@@ -159,15 +192,17 @@ impl Daemon {
             })?)),
             None => None,
         };
-        let edges: Vec<(String, Arc<MqttOffloader>)> = match &offloader {
+        // `edge::check_routes` made sure at most one edge target names the `[mqtt]` broker.
+        let edge_links: Vec<(TargetId, Arc<DeadlineLink<MqttOffloader>>)> = match &offloader {
             Some(link) => decider
                 .targets()
                 .iter()
                 .filter(|t| !t.is_local())
-                .map(|t| (decider.targets().name(t.id).to_string(), link.clone()))
+                .map(|t| (t.id, Arc::new(DeadlineLink::new(link.clone()))))
                 .collect(),
             None => Vec::new(),
         };
+        let edges = edge_links.iter().map(|(id, l)| (decider.targets().name(*id).to_string(), l.clone())).collect();
         let executor = Executor::new(decider, runner.clone(), edges);
         let (telemetry, publisher) = match &config.mqtt {
             Some(mqtt) if config.telemetry.enabled => {
@@ -183,6 +218,7 @@ impl Daemon {
             // The reporter's task ends with the runtime; each daemon has its own window.
             let _ = t.spawn_decision_reporter(window.clone(), config.telemetry.decisions_interval());
         }
+        ids::reseed();
         let daemon = Arc::new(Daemon {
             config,
             board,
@@ -195,7 +231,9 @@ impl Daemon {
             telemetry,
             publisher: tokio::sync::Mutex::new(publisher),
             window,
-            next_id: AtomicU64::new(1),
+            manifests,
+            edge_links,
+            abort: tokio::sync::watch::Sender::new(false),
             started: Instant::now(),
             probes: ProbeCounters::default(),
         });
@@ -237,22 +275,48 @@ impl Daemon {
     /// future (the API's client went away) cancels the request.
     pub async fn submit_with(&self, s: Submission, options: SubmitOptions) -> Result<Outcome, SubmitError> {
         let model = ModelName::new(&s.model).map_err(|_| SubmitError::UnknownModel(s.model.clone()))?;
+        if self.executor.with_decider(|d| d.model_id(model.as_str()).is_none()) {
+            self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(SubmitError::UnknownModel(s.model));
+        }
+        // Decoded and checked before it is decided on: a bad input takes no runner, goes to
+        // no edge and is charged to neither.
+        let manifest = self.manifests.get(model.as_str()).cloned();
+        let (input, checked) = tokio::task::spawn_blocking(move || {
+            let checked = validate::check(manifest.as_deref(), &s.input);
+            (s.input, checked)
+        })
+        .await
+        .map_err(|e| SubmitError::InvalidInput(format!("the input check was interrupted: {e}")))?;
+        let prepared = match checked {
+            Ok(p) => p,
+            Err(e) => {
+                self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                return Err(SubmitError::InvalidInput(e.0));
+            }
+        };
         let deadline_ms = s.deadline_ms.or(match self.config.agent.default_deadline_ms {
             0 => None,
             d => Some(d),
         });
+        let request_id = ids::next();
         let request = Request {
-            request_id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            request_id,
             device_id: self.device,
             model,
             precision: Precision::Any,
             deadline_ms,
-            sent_at_us: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64),
-            input: s.input,
+            sent_at_us: edge::wall_us(),
+            input,
         };
+        let _forget = prepared.map(|tensor| {
+            self.runner.prepare(request_id, Arc::new(tensor));
+            Forget { runner: &self.runner, id: request_id }
+        });
         let outcome = self.executor.submit_with(request, options).await.map_err(|e| match e {
             ExecError::UnknownModel(m) => SubmitError::UnknownModel(m),
         });
+        let model_name = s.model;
         match &outcome {
             Ok(o) => {
                 let ms = o.answer.latency_us as f32 / 1e3;
@@ -267,7 +331,7 @@ impl Daemon {
                 let r = &o.answer.reason;
                 tracing::debug!(
                     request = o.response.request_id,
-                    model = %s.model,
+                    model = %model_name,
                     path,
                     target = %o.ran_on,
                     why = ?r.why,
@@ -284,6 +348,18 @@ impl Daemon {
             }
         }
         outcome
+    }
+
+    /// Ends the drain on stop: requests still in flight are answered `shutting_down` (their
+    /// futures are dropped, which cancels them).
+    pub fn abort_in_flight(&self) {
+        self.abort.send_replace(true);
+    }
+
+    /// Resolves once [`Daemon::abort_in_flight`] was called.
+    pub async fn aborted(&self) {
+        let mut rx = self.abort.subscribe();
+        let _ = rx.wait_for(|a| *a).await;
     }
 
     /// Stops telemetry cleanly (retained `offline`, DISCONNECT); the spool keeps what is unsent.
@@ -324,6 +400,7 @@ impl Daemon {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = probe_tick.tick() => {
+                    self.refresh_one_way();
                     self.clone().probe_if_due();
                     continue;
                 }
@@ -400,10 +477,18 @@ impl Daemon {
         });
     }
 
+    /// Keeps each edge link's one-way estimate at half the decider's round-trip estimate.
+    fn refresh_one_way(&self) {
+        let rtts: Vec<f64> = self.executor.with_decider(|d| self.edge_links.iter().map(|(t, _)| d.estimators().edge(*t).link.rtt().mean()).collect());
+        for ((_, link), rtt) in self.edge_links.iter().zip(rtts) {
+            link.set_rtt_us(rtt);
+        }
+    }
+
     fn probe_request(&self, bytes: u32) -> Option<Request> {
         let tensor = Tensor::new(ferry_protocol::DType::U8, Shape::new(&[bytes]).ok()?, vec![0u8; bytes as usize]).ok()?;
         Some(Request {
-            request_id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            request_id: ids::next(),
             device_id: self.device,
             model: ModelName::new(PROBE_MODEL).ok()?,
             precision: Precision::Any,
@@ -411,5 +496,40 @@ impl Daemon {
             sent_at_us: 0,
             input: Input::Tensor(tensor),
         })
+    }
+}
+
+/// Drops a request's prepared tensor when its answer is in (or its future is dropped).
+struct Forget<'a> {
+    runner: &'a TractRunner,
+    id: u64,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.runner.forget(self.id);
+    }
+}
+
+/// Request ids: one sequence per process, started from the clock (µs since the epoch, as the
+/// MQTT link seeds its own) and moved up to the clock again at every daemon start, so that
+/// neither a restarted agent nor a reloaded one reuses the ids of answers still on their way
+/// to its previous run.
+pub mod ids {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+
+    /// Moves the sequence up to the clock (never down): called at every daemon start.
+    pub fn reseed() {
+        NEXT.fetch_max(ferry_transport::request_id_seed(), Ordering::Relaxed);
+    }
+
+    /// The next id (the clock's seed first, if nothing seeded the sequence yet).
+    pub fn next() -> u64 {
+        if NEXT.load(Ordering::Relaxed) == 0 {
+            reseed();
+        }
+        NEXT.fetch_add(1, Ordering::Relaxed)
     }
 }

@@ -379,7 +379,9 @@ fn agent_config(
         what: policy.to_string(),
         message,
     };
-    std::fs::write(&board, DEMO_BOARD).map_err(|e| refused(format!("{}: {e}", board.display())))?;
+    // The edge target's endpoint is the broker the agent reaches it through.
+    let board_text = DEMO_BOARD.replace("mqtt://demo", &format!("mqtt://{link}"));
+    std::fs::write(&board, board_text).map_err(|e| refused(format!("{}: {e}", board.display())))?;
     let text = format!(
         "[agent]\ndevice_id = \"demo-{policy}\"\nboard = \"{}\"\nmodels = \"{}\"\nemulate_slowdown = {:.3}\nwarmup_runs = 2\n[api]\nunix = \"{}\"\n[decide]\npolicy = \"{policy}\"\n[mqtt]\nbroker = \"mqtt://{link}\"\ninsecure = true\n[telemetry]\nspool_dir = \"{}\"\n",
         board.display(),

@@ -358,9 +358,11 @@ impl LocalTarget {
 pub struct EdgeTarget {
     /// Unique name.
     pub name: String,
-    /// `mqtts://host:port` or `coaps://host:port` (`mqtt://`, `coap://` for tests): the edge's
-    /// address. The decision does not read it, and the agent today carries every edge target
-    /// over its one `[mqtt]` link. A board config must give one. Default: empty.
+    /// `mqtts://host:port` (`mqtt://` for tests): the broker the edge is reached through. The
+    /// decision does not read it; the agent routes by it: it must be the agent's `[mqtt]
+    /// broker` (one edge target per broker), else `ferry run` refuses to start. CoAP
+    /// (`coaps://`) is refused until it is implemented. A board config must give one. Default:
+    /// empty.
     #[serde(default)]
     pub endpoint: String,
     /// Models it serves; empty: all.

@@ -15,4 +15,4 @@
 pub mod link;
 pub mod mqtt;
 
-pub use link::{EdgeLink, LinkError, LinkErrorKind};
+pub use link::{request_id_seed, EdgeLink, LinkError, LinkErrorKind};

@@ -6,6 +6,17 @@ use std::time::Duration;
 
 use ferry_protocol::{Request, Response};
 
+/// The first request id of a run: the clock, µs since the Unix epoch (1 before it). Ids start
+/// from the clock so that a restarted device does not reuse the ids of answers still on their
+/// way to its previous incarnation.
+pub fn request_id_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(1)
+        .max(1)
+}
+
 /// Carries requests to one edge endpoint, over whatever transport.
 pub trait EdgeLink: Send + Sync + 'static {
     /// Sends `request` and waits at most `timeout` for its response.

@@ -9,7 +9,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rumqttc::v5::mqttbytes::v5::Packet;
 use rumqttc::v5::mqttbytes::QoS;
@@ -143,10 +143,7 @@ impl MqttOffloader {
         let task = tokio::spawn(run_event_loop(eventloop, client.clone(), link, shared.clone()));
         // Ids start from the clock so that a restarted device does not reuse the ids of
         // answers still on their way to its previous incarnation.
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(1);
+        let seed = crate::link::request_id_seed();
         Ok(MqttOffloader {
             client,
             device,
