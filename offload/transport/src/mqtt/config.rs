@@ -8,6 +8,8 @@ use serde::Deserialize;
 
 use ferry_protocol::DEFAULT_MAX_MESSAGE_SIZE;
 
+pub use super::backoff::Backoff;
+
 /// Extra room on top of [`MqttConfig::max_message_size`] for the MQTT fixed header, topic and
 /// v5 properties of one PUBLISH.
 pub const PACKET_OVERHEAD: usize = 64 * 1024;
@@ -56,10 +58,15 @@ pub struct MqttConfig {
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
     /// First delay before reconnecting after a failure, ms (default 100); doubled after each
-    /// failure in a row up to `reconnect_max_ms`.
+    /// failure in a row up to `reconnect_max_ms`. Each delay waited is drawn between half of
+    /// it and all of it (jitter). The schedule starts again from here only after a connection
+    /// that lasted 30 s (or three times `reconnect_max_ms`, if longer), so a broker that
+    /// closes every connection at once is not hammered. After the broker handed this
+    /// client's session to another client with the same client id (v5 DISCONNECT "session
+    /// taken over"), the next delay is at least 1 s (or `reconnect_max_ms`, if shorter).
     #[serde(default = "default_reconnect_min_ms")]
     pub reconnect_min_ms: u64,
-    /// Longest delay between reconnection attempts, ms (default 10000).
+    /// Longest nominal delay between reconnection attempts, ms (default 10000).
     #[serde(default = "default_reconnect_max_ms")]
     pub reconnect_max_ms: u64,
     /// Largest envelope sent or accepted, bytes (default 4 MiB, the protocol's default). The
@@ -267,36 +274,6 @@ impl MqttConfig {
     }
 }
 
-/// Exponential backoff between reconnection attempts: `min`, `2·min`, … up to `max`; reset
-/// after a successful connection.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    min: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    /// From the config's reconnect bounds.
-    pub fn new(config: &MqttConfig) -> Self {
-        let min = Duration::from_millis(config.reconnect_min_ms.max(1));
-        let max = Duration::from_millis(config.reconnect_max_ms).max(min);
-        Backoff { min, max, next: min }
-    }
-
-    /// The delay to wait now; doubles the next one.
-    pub fn next_delay(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(self.max);
-        d
-    }
-
-    /// Back to the shortest delay (after a good connection).
-    pub fn reset(&mut self) {
-        self.next = self.min;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,7 +310,14 @@ mod tests {
         assert_eq!((a.host.as_str(), a.port, a.tls), ("broker.lan", 8883, true));
         let a = MqttConfig::new("mqtts://[::1]:9000").broker_addr().unwrap();
         assert_eq!((a.host.as_str(), a.port), ("::1", 9000));
-        for bad in ["http://h", "mqtts://", "mqtts://h:x", "mqtts://h:0", "mqtts://u@h", "mqtts://h/x"] {
+        for bad in [
+            "http://h",
+            "mqtts://",
+            "mqtts://h:x",
+            "mqtts://h:0",
+            "mqtts://u@h",
+            "mqtts://h/x",
+        ] {
             assert!(MqttConfig::new(bad).broker_addr().is_err(), "{bad}");
         }
     }
@@ -341,20 +325,11 @@ mod tests {
     #[test]
     fn plain_tcp_needs_insecure() {
         let mut c = MqttConfig::new("mqtt://127.0.0.1:1883");
-        assert!(matches!(c.broker_addr(), Err(ConfigError::PlainTcpNotAllowed(_))));
+        assert!(matches!(
+            c.broker_addr(),
+            Err(ConfigError::PlainTcpNotAllowed(_))
+        ));
         c.insecure = true;
         assert!(!c.broker_addr().unwrap().tls);
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_and_resets() {
-        let mut c = MqttConfig::new("mqtts://h");
-        c.reconnect_min_ms = 100;
-        c.reconnect_max_ms = 350;
-        let mut b = Backoff::new(&c);
-        let ms: Vec<u128> = (0..4).map(|_| b.next_delay().as_millis()).collect();
-        assert_eq!(ms, [100, 200, 350, 350]);
-        b.reset();
-        assert_eq!(b.next_delay().as_millis(), 100);
     }
 }

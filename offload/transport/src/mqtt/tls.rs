@@ -32,7 +32,11 @@ pub fn client_config(config: &MqttConfig) -> Result<Arc<ClientConfig>, ConfigErr
     let ca = config.ca.as_deref().ok_or(ConfigError::Missing("ca"))?;
     let cert = config.cert.as_deref().ok_or(ConfigError::Missing("cert"))?;
     let key = config.key.as_deref().ok_or(ConfigError::Missing("key"))?;
-    build(ca, Some((cert, key)), protocol_versions(config.min_tls_version))
+    build(
+        ca,
+        Some((cert, key)),
+        protocol_versions(config.min_tls_version),
+    )
 }
 
 /// Builds a client config trusting the CAs in `ca`, with an optional client identity, offering
@@ -69,7 +73,10 @@ fn read_pem(path: &Path) -> Result<Vec<u8>, ConfigError> {
     };
     let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read: {e}")))?;
     if meta.len() > MAX_PEM_BYTES {
-        return Err(fail(format!("{} bytes is too large for a PEM file", meta.len())));
+        return Err(fail(format!(
+            "{} bytes is too large for a PEM file",
+            meta.len()
+        )));
     }
     std::fs::read(path).map_err(|e| fail(format!("cannot read: {e}")))
 }
