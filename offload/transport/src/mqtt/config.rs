@@ -30,14 +30,21 @@ pub struct MqttConfig {
     /// (plain TCP, port defaults to 1883; refused unless `insecure = true`).
     pub broker: String,
     /// PEM file with the CA certificate(s) the broker's certificate must chain to. Only
-    /// these are trusted: never the system roots. Required for `mqtts://`.
+    /// these are trusted: never the system roots. Required for `mqtts://`. Like `cert` and
+    /// `key`: a path, or `credential:NAME` for the file systemd hands the service with
+    /// `LoadCredential=NAME:/path` (read from `$CREDENTIALS_DIRECTORY`; an error outside
+    /// systemd).
     #[serde(default)]
     pub ca: Option<PathBuf>,
     /// PEM file with this client's certificate (chain). Its CN is the identity the broker's
     /// ACL confines the client with.
     #[serde(default)]
     pub cert: Option<PathBuf>,
-    /// PEM file with the private key of `cert` (PKCS#8, SEC1 or PKCS#1).
+    /// PEM file with the private key of `cert` (PKCS#8, SEC1 or PKCS#1). Refused if its mode
+    /// lets anyone but its owner read it (any group or other bit; in the credentials
+    /// directory, group bits are allowed): `chmod 600` it, or let systemd hand it over with
+    /// `LoadCredential=` and `key = "credential:NAME"` — the way for a `DynamicUser=`
+    /// service, which cannot be given a key file of its own.
     #[serde(default)]
     pub key: Option<PathBuf>,
     /// Oldest TLS version offered: `"1.3"` (default) or `"1.2"` (then 1.2 and 1.3 are both
@@ -133,6 +140,33 @@ pub enum ConfigError {
     /// rustls refused the certificates, key or versions.
     #[error("TLS setup: {0}")]
     Tls(String),
+    /// A `credential:NAME` value that names no usable credential.
+    #[error("`{key} = \"{value}\"`: {reason}")]
+    Credential {
+        /// The key (`ca`, `cert`, `key`).
+        key: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// A private key file that someone other than its owner can read.
+    #[error(
+        "key {p}: mode {m:04o} lets {who} read the private key: run `chmod 600 {p}` so that only \
+         its owner can, or let systemd hand it to the service (`LoadCredential=NAME:{p}` in the \
+         unit and `key = \"credential:NAME\"`)",
+        p = .path.display(),
+        m = .mode,
+        who = .who
+    )]
+    KeyPermissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+        /// Who besides the owner can read it.
+        who: &'static str,
+    },
     /// A numeric setting is out of range.
     #[error("`{key}`: {reason}")]
     Value {
@@ -234,8 +268,21 @@ impl MqttConfig {
         })
     }
 
-    /// Checks the numeric settings.
+    /// Checks the numeric settings and the names of credentials (not the files: those are
+    /// read when connecting).
     pub fn check(&self) -> Result<(), ConfigError> {
+        for (key, value) in [("ca", &self.ca), ("cert", &self.cert), ("key", &self.key)] {
+            let Some(value) = value else { continue };
+            if let Some(name) = super::credentials::credential_name(value) {
+                super::credentials::check_credential_name(name).map_err(|reason| {
+                    ConfigError::Credential {
+                        key,
+                        value: value.display().to_string(),
+                        reason: reason.to_owned(),
+                    }
+                })?;
+            }
+        }
         if self.keep_alive_s < 5 {
             return Err(ConfigError::Value {
                 key: "keep_alive_s",
@@ -320,6 +367,22 @@ mod tests {
         ] {
             assert!(MqttConfig::new(bad).broker_addr().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_bad_credential_name_is_refused_by_the_check() {
+        let mut c = MqttConfig::new("mqtts://h").with_tls_files(
+            "credential:ca.crt",
+            "credential:device.crt",
+            "credential:device.key",
+        );
+        c.check().unwrap();
+        c.key = Some("credential:../device.key".into());
+        let e = c.check().unwrap_err().to_string();
+        assert!(
+            e.contains("key = \"credential:../device.key\"") && e.contains("credential name"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //! - `backoff`: [`Backoff`]: exponential, jittered, bounded, reset only after a stable
 //!   connection, at least [`TAKEOVER_MIN_DELAY`] after a session takeover.
 //! - `tls`: the rustls client config (ring, configured CA only, mutual TLS, 1.3 by default).
+//! - [`credentials`]: where a certificate or key is read from — a path, or `credential:NAME`
+//!   for a file systemd hands the service with `LoadCredential=` — and the refusal of a
+//!   private key that anyone but its owner can read.
 //! - [`session`]: the I/O-free session layer every MQTT loop is driven by: the link's state
 //!   machine (reconnect backoff, resubscription, [`LinkState`]), refusal vs network failure,
 //!   PUBACK reasons and packet ids, and the device's request correlator.
@@ -22,6 +25,7 @@
 mod backoff;
 mod client;
 pub mod config;
+pub mod credentials;
 mod error;
 mod link;
 pub mod session;
