@@ -26,20 +26,18 @@ const SOCKET: &str = "/run/ferry/api.sock";
 /// The application group of the API socket (ferry.sysusers, agent.toml [api] socket_group).
 const APP_GROUP: &str = "ferry-apps";
 
-/// The shipped agent.toml with what this machine needs: the x86 board config, one warm-up run,
-/// and local runs 20 times as long as they compute (so that requests are still in flight when
-/// the test stops the agent). Each edit is checked: a change to the shipped file fails here.
+/// The shipped agent.toml (with its board, rpi4.toml) with what this test needs: one warm-up
+/// run, and local runs 20 times as long as they compute (so that requests are still in flight
+/// when the test stops the agent). Each edit is checked: a change to the shipped file fails
+/// here.
 fn agent_config() -> String {
     let text = std::fs::read_to_string(repo_root().join("firmware-configs/agent.toml"))
         .expect("agent.toml");
     let mut text = text;
-    for (from, to) in [
-        ("board = \"rpi4.toml\"", "board = \"x86-dev.toml\""),
-        (
-            "warmup_runs = 3",
-            "warmup_runs = 1\nemulate_slowdown = 20.0",
-        ),
-    ] {
+    for (from, to) in [(
+        "warmup_runs = 3",
+        "warmup_runs = 1\nemulate_slowdown = 20.0",
+    )] {
         assert!(
             text.contains(from),
             "the shipped agent.toml has no `{from}` any more: adapt this test"
@@ -88,8 +86,8 @@ fn install(root: &Path, upper: &Path, certs: &Path) {
     }
     write_file(&upper.join("etc/ferry/agent.toml"), agent_config(), 0o644);
     copy_file(
-        &repo_root().join("firmware-configs/x86-dev.toml"),
-        &upper.join("etc/ferry/x86-dev.toml"),
+        &repo_root().join("firmware-configs/rpi4.toml"),
+        &upper.join("etc/ferry/rpi4.toml"),
         0o644,
     );
     let systemd = repo_root().join("agent/systemd");
@@ -131,7 +129,13 @@ fn install(root: &Path, upper: &Path, certs: &Path) {
         std::os::unix::fs::PermissionsExt::from_mode(0o700),
     )
     .unwrap();
-    // The broker's.
+    // The broker's: on 127.0.0.1, by the name the shipped config gives it (edge.local).
+    let hosts = std::fs::read_to_string(root.join("etc/hosts")).unwrap_or_default();
+    write_file(
+        &upper.join("etc/hosts"),
+        format!("{hosts}127.0.0.1 edge.local\n"),
+        0o644,
+    );
     let (uid, gid) = ids(root, "mosquitto");
     write_file(
         &upper.join("etc/mosquitto/conf.d/ferry-test.conf"),
@@ -179,7 +183,7 @@ fn the_shipped_unit_runs_under_a_real_systemd() {
     let root = debian_root().unwrap_or_else(|e| panic!("{e}"));
     let pki = tempfile::tempdir().unwrap();
     let certs = pki.path().join("certs");
-    make_pki(&certs, &[], &["dev-1"]);
+    make_pki(&certs, &["--broker-san", "DNS:edge.local"], &["dev-1"]);
     let system = System::boot(&root, |upper| install(&root, upper, &certs))
         .unwrap_or_else(|e| panic!("{e}"));
     let mut c = Checks::default();
