@@ -105,6 +105,25 @@ async fn two_offloaders_with_one_identity_back_off_and_show_who_holds_it() {
     first.shutdown().await;
 }
 
+/// The x86 board config with its edge target's endpoint set to `broker` (a target routes by
+/// its endpoint, which must be the agent's `[mqtt]` broker), written into `dir`.
+fn dev_board(dir: &std::path::Path, broker: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(repo_root().join("firmware-configs/x86-dev.toml"))
+        .expect("x86-dev.toml");
+    let from = "endpoint = \"mqtt://127.0.0.1:1883\"";
+    assert!(
+        text.contains(from),
+        "x86-dev.toml's edge endpoint changed: adapt this test"
+    );
+    let path = dir.join("x86-dev.toml");
+    std::fs::write(
+        &path,
+        text.replacen(from, &format!("endpoint = \"{broker}\""), 1),
+    )
+    .expect("write the board config");
+    path
+}
+
 /// `ferry run` with `device_id = "dev-1"` against `broker`, its API on a free port, its spool
 /// in `dir`.
 fn agent(broker: &Broker, dir: &std::path::Path) -> Proc {
@@ -116,7 +135,7 @@ fn agent(broker: &Broker, dir: &std::path::Path) -> Proc {
              [api]\ntcp = \"127.0.0.1:0\"\n\
              [mqtt]\nbroker = \"{}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n\
              [telemetry]\nspool_dir = \"{}\"\n",
-            repo_root().join("firmware-configs/x86-dev.toml").display(),
+            dev_board(dir, &broker.url()).display(),
             repo_root().join("models").display(),
             broker.url(),
             cert("ca.crt").display(),

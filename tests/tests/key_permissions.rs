@@ -11,6 +11,25 @@ use std::time::{Duration, Instant};
 
 use ferry_tests::harness::{chmod, pki, repo_root, workspace_binary, Broker, Proc};
 
+/// The x86 board config with its edge target's endpoint set to `broker` (a target routes by
+/// its endpoint, which must be the agent's `[mqtt]` broker), written into `dir`.
+fn dev_board(dir: &std::path::Path, broker: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(repo_root().join("firmware-configs/x86-dev.toml"))
+        .expect("x86-dev.toml");
+    let from = "endpoint = \"mqtt://127.0.0.1:1883\"";
+    assert!(
+        text.contains(from),
+        "x86-dev.toml's edge endpoint changed: adapt this test"
+    );
+    let path = dir.join("x86-dev.toml");
+    std::fs::write(
+        &path,
+        text.replacen(from, &format!("endpoint = \"{broker}\""), 1),
+    )
+    .expect("write the board config");
+    path
+}
+
 /// Writes an agent config for `dev-1` whose `[mqtt]` has `ca`, `cert` and `key` as given.
 fn config(dir: &Path, broker: &str, ca: &str, cert: &str, key: &str) -> std::path::PathBuf {
     let path = dir.join("agent.toml");
@@ -21,7 +40,7 @@ fn config(dir: &Path, broker: &str, ca: &str, cert: &str, key: &str) -> std::pat
              [api]\ntcp = \"127.0.0.1:0\"\n\
              [mqtt]\nbroker = \"{broker}\"\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n\
              [telemetry]\nenabled = false\n",
-            repo_root().join("firmware-configs/x86-dev.toml").display(),
+            dev_board(dir, broker).display(),
             repo_root().join("models").display(),
         ),
     )
