@@ -15,6 +15,10 @@ declare -A PACKAGES=(
   [systemd-analyze]=systemd
   [ip]=iproute2
   [tc]=iproute2
+  # tests/tests/systemd_unit.rs boots a real systemd over a Debian root it makes with this
+  [debootstrap]=debootstrap
+  [unshare]=util-linux
+  [nsenter]=util-linux
 )
 missing=()
 for cmd in "${!PACKAGES[@]}"; do

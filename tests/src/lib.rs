@@ -13,6 +13,9 @@
 //!   kernel's `tbf` shapes (root only): the testbed of `tests/testbed.rs`.
 //! - [`raw`]: a bare rumqttc client (no Ferry envelope) for what a device must *not* be able
 //!   to do, and for the benchmark's baseline.
+//! - [`systemd`]: a real systemd booted as PID 1 over a cached `debootstrap` Debian root in
+//!   namespaces and cgroups of its own (root only; `systemd-nspawn` does not work here), with
+//!   `nsenter` to run `systemctl` inside; the shipped unit's test is `tests/systemd_unit.rs`.
 //! - [`telemetry`]: a device's telemetry as `mosquitto_sub` prints it (a subscriber that is
 //!   ready before the test publishes, its lines parsed).
 //! - `tests/*.rs`: offload round trip, reconnect, security, bad input, shared subscription;
@@ -29,4 +32,5 @@ pub mod bed;
 pub mod harness;
 pub mod netns;
 pub mod raw;
+pub mod systemd;
 pub mod telemetry;

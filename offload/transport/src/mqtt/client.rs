@@ -21,8 +21,7 @@ use tokio::task::JoinHandle;
 use super::config::{Backoff, ConfigError, MqttConfig};
 use super::error::OffloadError;
 use super::session::{
-    AfterConnAck, AfterSubAck, Correlator, Disconnection, Link, LinkState, Reply, Resolved,
-    Routed,
+    AfterConnAck, AfterSubAck, Correlator, Disconnection, Link, LinkState, Reply, Resolved, Routed,
 };
 use super::subscribe_in_background;
 use ferry_protocol::{encode_request, topics, DeviceId, Limits, Request, Response};
@@ -128,19 +127,26 @@ impl MqttOffloader {
     /// once; requests fail with [`OffloadError::Disconnected`] until the link is ready.
     pub fn start(config: &MqttConfig, device: DeviceId) -> Result<Self, ConfigError> {
         let options = super::mqtt_options(config, device.as_str())?;
+        let client_id = options.client_id();
         let (client, eventloop) = AsyncClient::new(options, CHANNEL_CAPACITY);
         let limits = Limits {
             max_message_size: config.max_message_size,
         };
         let response_topic = topics::response_topic(&device);
-        let link = Link::new(Backoff::new(config), vec![response_topic.clone()]);
+        let link =
+            Link::new(Backoff::new(config), vec![response_topic.clone()]).with_client_id(client_id);
         let (state_tx, state_rx) = watch::channel(link.state());
         let shared = Arc::new(Shared {
             correlator: Mutex::new(Correlator::new(response_topic, limits)),
             counters: Counters::default(),
             state: state_tx,
         });
-        let task = tokio::spawn(run_event_loop(eventloop, client.clone(), link, shared.clone()));
+        let task = tokio::spawn(run_event_loop(
+            eventloop,
+            client.clone(),
+            link,
+            shared.clone(),
+        ));
         // Ids start from the clock so that a restarted device does not reuse the ids of
         // answers still on their way to its previous incarnation.
         let seed = crate::link::request_id_seed();
@@ -186,6 +192,7 @@ impl MqttOffloader {
         match last {
             LinkState::Ready => Ok(()),
             LinkState::Refused(why) => Err(OffloadError::Refused(why)),
+            LinkState::TakenOver(why) => Err(OffloadError::TakenOver(why)),
             LinkState::Closed => Err(OffloadError::Closed),
             LinkState::Connecting(why) => Err(OffloadError::Disconnected(why)),
         }
@@ -236,6 +243,7 @@ impl MqttOffloader {
         match &*self.state.borrow() {
             LinkState::Ready => {}
             LinkState::Refused(why) => return Err(OffloadError::Refused(why.clone())),
+            LinkState::TakenOver(why) => return Err(OffloadError::TakenOver(why.clone())),
             LinkState::Connecting(why) => return Err(OffloadError::Disconnected(why.clone())),
             LinkState::Closed => return Err(OffloadError::Closed),
         }
@@ -251,7 +259,10 @@ impl MqttOffloader {
         let sent = tokio::time::timeout(timeout, self.publish(&request, &topic)).await;
         match sent {
             Err(_) => {
-                self.shared.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .counters
+                    .timeouts
+                    .fetch_add(1, Ordering::Relaxed);
                 return Err(OffloadError::Timeout(timeout));
             }
             Ok(Err(e)) => return Err(e),
@@ -262,13 +273,19 @@ impl MqttOffloader {
             Ok(Ok(reply)) => reply,
             Ok(Err(_)) => Err(OffloadError::Closed),
             Err(_) => {
-                self.shared.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .counters
+                    .timeouts
+                    .fetch_add(1, Ordering::Relaxed);
                 Err(OffloadError::Timeout(timeout))
             }
         };
         drop(guard);
         if reply.is_ok() {
-            self.shared.counters.answered.fetch_add(1, Ordering::Relaxed);
+            self.shared
+                .counters
+                .answered
+                .fetch_add(1, Ordering::Relaxed);
         }
         reply
     }
@@ -325,6 +342,34 @@ impl Drop for PendingGuard<'_> {
     }
 }
 
+/// Says once (then at most once a minute, with a count) that the broker handed this
+/// client's session to another client: two agents with one identity would otherwise fight for
+/// it without a word beyond "connection lost".
+fn report_takeover(takeover: &super::session::Takeover, delay: Duration) {
+    if takeover.report {
+        let evidence = if takeover.certain {
+            "the broker handed it this session (MQTT v5 reason: session taken over)"
+        } else {
+            "the broker closed this client's connections soon after accepting them, twice or \
+             more in a row"
+        };
+        tracing::error!(
+            takeovers = takeover.count,
+            ?delay,
+            "{}; backing off ({evidence}): is a second agent or client running with the same \
+             device_id or [mqtt] client_id?",
+            takeover.why
+        );
+    } else {
+        tracing::debug!(
+            takeovers = takeover.count,
+            ?delay,
+            "{}; backing off",
+            takeover.why
+        );
+    }
+}
+
 async fn run_event_loop(
     mut eventloop: EventLoop,
     client: AsyncClient,
@@ -350,16 +395,27 @@ async fn run_event_loop(
                 shared.show(&link);
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
-                let routed = shared.correlator().on_publish(&publish.topic, &publish.payload);
+                let routed = shared
+                    .correlator()
+                    .on_publish(&publish.topic, &publish.payload);
                 match routed {
                     Routed::NotOurs => {}
                     Routed::Answered(answer) => wake([answer]),
                     Routed::Unknown { request_id } => {
-                        shared.counters.dropped_unknown.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(request_id, "response for an unknown or expired request dropped");
+                        shared
+                            .counters
+                            .dropped_unknown
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(
+                            request_id,
+                            "response for an unknown or expired request dropped"
+                        );
                     }
                     Routed::Malformed { error } => {
-                        shared.counters.dropped_malformed.fetch_add(1, Ordering::Relaxed);
+                        shared
+                            .counters
+                            .dropped_malformed
+                            .fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(%error, "undecodable response dropped");
                     }
                 }
@@ -374,8 +430,10 @@ async fn run_event_loop(
                     wake([refused]);
                 }
             }
+            // rumqttc reports the DISCONNECT as the error that ends the connection (below);
+            // the event itself may come only after the next CONNACK.
             Ok(Event::Incoming(Packet::Disconnect(d))) => {
-                tracing::warn!(reason = ?d.reason_code, "broker disconnected us");
+                tracing::debug!(reason = ?d.reason_code, "broker disconnected us");
             }
             Ok(_) => {}
             Err(ConnectionError::RequestsDone) => {
@@ -388,8 +446,14 @@ async fn run_event_loop(
                 let step = link.on_connection_lost(Disconnection::from(&e));
                 shared.show(&link);
                 let why = &step.cause.why;
-                shared.fail_all(|| OffloadError::Disconnected(why.clone()));
-                if step.was_ready {
+                if step.cause.taken_over {
+                    shared.fail_all(|| OffloadError::TakenOver(why.clone()));
+                } else {
+                    shared.fail_all(|| OffloadError::Disconnected(why.clone()));
+                }
+                if let Some(takeover) = &step.takeover {
+                    report_takeover(takeover, step.delay);
+                } else if step.was_ready {
                     tracing::warn!(error = %why, "connection to the broker lost; reconnecting");
                 } else {
                     tracing::debug!(error = %why, delay = ?step.delay, refused = step.cause.refused, "connection attempt failed");

@@ -8,6 +8,8 @@ use serde::Deserialize;
 
 use ferry_protocol::DEFAULT_MAX_MESSAGE_SIZE;
 
+pub use super::backoff::Backoff;
+
 /// Extra room on top of [`MqttConfig::max_message_size`] for the MQTT fixed header, topic and
 /// v5 properties of one PUBLISH.
 pub const PACKET_OVERHEAD: usize = 64 * 1024;
@@ -28,14 +30,21 @@ pub struct MqttConfig {
     /// (plain TCP, port defaults to 1883; refused unless `insecure = true`).
     pub broker: String,
     /// PEM file with the CA certificate(s) the broker's certificate must chain to. Only
-    /// these are trusted: never the system roots. Required for `mqtts://`.
+    /// these are trusted: never the system roots. Required for `mqtts://`. Like `cert` and
+    /// `key`: a path, or `credential:NAME` for the file systemd hands the service with
+    /// `LoadCredential=NAME:/path` (read from `$CREDENTIALS_DIRECTORY`; an error outside
+    /// systemd).
     #[serde(default)]
     pub ca: Option<PathBuf>,
     /// PEM file with this client's certificate (chain). Its CN is the identity the broker's
     /// ACL confines the client with.
     #[serde(default)]
     pub cert: Option<PathBuf>,
-    /// PEM file with the private key of `cert` (PKCS#8, SEC1 or PKCS#1).
+    /// PEM file with the private key of `cert` (PKCS#8, SEC1 or PKCS#1). Refused if its mode
+    /// lets anyone but its owner read it (any group or other bit; in the credentials
+    /// directory, group bits are allowed): `chmod 600` it, or let systemd hand it over with
+    /// `LoadCredential=` and `key = "credential:NAME"` — the way for a `DynamicUser=`
+    /// service, which cannot be given a key file of its own.
     #[serde(default)]
     pub key: Option<PathBuf>,
     /// Oldest TLS version offered: `"1.3"` (default) or `"1.2"` (then 1.2 and 1.3 are both
@@ -56,10 +65,15 @@ pub struct MqttConfig {
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
     /// First delay before reconnecting after a failure, ms (default 100); doubled after each
-    /// failure in a row up to `reconnect_max_ms`.
+    /// failure in a row up to `reconnect_max_ms`. Each delay waited is drawn between half of
+    /// it and all of it (jitter). The schedule starts again from here only after a connection
+    /// that lasted 30 s (or three times `reconnect_max_ms`, if longer), so a broker that
+    /// closes every connection at once is not hammered. After the broker handed this
+    /// client's session to another client with the same client id (v5 DISCONNECT "session
+    /// taken over"), the next delay is at least 1 s (or `reconnect_max_ms`, if shorter).
     #[serde(default = "default_reconnect_min_ms")]
     pub reconnect_min_ms: u64,
-    /// Longest delay between reconnection attempts, ms (default 10000).
+    /// Longest nominal delay between reconnection attempts, ms (default 10000).
     #[serde(default = "default_reconnect_max_ms")]
     pub reconnect_max_ms: u64,
     /// Largest envelope sent or accepted, bytes (default 4 MiB, the protocol's default). The
@@ -126,6 +140,33 @@ pub enum ConfigError {
     /// rustls refused the certificates, key or versions.
     #[error("TLS setup: {0}")]
     Tls(String),
+    /// A `credential:NAME` value that names no usable credential.
+    #[error("`{key} = \"{value}\"`: {reason}")]
+    Credential {
+        /// The key (`ca`, `cert`, `key`).
+        key: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// A private key file that someone other than its owner can read.
+    #[error(
+        "key {p}: mode {m:04o} lets {who} read the private key: run `chmod 600 {p}` so that only \
+         its owner can, or let systemd hand it to the service (`LoadCredential=NAME:{p}` in the \
+         unit and `key = \"credential:NAME\"`)",
+        p = .path.display(),
+        m = .mode,
+        who = .who
+    )]
+    KeyPermissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+        /// Who besides the owner can read it.
+        who: &'static str,
+    },
     /// A numeric setting is out of range.
     #[error("`{key}`: {reason}")]
     Value {
@@ -227,8 +268,21 @@ impl MqttConfig {
         })
     }
 
-    /// Checks the numeric settings.
+    /// Checks the numeric settings and the names of credentials (not the files: those are
+    /// read when connecting).
     pub fn check(&self) -> Result<(), ConfigError> {
+        for (key, value) in [("ca", &self.ca), ("cert", &self.cert), ("key", &self.key)] {
+            let Some(value) = value else { continue };
+            if let Some(name) = super::credentials::credential_name(value) {
+                super::credentials::check_credential_name(name).map_err(|reason| {
+                    ConfigError::Credential {
+                        key,
+                        value: value.display().to_string(),
+                        reason: reason.to_owned(),
+                    }
+                })?;
+            }
+        }
         if self.keep_alive_s < 5 {
             return Err(ConfigError::Value {
                 key: "keep_alive_s",
@@ -264,36 +318,6 @@ impl MqttConfig {
     /// The connection timeout.
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
-    }
-}
-
-/// Exponential backoff between reconnection attempts: `min`, `2·min`, … up to `max`; reset
-/// after a successful connection.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    min: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    /// From the config's reconnect bounds.
-    pub fn new(config: &MqttConfig) -> Self {
-        let min = Duration::from_millis(config.reconnect_min_ms.max(1));
-        let max = Duration::from_millis(config.reconnect_max_ms).max(min);
-        Backoff { min, max, next: min }
-    }
-
-    /// The delay to wait now; doubles the next one.
-    pub fn next_delay(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(self.max);
-        d
-    }
-
-    /// Back to the shortest delay (after a good connection).
-    pub fn reset(&mut self) {
-        self.next = self.min;
     }
 }
 
@@ -333,28 +357,42 @@ mod tests {
         assert_eq!((a.host.as_str(), a.port, a.tls), ("broker.lan", 8883, true));
         let a = MqttConfig::new("mqtts://[::1]:9000").broker_addr().unwrap();
         assert_eq!((a.host.as_str(), a.port), ("::1", 9000));
-        for bad in ["http://h", "mqtts://", "mqtts://h:x", "mqtts://h:0", "mqtts://u@h", "mqtts://h/x"] {
+        for bad in [
+            "http://h",
+            "mqtts://",
+            "mqtts://h:x",
+            "mqtts://h:0",
+            "mqtts://u@h",
+            "mqtts://h/x",
+        ] {
             assert!(MqttConfig::new(bad).broker_addr().is_err(), "{bad}");
         }
     }
 
     #[test]
-    fn plain_tcp_needs_insecure() {
-        let mut c = MqttConfig::new("mqtt://127.0.0.1:1883");
-        assert!(matches!(c.broker_addr(), Err(ConfigError::PlainTcpNotAllowed(_))));
-        c.insecure = true;
-        assert!(!c.broker_addr().unwrap().tls);
+    fn a_bad_credential_name_is_refused_by_the_check() {
+        let mut c = MqttConfig::new("mqtts://h").with_tls_files(
+            "credential:ca.crt",
+            "credential:device.crt",
+            "credential:device.key",
+        );
+        c.check().unwrap();
+        c.key = Some("credential:../device.key".into());
+        let e = c.check().unwrap_err().to_string();
+        assert!(
+            e.contains("key = \"credential:../device.key\"") && e.contains("credential name"),
+            "{e}"
+        );
     }
 
     #[test]
-    fn backoff_doubles_up_to_the_cap_and_resets() {
-        let mut c = MqttConfig::new("mqtts://h");
-        c.reconnect_min_ms = 100;
-        c.reconnect_max_ms = 350;
-        let mut b = Backoff::new(&c);
-        let ms: Vec<u128> = (0..4).map(|_| b.next_delay().as_millis()).collect();
-        assert_eq!(ms, [100, 200, 350, 350]);
-        b.reset();
-        assert_eq!(b.next_delay().as_millis(), 100);
+    fn plain_tcp_needs_insecure() {
+        let mut c = MqttConfig::new("mqtt://127.0.0.1:1883");
+        assert!(matches!(
+            c.broker_addr(),
+            Err(ConfigError::PlainTcpNotAllowed(_))
+        ));
+        c.insecure = true;
+        assert!(!c.broker_addr().unwrap().tls);
     }
 }

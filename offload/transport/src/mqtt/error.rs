@@ -22,6 +22,10 @@ pub enum OffloadError {
     /// The broker refused the connection (TLS handshake, certificate, or CONNACK).
     #[error("the broker refused the connection: {0}")]
     Refused(String),
+    /// The broker handed this client's session to another client with the same client id
+    /// (two processes with one identity); the link keeps retrying, slowly.
+    #[error("the broker gave this session to another client: {0}")]
+    TakenOver(String),
     /// The broker refused the request's publish (ACL): PUBACK `NotAuthorized`.
     #[error("the broker refused the publish on {topic}: {reason}")]
     NotAuthorized {

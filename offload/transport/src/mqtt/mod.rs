@@ -2,8 +2,13 @@
 //! telemetry publisher share with it: the connection settings ([`MqttConfig`],
 //! [`mqtt_options`], [`Backoff`]) and the session layer ([`session`]).
 //!
-//! - `config`: [`MqttConfig`] (serde, documented, `deny_unknown_fields`) and [`Backoff`].
+//! - `config`: [`MqttConfig`] (serde, documented, `deny_unknown_fields`).
+//! - `backoff`: [`Backoff`]: exponential, jittered, bounded, reset only after a stable
+//!   connection, at least [`TAKEOVER_MIN_DELAY`] after a session takeover.
 //! - `tls`: the rustls client config (ring, configured CA only, mutual TLS, 1.3 by default).
+//! - [`credentials`]: where a certificate or key is read from — a path, or `credential:NAME`
+//!   for a file systemd hands the service with `LoadCredential=` — and the refusal of a
+//!   private key that anyone but its owner can read.
 //! - [`session`]: the I/O-free session layer every MQTT loop is driven by: the link's state
 //!   machine (reconnect backoff, resubscription, [`LinkState`]), refusal vs network failure,
 //!   PUBACK reasons and packet ids, and the device's request correlator.
@@ -17,14 +22,17 @@
 //! images, so the limit follows [`MqttConfig::max_message_size`]; v5 is used because a broker
 //! answers an ACL denial with PUBACK `NotAuthorized` instead of dropping it silently.
 
+mod backoff;
 mod client;
 pub mod config;
+pub mod credentials;
 mod error;
 mod link;
 pub mod session;
 mod subscribe;
 pub mod tls;
 
+pub use backoff::{MIN_STABLE, TAKEOVER_MIN_DELAY};
 pub use client::{CounterSnapshot, MqttOffloader};
 pub use config::{Backoff, BrokerAddr, ConfigError, MqttConfig, TlsVersion};
 pub use error::OffloadError;
@@ -51,7 +59,9 @@ pub fn mqtt_options(config: &MqttConfig, client_id: &str) -> Result<MqttOptions,
         );
         options.set_transport(Transport::Tcp);
     }
-    options.set_keep_alive(std::time::Duration::from_secs(u64::from(config.keep_alive_s)));
+    options.set_keep_alive(std::time::Duration::from_secs(u64::from(
+        config.keep_alive_s,
+    )));
     // Requests are short-lived: a reconnecting client starts clean and re-subscribes; the
     // scheduler has already fallen back for anything in flight.
     options.set_clean_start(true);

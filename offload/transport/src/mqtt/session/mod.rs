@@ -20,6 +20,9 @@ mod link;
 mod puback;
 
 pub use correlator::{Correlator, Reply, Resolved, Routed};
-pub use disconnect::{is_refusal, Disconnection};
-pub use link::{AfterConnAck, AfterSubAck, Link, LinkState, Phase, Reconnect};
+pub use disconnect::{is_closed_by_peer, is_refusal, is_takeover, Disconnection};
+pub use link::{
+    AfterConnAck, AfterSubAck, Link, LinkState, Phase, Reconnect, Takeover,
+    TAKEOVER_REPORT_INTERVAL,
+};
 pub use puback::{PacketIds, PubAckOutcome};
