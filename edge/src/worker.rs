@@ -100,7 +100,7 @@ impl Pool {
         let exited = Arc::new(Notify::new());
         for i in 0..workers {
             let worker = Worker {
-                exited: ExitSignal(exited.clone()),
+                _exited: ExitSignal(exited.clone()),
                 queue: queue.inner.clone(),
                 max_batch,
                 answers: answers.clone(),
@@ -150,7 +150,7 @@ impl Drop for ExitSignal {
 }
 
 struct Worker {
-    exited: ExitSignal,
+    _exited: ExitSignal,
     queue: Arc<FairQueue<Job>>,
     max_batch: usize,
     answers: Answers,
