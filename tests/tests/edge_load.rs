@@ -4,8 +4,8 @@
 //! before sending the next, as a real device falls back.
 //!
 //! Asserted: every request gets exactly one answer (nothing lost, nothing duplicated); the
-//! edge sheds with `busy`; every device gets a fair share of the results (none under half
-//! the mean); no answer reports a queue deeper than configured; the edge's memory stays flat
+//! edge sheds with `busy`; every device gets a fair share of the results (every device some,
+//! Jain's fairness index at least 0.75); no answer reports a queue deeper than configured; the edge's memory stays flat
 //! (its peak RSS in the second half within 64 MiB of the first half's). Printed, not
 //! asserted: throughput, p50/p99 of the results' round trips, the busy share.
 //!
@@ -178,6 +178,12 @@ async fn fifty_devices_above_capacity_are_shed_fairly_with_nothing_lost() {
     assert_eq!((lost, duplicated), (0, 0), "edge:\n{}", edge.proc.stderr.text());
     assert_eq!(other, 0, "answers neither ok nor busy");
     assert!(busy > 0, "the edge was never above its capacity");
-    assert!(min >= mean / 2.0, "a device got {min} results against a mean of {mean:.1}: not a fair share");
+    // Fair shares: no device starved, and Jain's index (1 = all equal) well above what one
+    // device hogging the edge gives; at a few results per device in the short run, chance
+    // alone keeps it under 1.
+    let jain = oks.iter().sum::<f64>().powi(2) / (oks.len() as f64 * oks.iter().map(|x| x * x).sum::<f64>());
+    eprintln!("load: Jain's fairness index over results per device: {jain:.3}");
+    assert!(min >= 1.0, "a device got no result at all: not a fair share");
+    assert!(jain >= 0.75, "results per device min {min} mean {mean:.1} max {max}: Jain's index {jain:.3} < 0.75");
     assert!(rss_first > 0 && rss_second <= rss_first + 64 * 1024, "edge RSS grew: {rss_first} KiB then {rss_second} KiB");
 }
