@@ -196,7 +196,9 @@ mod tests {
                 }
             })
         };
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let got = rt.block_on(async {
             let mut got = 0;
             while got < 50 {
@@ -209,7 +211,14 @@ mod tests {
         });
         worker.join().unwrap();
         assert_eq!(got, 50);
-        assert_eq!((stats.snapshot().answers_lost, answers.unpublished(), answers.handed()), (0, 0, 50));
+        assert_eq!(
+            (
+                stats.snapshot().answers_lost,
+                answers.unpublished(),
+                answers.handed()
+            ),
+            (0, 0, 50)
+        );
     }
 
     #[test]

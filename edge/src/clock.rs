@@ -39,9 +39,16 @@ impl Default for SkewMonitor {
 impl SkewMonitor {
     /// Records one request: sent at `sent_at_us` by the device's clock, received at
     /// `received_at_us` by the edge's (both µs since the epoch). Returns the skew, ms.
-    pub fn observe(&self, stats: &Stats, device: DeviceId, sent_at_us: u64, received_at_us: u64) -> i64 {
+    pub fn observe(
+        &self,
+        stats: &Stats,
+        device: DeviceId,
+        sent_at_us: u64,
+        received_at_us: u64,
+    ) -> i64 {
         let skew_us = i128::from(received_at_us) - i128::from(sent_at_us);
-        let skew_ms = i64::try_from(skew_us / 1000).unwrap_or(if skew_us < 0 { i64::MIN } else { i64::MAX });
+        let skew_ms =
+            i64::try_from(skew_us / 1000).unwrap_or(if skew_us < 0 { i64::MIN } else { i64::MAX });
         stats.clock_skew_last_ms.store(skew_ms, Ordering::Relaxed);
         let abs = skew_ms.unsigned_abs();
         stats.clock_skew_max_ms.fetch_max(abs, Ordering::Relaxed);
@@ -83,7 +90,10 @@ mod tests {
         assert_eq!(m.observe(&stats, dev, now - 3 * HOUR_US, now), 10_800_000);
         assert_eq!(m.observe(&stats, dev, now + 3 * HOUR_US, now), -10_800_000);
         let s = stats.snapshot();
-        assert_eq!((s.clock_skewed, s.clock_skew_last_ms, s.clock_skew_max_ms), (2, -10_800_000, 10_800_000));
+        assert_eq!(
+            (s.clock_skewed, s.clock_skew_last_ms, s.clock_skew_max_ms),
+            (2, -10_800_000, 10_800_000)
+        );
         // A device clock at zero (never set) is just a large skew.
         assert!(m.observe(&stats, dev, 0, now) > 0);
     }

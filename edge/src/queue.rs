@@ -180,7 +180,9 @@ pub struct FairQueue<T> {
 
 impl<T> std::fmt::Debug for FairQueue<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FairQueue").field("depth", &self.depth()).finish()
+        f.debug_struct("FairQueue")
+            .field("depth", &self.depth())
+            .finish()
     }
 }
 
@@ -264,7 +266,10 @@ mod tests {
         for i in 0..4 {
             assert_eq!(q.push(dev(1), i), Admit::Queued);
         }
-        assert_eq!(q.push(dev(1), 4), Admit::Refused(4, Refusal::OverShare { held: 4, share: 4 }));
+        assert_eq!(
+            q.push(dev(1), 4),
+            Admit::Refused(4, Refusal::OverShare { held: 4, share: 4 })
+        );
         assert_eq!(q.len(), 4);
     }
 
@@ -278,8 +283,14 @@ mod tests {
         assert_eq!(q.push(dev(2), 100), Admit::QueuedEvicting(dev(1), 3));
         assert_eq!(q.push(dev(2), 101), Admit::QueuedEvicting(dev(1), 2));
         // dev-2 now holds its share of a full queue.
-        assert_eq!(q.push(dev(2), 102), Admit::Refused(102, Refusal::OverShare { held: 2, share: 2 }));
-        assert_eq!(q.push(dev(1), 5), Admit::Refused(5, Refusal::OverShare { held: 2, share: 2 }));
+        assert_eq!(
+            q.push(dev(2), 102),
+            Admit::Refused(102, Refusal::OverShare { held: 2, share: 2 })
+        );
+        assert_eq!(
+            q.push(dev(1), 5),
+            Admit::Refused(5, Refusal::OverShare { held: 2, share: 2 })
+        );
         assert_eq!((q.len(), q.held(&dev(1)), q.held(&dev(2))), (4, 2, 2));
     }
 
@@ -303,7 +314,10 @@ mod tests {
         let mut q = Shares::new(2);
         q.push(dev(1), 1);
         q.push(dev(2), 2);
-        assert_eq!(q.push(dev(3), 3), Admit::Refused(3, Refusal::OverShare { held: 0, share: 1 }));
+        assert_eq!(
+            q.push(dev(3), 3),
+            Admit::Refused(3, Refusal::OverShare { held: 0, share: 1 })
+        );
     }
 
     #[test]
@@ -325,7 +339,10 @@ mod tests {
                 let admit = q.push(d, step);
                 if matches!(admit, Admit::Refused(..)) {
                     assert_eq!(q.len(), 10, "refused with room at step {step}");
-                    assert!(before >= share || !someone_over, "refused within its share at step {step}");
+                    assert!(
+                        before >= share || !someone_over,
+                        "refused within its share at step {step}"
+                    );
                 }
             }
             assert!(q.len() <= 10, "step {step}: {} queued", q.len());

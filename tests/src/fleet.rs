@@ -22,7 +22,10 @@ use crate::raw::{self, RawClient};
 pub fn identity(identity: &str) -> Arc<ClientConfig> {
     tls::build(
         &cert("ca.crt"),
-        Some((&cert(&format!("{identity}.crt")), &cert(&format!("{identity}.key")))),
+        Some((
+            &cert(&format!("{identity}.crt")),
+            &cert(&format!("{identity}.key")),
+        )),
         tls::protocol_versions(TlsVersion::Tls13),
     )
     .unwrap_or_else(|e| panic!("TLS config for {identity}: {e}"))
@@ -34,7 +37,14 @@ pub fn image(path: &str) -> Vec<u8> {
 }
 
 /// A request from `device` for `model` (FP32) with an encoded image.
-pub fn image_request(device: &str, request_id: u64, model: &str, image: &[u8], deadline_ms: Option<u32>, sent_at_us: u64) -> Request {
+pub fn image_request(
+    device: &str,
+    request_id: u64,
+    model: &str,
+    image: &[u8],
+    deadline_ms: Option<u32>,
+    sent_at_us: u64,
+) -> Request {
     Request {
         request_id,
         device_id: DeviceId::new(device).expect("device id"),
@@ -62,7 +72,12 @@ impl FleetDevice {
     pub async fn connect(broker: &Broker, name: &str, tag: &str) -> FleetDevice {
         let mut client = raw::connect(broker.port, Some(identity(name)), &format!("{name}-{tag}"))
             .await
-            .unwrap_or_else(|e| panic!("{name} cannot connect: {e}\nbroker:\n{}", broker.proc.stderr.text()));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{name} cannot connect: {e}\nbroker:\n{}",
+                    broker.proc.stderr.text()
+                )
+            });
         client.subscribe(&format!("ferry/{name}/resp")).await;
         FleetDevice {
             name: name.to_string(),
@@ -84,8 +99,13 @@ impl FleetDevice {
     /// an envelope that does not decode (the edge only sends good ones).
     pub async fn next_response(&mut self, timeout: Duration) -> Option<Response> {
         let (topic, payload) = self.client.next_message(timeout).await?;
-        assert_eq!(topic, format!("ferry/{}/resp", self.name), "a message on another topic");
-        let r = decode_response(&payload, &Limits::default()).unwrap_or_else(|e| panic!("{}: undecodable response: {e:?}", self.name));
+        assert_eq!(
+            topic,
+            format!("ferry/{}/resp", self.name),
+            "a message on another topic"
+        );
+        let r = decode_response(&payload, &Limits::default())
+            .unwrap_or_else(|e| panic!("{}: undecodable response: {e:?}", self.name));
         Some(r.to_response())
     }
 

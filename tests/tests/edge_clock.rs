@@ -17,47 +17,100 @@ async fn a_device_clock_hours_off_is_served_and_a_request_outwaiting_its_budget_
     let broker = Broker::start();
     let mut edge = Edge::start(
         &broker,
-        &EdgeOptions { models: vec!["digits", "efficientnet-lite0"], queue_capacity: 64, workers: 1, ..EdgeOptions::default() },
+        &EdgeOptions {
+            models: vec!["digits", "efficientnet-lite0"],
+            queue_capacity: 64,
+            workers: 1,
+            ..EdgeOptions::default()
+        },
     );
     let mut dev = FleetDevice::connect(&broker, "dev-1", "clock").await;
     let digit = fleet::image("models/images/digit-7.png");
 
     // The queue is empty: a 500 ms budget is plenty, whatever the device's clock says.
-    for (id, sent_at_us, clock) in [(1, now_us() - 3 * HOUR_US, "3 h behind"), (2, now_us() + 3 * HOUR_US, "3 h ahead"), (3, now_us(), "right")] {
-        dev.send(&fleet::image_request("dev-1", id, "digits", &digit, Some(500), sent_at_us)).await;
+    for (id, sent_at_us, clock) in [
+        (1, now_us() - 3 * HOUR_US, "3 h behind"),
+        (2, now_us() + 3 * HOUR_US, "3 h ahead"),
+        (3, now_us(), "right"),
+    ] {
+        dev.send(&fleet::image_request(
+            "dev-1",
+            id,
+            "digits",
+            &digit,
+            Some(500),
+            sent_at_us,
+        ))
+        .await;
         let r = dev
             .next_response(Duration::from_secs(20))
             .await
             .unwrap_or_else(|| panic!("no answer\nedge:\n{}", edge.proc.stderr.text()));
         assert_eq!(r.request_id, id);
-        assert_eq!(r.status, Status::Ok, "device clock {clock}, 500 ms budget, empty queue: {r:?}");
+        assert_eq!(
+            r.status,
+            Status::Ok,
+            "device clock {clock}, 500 ms budget, empty queue: {r:?}"
+        );
     }
 
     // A 20 ms budget behind 24 full-size inferences: it really waits longer than that.
     let cat = fleet::image("models/images/cat.jpg");
     for id in 100..124 {
-        dev.send(&fleet::image_request("dev-1", id, "efficientnet-lite0", &cat, None, now_us())).await;
+        dev.send(&fleet::image_request(
+            "dev-1",
+            id,
+            "efficientnet-lite0",
+            &cat,
+            None,
+            now_us(),
+        ))
+        .await;
     }
-    dev.send(&fleet::image_request("dev-1", 200, "digits", &digit, Some(20), now_us())).await;
-    let got = dev.collect(Duration::from_secs(5), Duration::from_secs(120)).await;
+    dev.send(&fleet::image_request(
+        "dev-1",
+        200,
+        "digits",
+        &digit,
+        Some(20),
+        now_us(),
+    ))
+    .await;
+    let got = dev
+        .collect(Duration::from_secs(5), Duration::from_secs(120))
+        .await;
     assert_eq!(got.len(), 25, "{got:?}");
-    let late = got.iter().find(|r| r.request_id == 200).expect("an answer to 200");
+    let late = got
+        .iter()
+        .find(|r| r.request_id == 200)
+        .expect("an answer to 200");
     assert_eq!(late.status, Status::DeadlineExceeded, "{late:?}");
     assert!(
         late.timings.queue_wait_us >= 20_000,
         "expired after {} µs in the queue, before its 20 ms budget ran out",
         late.timings.queue_wait_us
     );
-    assert!(got.iter().filter(|r| r.request_id != 200).all(|r| r.status == Status::Ok), "{got:?}");
+    assert!(
+        got.iter()
+            .filter(|r| r.request_id != 200)
+            .all(|r| r.status == Status::Ok),
+        "{got:?}"
+    );
 
     edge.proc.terminate();
     let log = edge.proc.stderr.text();
-    assert!(log.contains("device clock differs from the edge's"), "no skew warning:\n{log}");
+    assert!(
+        log.contains("device clock differs from the edge's"),
+        "no skew warning:\n{log}"
+    );
     let stopped = log
         .lines()
         .find(|l| l.contains("stopped") && l.contains("StatsSnapshot"))
         .unwrap_or_else(|| panic!("no final counters:\n{log}"));
-    assert!(stopped.contains("clock_skewed: 2,") && stopped.contains("expired: 1,"), "{stopped}");
+    assert!(
+        stopped.contains("clock_skewed: 2,") && stopped.contains("expired: 1,"),
+        "{stopped}"
+    );
     // The largest skew is about 3 h (10 800 000 ms), one-way delay included.
     let max: u64 = stopped
         .split("clock_skew_max_ms: ")

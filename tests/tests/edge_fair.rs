@@ -23,7 +23,12 @@ async fn a_flooding_device_cannot_make_another_within_its_share_get_busy() {
     let broker = Broker::start();
     let edge = Edge::start(
         &broker,
-        &EdgeOptions { models: vec![MODEL], queue_capacity: CAPACITY, workers: 1, ..EdgeOptions::default() },
+        &EdgeOptions {
+            models: vec![MODEL],
+            queue_capacity: CAPACITY,
+            workers: 1,
+            ..EdgeOptions::default()
+        },
     );
     let image = Arc::new(fleet::image("models/images/cat.jpg"));
     let mut flooder = FleetDevice::connect(&broker, "dev-1", "flood").await;
@@ -38,14 +43,25 @@ async fn a_flooding_device_cannot_make_another_within_its_share_get_busy() {
             let mut answers: BTreeMap<u64, Vec<Status>> = BTreeMap::new();
             let mut depths = Vec::new();
             for _ in 0..FLOOD {
-                flooder.send(&fleet::image_request("dev-1", next_id, MODEL, &image, None, now_us())).await;
+                flooder
+                    .send(&fleet::image_request(
+                        "dev-1",
+                        next_id,
+                        MODEL,
+                        &image,
+                        None,
+                        now_us(),
+                    ))
+                    .await;
                 next_id += 1;
             }
             let mut first_busy_tx = Some(first_busy_tx);
             // Keeps FLOOD outstanding until told to stop (bounded by the test's own timeouts
             // below: the victim's loop ends, then `stop` is set).
             while !stop.load(Ordering::Relaxed) {
-                let Some(r) = flooder.next_response(Duration::from_millis(200)).await else { continue };
+                let Some(r) = flooder.next_response(Duration::from_millis(200)).await else {
+                    continue;
+                };
                 answers.entry(r.request_id).or_default().push(r.status);
                 depths.push(r.timings.queue_depth);
                 if r.status == Status::Busy {
@@ -55,10 +71,22 @@ async fn a_flooding_device_cannot_make_another_within_its_share_get_busy() {
                     // A device told busy runs the request locally: that takes it a while.
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                flooder.send(&fleet::image_request("dev-1", next_id, MODEL, &image, None, now_us())).await;
+                flooder
+                    .send(&fleet::image_request(
+                        "dev-1",
+                        next_id,
+                        MODEL,
+                        &image,
+                        None,
+                        now_us(),
+                    ))
+                    .await;
                 next_id += 1;
             }
-            for r in flooder.collect(Duration::from_secs(3), Duration::from_secs(60)).await {
+            for r in flooder
+                .collect(Duration::from_secs(3), Duration::from_secs(60))
+                .await
+            {
                 answers.entry(r.request_id).or_default().push(r.status);
                 depths.push(r.timings.queue_depth);
             }
@@ -72,11 +100,25 @@ async fn a_flooding_device_cannot_make_another_within_its_share_get_busy() {
 
     let mut victim_statuses = Vec::new();
     for id in 1..=8 {
-        victim.send(&fleet::image_request("dev-2", id, MODEL, &image, None, now_us())).await;
+        victim
+            .send(&fleet::image_request(
+                "dev-2",
+                id,
+                MODEL,
+                &image,
+                None,
+                now_us(),
+            ))
+            .await;
         let r = victim
             .next_response(Duration::from_secs(30))
             .await
-            .unwrap_or_else(|| panic!("dev-2's request {id} unanswered\nedge:\n{}", edge.proc.stderr.text()));
+            .unwrap_or_else(|| {
+                panic!(
+                    "dev-2's request {id} unanswered\nedge:\n{}",
+                    edge.proc.stderr.text()
+                )
+            });
         assert_eq!(r.request_id, id);
         assert!(r.timings.queue_depth as usize <= CAPACITY, "{r:?}");
         victim_statuses.push(r.status);
@@ -94,6 +136,9 @@ async fn a_flooding_device_cannot_make_another_within_its_share_get_busy() {
     }
     let busy = answers.values().filter(|s| s[0] == Status::Busy).count();
     assert!(busy > 0, "dev-1 was never shed");
-    assert!(depths.iter().all(|&d| d as usize <= CAPACITY), "queue deeper than {CAPACITY}: {depths:?}");
+    assert!(
+        depths.iter().all(|&d| d as usize <= CAPACITY),
+        "queue deeper than {CAPACITY}: {depths:?}"
+    );
     eprintln!("fair: dev-1 sent {sent}, {busy} busy; dev-2 8 of 8 ok");
 }

@@ -45,7 +45,12 @@ fn record(run: &mut DeviceRun, sent_at: &HashMap<u64, Instant>, r: &ferry_protoc
     }
 }
 
-async fn send_next(dev: &mut FleetDevice, run: &mut DeviceRun, sent_at: &mut HashMap<u64, Instant>, image: &[u8]) {
+async fn send_next(
+    dev: &mut FleetDevice,
+    run: &mut DeviceRun,
+    sent_at: &mut HashMap<u64, Instant>,
+    image: &[u8],
+) {
     run.sent += 1;
     sent_at.insert(run.sent, Instant::now());
     let request = fleet::image_request(&dev.name, run.sent, MODEL, image, None, now_us());
@@ -60,7 +65,9 @@ async fn run_device(mut dev: FleetDevice, image: Arc<Vec<u8>>, until: Instant) -
     }
     // Bounded by `until`; each wait at most 1 s.
     while Instant::now() < until {
-        let Some(r) = dev.next_response(Duration::from_secs(1)).await else { continue };
+        let Some(r) = dev.next_response(Duration::from_secs(1)).await else {
+            continue;
+        };
         record(&mut run, &sent_at, &r);
         if r.status == Status::Busy {
             tokio::time::sleep(LOCAL_RUN).await;
@@ -69,7 +76,10 @@ async fn run_device(mut dev: FleetDevice, image: Arc<Vec<u8>>, until: Instant) -
             send_next(&mut dev, &mut run, &mut sent_at, &image).await;
         }
     }
-    for r in dev.collect(Duration::from_secs(5), Duration::from_secs(60)).await {
+    for r in dev
+        .collect(Duration::from_secs(5), Duration::from_secs(60))
+        .await
+    {
         record(&mut run, &sent_at, &r);
     }
     run
@@ -91,7 +101,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_devices_above_capacity_are_shed_fairly_with_nothing_lost() {
-    let secs = if std::env::var("FERRY_LONG").is_ok_and(|v| v == "1") { 60 } else { 15 };
+    let secs = if std::env::var("FERRY_LONG").is_ok_and(|v| v == "1") {
+        60
+    } else {
+        15
+    };
     let names: Vec<String> = (1..=DEVICES).map(|i| format!("load-{i:02}")).collect();
     let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
     // Certificates for the 50 devices, added to this test binary's PKI (idempotent).
@@ -99,7 +113,12 @@ async fn fifty_devices_above_capacity_are_shed_fairly_with_nothing_lost() {
     let broker = Broker::start();
     let edge = Edge::start(
         &broker,
-        &EdgeOptions { models: vec![MODEL], queue_capacity: CAPACITY, workers: 1, ..EdgeOptions::default() },
+        &EdgeOptions {
+            models: vec![MODEL],
+            queue_capacity: CAPACITY,
+            workers: 1,
+            ..EdgeOptions::default()
+        },
     );
     let mut devices = Vec::with_capacity(DEVICES);
     for name in &names {
@@ -126,7 +145,10 @@ async fn fifty_devices_above_capacity_are_shed_fairly_with_nothing_lost() {
     };
     let started = Instant::now();
     let until = started + Duration::from_secs(secs);
-    let tasks: Vec<_> = devices.into_iter().map(|d| tokio::spawn(run_device(d, image.clone(), until))).collect();
+    let tasks: Vec<_> = devices
+        .into_iter()
+        .map(|d| tokio::spawn(run_device(d, image.clone(), until)))
+        .collect();
     let mut runs = Vec::with_capacity(DEVICES);
     for t in tasks {
         runs.push(t.await.unwrap());
@@ -152,8 +174,15 @@ async fn fifty_devices_above_capacity_are_shed_fairly_with_nothing_lost() {
                 }
             }
         }
-        assert!(run.answers.keys().all(|id| (1..=run.sent).contains(id)), "{name}: an answer to a request never sent");
-        assert!(run.max_depth as usize <= CAPACITY, "{name} saw a queue depth of {}", run.max_depth);
+        assert!(
+            run.answers.keys().all(|id| (1..=run.sent).contains(id)),
+            "{name}: an answer to a request never sent"
+        );
+        assert!(
+            run.max_depth as usize <= CAPACITY,
+            "{name} saw a queue depth of {}",
+            run.max_depth
+        );
         latencies.extend_from_slice(&run.ok_latencies_ms);
         oks.push(run.ok_latencies_ms.len() as f64);
     }
@@ -161,9 +190,21 @@ async fn fifty_devices_above_capacity_are_shed_fairly_with_nothing_lost() {
     let ok: u64 = latencies.len() as u64;
     latencies.sort_by(f64::total_cmp);
     let mean = oks.iter().sum::<f64>() / oks.len() as f64;
-    let (min, max) = oks.iter().fold((f64::MAX, 0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
-    let rss_first = samples.iter().filter(|(t, _)| t.as_secs() < secs / 2).map(|s| s.1).max().unwrap_or(0);
-    let rss_second = samples.iter().filter(|(t, _)| t.as_secs() >= secs / 2).map(|s| s.1).max().unwrap_or(0);
+    let (min, max) = oks
+        .iter()
+        .fold((f64::MAX, 0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+    let rss_first = samples
+        .iter()
+        .filter(|(t, _)| t.as_secs() < secs / 2)
+        .map(|s| s.1)
+        .max()
+        .unwrap_or(0);
+    let rss_second = samples
+        .iter()
+        .filter(|(t, _)| t.as_secs() >= secs / 2)
+        .map(|s| s.1)
+        .max()
+        .unwrap_or(0);
     eprintln!(
         "load: {DEVICES} devices, {secs} s: sent {sent}, ok {ok} ({:.1}/s), busy {busy} ({:.0} %), other {other}, lost {lost}, duplicated {duplicated}; \
          ok round trip p50 {:.0} ms, p99 {:.0} ms; results per device min {min} mean {mean:.1} max {max}; \
@@ -175,15 +216,30 @@ async fn fifty_devices_above_capacity_are_shed_fairly_with_nothing_lost() {
         rss_first / 1024,
         rss_second / 1024,
     );
-    assert_eq!((lost, duplicated), (0, 0), "edge:\n{}", edge.proc.stderr.text());
+    assert_eq!(
+        (lost, duplicated),
+        (0, 0),
+        "edge:\n{}",
+        edge.proc.stderr.text()
+    );
     assert_eq!(other, 0, "answers neither ok nor busy");
     assert!(busy > 0, "the edge was never above its capacity");
     // Fair shares: no device starved, and Jain's index (1 = all equal) well above what one
     // device hogging the edge gives; at a few results per device in the short run, chance
     // alone keeps it under 1.
-    let jain = oks.iter().sum::<f64>().powi(2) / (oks.len() as f64 * oks.iter().map(|x| x * x).sum::<f64>());
+    let jain = oks.iter().sum::<f64>().powi(2)
+        / (oks.len() as f64 * oks.iter().map(|x| x * x).sum::<f64>());
     eprintln!("load: Jain's fairness index over results per device: {jain:.3}");
-    assert!(min >= 1.0, "a device got no result at all: not a fair share");
-    assert!(jain >= 0.75, "results per device min {min} mean {mean:.1} max {max}: Jain's index {jain:.3} < 0.75");
-    assert!(rss_first > 0 && rss_second <= rss_first + 64 * 1024, "edge RSS grew: {rss_first} KiB then {rss_second} KiB");
+    assert!(
+        min >= 1.0,
+        "a device got no result at all: not a fair share"
+    );
+    assert!(
+        jain >= 0.75,
+        "results per device min {min} mean {mean:.1} max {max}: Jain's index {jain:.3} < 0.75"
+    );
+    assert!(
+        rss_first > 0 && rss_second <= rss_first + 64 * 1024,
+        "edge RSS grew: {rss_first} KiB then {rss_second} KiB"
+    );
 }
