@@ -329,7 +329,7 @@ mod tests {
             seed ^= seed << 13;
             seed ^= seed >> 17;
             seed ^= seed << 5;
-            if seed % 5 == 0 {
+            if seed.is_multiple_of(5) {
                 q.pop();
             } else {
                 let d = dev((seed % 7) as usize);
