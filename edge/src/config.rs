@@ -23,10 +23,23 @@ pub struct EdgeConfig {
     /// agent finds it (`$FERRY_MODELS`, `./models`, the source tree's `models/`).
     #[serde(default)]
     pub models_dir: Option<PathBuf>,
-    /// Requests waiting for a worker at most; one more is answered "busy" at once, so the
-    /// device runs it locally instead of queueing behind a backlog. Default 32.
+    /// Requests waiting for a worker at most, all devices together; one more is answered
+    /// "busy" at once, so the device runs it locally instead of queueing behind a backlog.
+    /// Each device is guaranteed its share (`queue_capacity / devices queued`, at least 1):
+    /// beyond it, its requests are "busy" once the queue is full, and within it, it gets in
+    /// even then (the device most over its share gives up its newest). Default 32.
     #[serde(default = "default_queue_capacity")]
     pub queue_capacity: usize,
+    /// Answers waiting to be published at most. A worker finding it full waits (so the queue
+    /// fills and the edge sheds with "busy"); an immediate answer finding it full is not sent
+    /// and is counted (`answers_lost`, logged), the device's timeout covering it. Default 256.
+    #[serde(default = "default_answer_capacity")]
+    pub answer_capacity: usize,
+    /// On SIGTERM or Ctrl-C, the longest the edge takes to answer what is queued ("busy"),
+    /// finish what the workers hold, publish every answer and see the broker acknowledge it,
+    /// before it disconnects anyway. Default 5000.
+    #[serde(default = "default_shutdown_drain_ms")]
+    pub shutdown_drain_ms: u64,
     /// Inference worker threads. Default 2.
     #[serde(default = "default_workers")]
     pub workers: usize,
@@ -72,6 +85,12 @@ fn default_share_group() -> String {
 }
 fn default_queue_capacity() -> usize {
     32
+}
+fn default_answer_capacity() -> usize {
+    256
+}
+fn default_shutdown_drain_ms() -> u64 {
+    5_000
 }
 fn default_workers() -> usize {
     2
@@ -119,6 +138,14 @@ pub enum ConfigError {
     /// The MQTT section is unusable.
     #[error("mqtt: {0}")]
     Mqtt(#[from] ferry_transport::mqtt::ConfigError),
+    /// A value in a file is unusable (the inner error names key and expectation).
+    #[error("{path}: {source}")]
+    InFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: Box<ConfigError>,
+    },
 }
 
 impl EdgeConfig {
@@ -137,7 +164,10 @@ impl EdgeConfig {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
-        config.check()?;
+        config.check().map_err(|e| ConfigError::InFile {
+            path: path.to_owned(),
+            source: Box::new(e),
+        })?;
         Ok(config)
     }
 
@@ -151,6 +181,12 @@ impl EdgeConfig {
             .map_err(|e| value("share_group", &e.to_string()))?;
         if !(1..=65_536).contains(&self.queue_capacity) {
             return Err(value("queue_capacity", "1 to 65536"));
+        }
+        if !(1..=65_536).contains(&self.answer_capacity) {
+            return Err(value("answer_capacity", "1 to 65536"));
+        }
+        if !(100..=600_000).contains(&self.shutdown_drain_ms) {
+            return Err(value("shutdown_drain_ms", "100 to 600000 (ms)"));
         }
         if !(1..=256).contains(&self.workers) {
             return Err(value("workers", "1 to 256"));
@@ -200,6 +236,7 @@ mod tests {
         assert!(c.models.is_empty());
         assert_eq!(ModelConfig::default().precisions, [Precision::Fp32]);
         assert_eq!((c.queue_capacity, c.workers, c.max_batch), (32, 2, 8));
+        assert_eq!((c.answer_capacity, c.shutdown_drain_ms), (256, 5_000));
     }
 
     #[test]
@@ -218,8 +255,28 @@ mod tests {
     }
 
     #[test]
+    fn a_value_out_of_range_is_refused_naming_file_key_and_what_is_expected() {
+        let e = EdgeConfig::parse(
+            "shutdown_drain_ms = 0\n[mqtt]\nbroker = \"mqtts://h\"\n",
+            Path::new("/etc/ferry/edge.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("/etc/ferry/edge.toml") && e.contains("shutdown_drain_ms") && e.contains("100 to 600000"), "{e}");
+    }
+
+    #[test]
     fn out_of_range_values_are_refused() {
-        for bad in ["queue_capacity = 0", "workers = 0", "max_batch = 0", "share_group = \"a/b\""] {
+        for bad in [
+            "queue_capacity = 0",
+            "answer_capacity = 0",
+            "answer_capacity = 65537",
+            "shutdown_drain_ms = 0",
+            "shutdown_drain_ms = 600001",
+            "workers = 0",
+            "max_batch = 0",
+            "share_group = \"a/b\"",
+        ] {
             let text = format!("{bad}\n[mqtt]\nbroker = \"mqtts://h\"\n");
             assert!(EdgeConfig::parse(&text, Path::new("x")).is_err(), "{bad}");
         }

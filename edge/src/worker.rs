@@ -1,22 +1,24 @@
-//! The bounded queue and the inference workers (plain threads: tract is synchronous and
-//! CPU-bound). A worker takes one job, then whatever else is already queued, up to
-//! `max_batch`, and runs each model's share as one batch: dynamic batching that never waits
-//! for a batch to fill.
+//! The inference workers (plain threads: tract is synchronous and CPU-bound) and the queue
+//! they take from (shared fairly between devices, see [`crate::queue`]). A worker takes one
+//! job, then whatever else is already queued, up to `max_batch`, devices in turn, and runs
+//! each model's share as one batch: dynamic batching that never waits for a batch to fill.
+//! A job whose budget ran out while it waited is answered `deadline_exceeded`; once the queue
+//! is closed (the server is stopping), what is left is answered `busy` without running.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use ferry_protocol::{
     encode_error_response, encode_response, DeviceId, EdgeTimings, ResponseRef, Status, TopK,
     TopKList,
 };
 use ferry_runtime::preprocess;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::Notify;
 
+use crate::answers::{Answers, Outgoing};
 use crate::models::Served;
+use crate::queue::{Admit, FairQueue};
 use crate::stats::Stats;
 
 /// A request's input, ready for a worker.
@@ -41,83 +43,96 @@ pub struct Job {
     pub input: JobInput,
     /// When the edge received it.
     pub received: Instant,
-    /// The device's absolute deadline, µs since the epoch, if any.
-    pub deadline_at_us: Option<u64>,
+    /// When its budget runs out, on the edge's clock (receipt + `deadline_ms`), if it has one.
+    pub expires_at: Option<Instant>,
 }
 
-/// An encoded response for a device.
-#[derive(Debug)]
-pub struct Outgoing {
-    /// The device whose response topic it goes to.
-    pub device: DeviceId,
-    /// The response envelope.
-    pub payload: Vec<u8>,
-}
-
-/// The sending side of the queue.
+/// The queue the event loop feeds and the workers take from, shared fairly between devices
+/// (see [`crate::queue`]).
 #[derive(Debug, Clone)]
 pub struct Queue {
-    tx: SyncSender<Job>,
-    depth: Arc<AtomicUsize>,
+    inner: Arc<FairQueue<Job>>,
 }
 
 impl Queue {
-    /// Enqueues `job`, or hands it back at once when the queue is full.
-    pub fn try_push(&self, job: Job) -> Result<(), Job> {
-        self.depth.fetch_add(1, Ordering::Relaxed);
-        match self.tx.try_send(job) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => {
-                self.depth.fetch_sub(1, Ordering::Relaxed);
-                Err(job)
-            }
+    /// An open queue of at most `capacity` requests.
+    pub fn new(capacity: usize) -> Self {
+        Queue {
+            inner: Arc::new(FairQueue::new(capacity)),
         }
+    }
+
+    /// Queues `job` by the sharing rule; what is handed back must be answered (`busy`).
+    pub fn try_push(&self, job: Job) -> Admit<Job> {
+        self.inner.push(job.device, job)
     }
 
     /// Requests waiting now.
     pub fn depth(&self) -> usize {
-        self.depth.load(Ordering::Relaxed)
+        self.inner.depth()
+    }
+
+    /// Stops taking requests: later pushes are refused, the workers answer what is left
+    /// `busy` (without running it), finish what they hold, and exit.
+    pub fn close(&self) {
+        self.inner.close();
     }
 }
 
-/// The workers; dropping the last [`Queue`] stops them once the queue is drained.
+/// The worker threads; they exit once the queue is closed and empty.
 #[derive(Debug)]
 pub struct Pool {
     handles: Vec<JoinHandle<()>>,
+    exited: Arc<Notify>,
 }
 
 impl Pool {
-    /// Starts `workers` threads on a queue of `capacity`; answers go to `out`.
+    /// Starts `workers` threads taking batches of up to `max_batch` from `queue`; answers go
+    /// to `answers`.
     pub fn start(
         workers: usize,
-        capacity: usize,
+        queue: &Queue,
         max_batch: usize,
-        out: UnboundedSender<Outgoing>,
+        answers: Answers,
         stats: Arc<Stats>,
-    ) -> std::io::Result<(Queue, Pool)> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
-        let depth = Arc::new(AtomicUsize::new(0));
-        let rx = Arc::new(Mutex::new(rx));
+    ) -> std::io::Result<Pool> {
         let mut handles = Vec::with_capacity(workers);
+        let exited = Arc::new(Notify::new());
         for i in 0..workers {
             let worker = Worker {
-                rx: rx.clone(),
-                depth: depth.clone(),
+                _exited: ExitSignal(exited.clone()),
+                queue: queue.inner.clone(),
                 max_batch,
-                out: out.clone(),
+                answers: answers.clone(),
                 stats: stats.clone(),
                 buf: Vec::new(),
             };
-            handles.push(
-                std::thread::Builder::new()
-                    .name(format!("ferry-edge-worker-{i}"))
-                    .spawn(move || worker.run())?,
-            );
+            let spawned = std::thread::Builder::new()
+                .name(format!("ferry-edge-worker-{i}"))
+                .spawn(move || worker.run());
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    // Let the ones already started exit.
+                    queue.close();
+                    return Err(e);
+                }
+            }
         }
-        Ok((Queue { tx, depth }, Pool { handles }))
+        Ok(Pool { handles, exited })
     }
 
-    /// Waits for every worker to finish (after the queue's senders are gone).
+    /// Notified (a permit is left) each time a worker exits.
+    pub fn exited(&self) -> Arc<Notify> {
+        self.exited.clone()
+    }
+
+    /// True once every worker has exited.
+    pub fn is_finished(&self) -> bool {
+        self.handles.iter().all(JoinHandle::is_finished)
+    }
+
+    /// Waits for every worker to exit (after [`Queue::close`]).
     pub fn join(self) {
         for h in self.handles {
             let _ = h.join();
@@ -125,20 +140,22 @@ impl Pool {
     }
 }
 
-struct Worker {
-    rx: Arc<Mutex<Receiver<Job>>>,
-    depth: Arc<AtomicUsize>,
-    max_batch: usize,
-    out: UnboundedSender<Outgoing>,
-    stats: Arc<Stats>,
-    buf: Vec<u8>,
+/// Notifies when dropped: when its worker exits, even by a panic.
+struct ExitSignal(Arc<Notify>);
+
+impl Drop for ExitSignal {
+    fn drop(&mut self) {
+        self.0.notify_one();
+    }
 }
 
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
+struct Worker {
+    _exited: ExitSignal,
+    queue: Arc<FairQueue<Job>>,
+    max_batch: usize,
+    answers: Answers,
+    stats: Arc<Stats>,
+    buf: Vec<u8>,
 }
 
 fn micros(d: std::time::Duration) -> u32 {
@@ -146,23 +163,19 @@ fn micros(d: std::time::Duration) -> u32 {
 }
 
 impl Worker {
-    /// Runs until every sender is gone and the queue is empty.
+    /// Runs until the queue is closed and empty.
     fn run(mut self) {
-        loop {
-            let batch = {
-                let rx = self.rx.lock().unwrap_or_else(|p| p.into_inner());
-                let Ok(first) = rx.recv() else { return };
-                let mut batch = vec![first];
-                while batch.len() < self.max_batch {
-                    match rx.try_recv() {
-                        Ok(job) => batch.push(job),
-                        Err(_) => break,
-                    }
+        while let Some(taken) = self.queue.take(self.max_batch) {
+            if taken.closing {
+                for job in taken.items {
+                    let wait = job.received.elapsed();
+                    Stats::bump(&self.stats.busy);
+                    Stats::bump(&self.stats.busy_stopping);
+                    self.answer(&job, Status::Busy, "the edge is stopping; run it elsewhere", wait);
                 }
-                batch
-            };
-            self.depth.fetch_sub(batch.len(), Ordering::Relaxed);
-            self.run_batch(batch);
+                continue;
+            }
+            self.run_batch(taken.items);
         }
     }
 
@@ -180,12 +193,13 @@ impl Worker {
 
     fn run_model(&mut self, served: &Served, jobs: Vec<Job>) {
         let started = Instant::now();
-        let now = now_us();
         let mut ready: Vec<(Job, Vec<f32>)> = Vec::with_capacity(jobs.len());
         for job in jobs {
             let wait = started.duration_since(job.received);
-            if job.deadline_at_us.is_some_and(|d| d < now) {
-                self.answer_error(&job, Status::DeadlineExceeded, "deadline passed in the queue", wait);
+            // The budget runs on this clock from receipt (see crate::clock), never the device's.
+            if job.expires_at.is_some_and(|e| started >= e) {
+                Stats::bump(&self.stats.expired);
+                self.answer_error(&job, Status::DeadlineExceeded, "the request's budget ran out in the edge queue", wait);
                 continue;
             }
             match job.input {
@@ -262,24 +276,29 @@ impl Worker {
     }
 
     fn queue_depth(&self) -> u32 {
-        u32::try_from(self.depth.load(Ordering::Relaxed)).unwrap_or(u32::MAX)
+        u32::try_from(self.queue.depth()).unwrap_or(u32::MAX)
     }
 
     fn answer_error(&mut self, job: &Job, status: Status, detail: &str, wait: std::time::Duration) {
+        Stats::bump(&self.stats.answered_error);
+        self.answer(job, status, detail, wait);
+    }
+
+    /// Answers `job` with a status and no result (the caller counts it).
+    fn answer(&mut self, job: &Job, status: Status, detail: &str, wait: std::time::Duration) {
         let timings = EdgeTimings {
             queue_wait_us: micros(wait),
             queue_depth: self.queue_depth(),
             ..EdgeTimings::default()
         };
         encode_error_response(job.request_id, status, detail, timings, &mut self.buf);
-        Stats::bump(&self.stats.answered_error);
         tracing::debug!(device = %job.device, request_id = job.request_id, %status, detail, "error answer");
         self.send(job.device);
     }
 
     fn send(&mut self, device: DeviceId) {
         let payload = std::mem::take(&mut self.buf);
-        // The receiver is gone only while shutting down; the answer cannot go anywhere then.
-        let _ = self.out.send(Outgoing { device, payload });
+        // Waits for room: the backpressure that keeps the answer channel bounded.
+        self.answers.send_blocking(Outgoing { device, payload });
     }
 }

@@ -5,6 +5,8 @@
 //! # Layout
 //!
 //! - [`bed`]: the netns testbed with broker, edge and agent running in it (root only).
+//! - [`fleet`]: devices as bare MQTT clients, many in one process, that count every response
+//!   envelope (no correlation, so a duplicate shows): the edge's stop, clock, fairness, load.
 //! - [`harness`]: the development PKI, a Mosquitto broker from the shipped config (optionally
 //!   with persistence, stopped and started again on its port), `mosquitto_sub` subscribers,
 //!   `ferry-edge` processes, the workspace's binaries, all on free loopback ports and all
@@ -25,10 +27,15 @@
 //!   restarted, and a loader killed mid-spool) and `telemetry_run.rs` (`ferry run` publishing
 //!   telemetry); `testbed.rs` (the netns testbed, root only: recovery in seconds, a recorded link replayed);
 //!   `idle_probe.rs` (what an idle agent's probes cost on the link, root only); `edge_probe.rs`
-//!   (probes answered and counted apart from errors); `offload_bench.rs` is an ignored
-//!   test (the benchmark in BENCHMARKS.md).
+//!   (probes answered and counted apart from errors); `edge_stop.rs` (SIGTERM with requests
+//!   in flight: exactly one answer each), `edge_clock.rs` (deadlines counted from receipt, a
+//!   device clock hours off still served), `edge_fair.rs` (a flooding device cannot make
+//!   another within its share get busy), `edge_load.rs` (50 devices above the edge's
+//!   capacity: shed fairly, nothing lost; 60 s with `FERRY_LONG=1`); `offload_bench.rs` is an
+//!   ignored test (the benchmark in BENCHMARKS.md).
 
 pub mod bed;
+pub mod fleet;
 pub mod harness;
 pub mod netns;
 pub mod raw;
