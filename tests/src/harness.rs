@@ -107,11 +107,17 @@ pub fn make_pki(certs: &Path, options: &[&str], devices: &[&str]) {
 /// template there for `port` on `bind` with the certificates in `certs`; returns the config's
 /// path.
 pub fn render_broker_config(dir: &Path, certs: &Path, port: u16, bind: &str) -> PathBuf {
+    render_broker_config_for(dir, certs, port, bind, &[])
+}
+
+/// [`render_broker_config`] authorizing `extra_devices` as well as [`DEVICES`].
+pub fn render_broker_config_for(dir: &Path, certs: &Path, port: u16, bind: &str, extra_devices: &[String]) -> PathBuf {
     let authz = dir.join("dynamic-security.json");
     if !authz.exists() {
         let status = Command::new(repo_root().join("firmware-configs/mosquitto/make-dynsec.sh"))
             .arg(&authz)
             .args(DEVICES)
+            .args(extra_devices)
             .status()
             .expect("run make-dynsec.sh");
         assert!(status.success(), "make-dynsec.sh failed");
@@ -300,6 +306,10 @@ pub struct BrokerOptions {
     /// are saved when the broker stops ([`Broker::stop`]) and loaded when it starts again
     /// ([`Broker::start_again`]), so a subscriber with a persistent session misses nothing.
     pub persistence: bool,
+    /// Device identities the broker authorizes besides [`DEVICES`] (each needs a certificate
+    /// too: [`make_pki`]). The broker refuses every identity its authorization file does not
+    /// list, so a test with a fleet of its own names it here.
+    pub extra_devices: Vec<String>,
 }
 
 /// A Mosquitto broker from the shipped template, TLS 1.3 with client certificates, on a free
@@ -350,7 +360,7 @@ impl Broker {
         // A port can be taken between being found free and mosquitto binding it: retry.
         for _attempt in 0..5 {
             let port = free_port();
-            let conf = render_broker_config(dir.path(), &certs, port, "127.0.0.1");
+            let conf = render_broker_config_for(dir.path(), &certs, port, "127.0.0.1", &options.extra_devices);
             if options.persistence {
                 let text = std::fs::read_to_string(&conf).expect("read mosquitto.conf");
                 assert!(text.contains("persistence false"), "the shipped config changed: {conf:?}");

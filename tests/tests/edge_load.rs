@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use ferry_protocol::Status;
 use ferry_tests::fleet::{self, FleetDevice};
-use ferry_tests::harness::{self, now_us, Broker, Edge, EdgeOptions};
+use ferry_tests::harness::{self, now_us, Broker, BrokerOptions, Edge, EdgeOptions};
 
 const MODEL: &str = "efficientnet-lite0";
 const DEVICES: usize = 50;
@@ -110,7 +110,7 @@ async fn fifty_devices_above_capacity_are_shed_fairly_with_nothing_lost() {
     let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
     // Certificates for the 50 devices, added to this test binary's PKI (idempotent).
     harness::make_pki(&harness::pki().join("certs"), &["--rogue"], &name_refs);
-    let broker = Broker::start();
+    let broker = Broker::start_with(&BrokerOptions { extra_devices: names.clone(), ..BrokerOptions::default() });
     let edge = Edge::start(
         &broker,
         &EdgeOptions {

@@ -17,7 +17,7 @@ const WAIT: Duration = Duration::from_secs(60);
 /// A broker with persistence on, so that it can be stopped and started again on the same port
 /// with the subscriber's session (and what was queued for it) intact.
 fn broker() -> Broker {
-    Broker::start_with(&BrokerOptions { persistence: true })
+    Broker::start_with(&BrokerOptions { persistence: true, ..BrokerOptions::default() })
 }
 
 fn config(spool: &std::path::Path) -> TelemetryConfig {
