@@ -3,7 +3,7 @@
 //! workers. Every answer goes through the bounded answer channel ([`crate::answers`]).
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use ferry_protocol::{
     decode_request, encode_decode_failure, encode_error_response, topics, DType, DeviceId,
@@ -29,18 +29,11 @@ pub(crate) struct Handler {
     pub(crate) buf: Vec<u8>,
 }
 
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 impl Handler {
     pub(crate) fn handle(&mut self, topic: &[u8], payload: &[u8]) {
         Stats::bump(&self.stats.received);
         let received = Instant::now();
-        let received_at_us = now_us();
+        let received_at_us = ferry_protocol::wall_clock_us();
         // The topic's device level is the sender's certificate CN (the broker's ACL allows
         // nothing else), so it, not the envelope, says who to answer.
         let from = std::str::from_utf8(topic)

@@ -16,11 +16,11 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use ferry_decide::config::TargetConfig;
 use ferry_drivers::BoardConfig;
-use ferry_protocol::{Request, Response};
+use ferry_protocol::{wall_clock_us, Request, Response};
 use ferry_transport::mqtt::MqttConfig;
 use ferry_transport::{EdgeLink, LinkError};
 
@@ -52,13 +52,6 @@ impl<L> DeadlineLink<L> {
     }
 }
 
-/// Microseconds since the Unix epoch on this device's clock (0 before 1970).
-pub fn wall_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}
-
 /// The budget the edge gets, ms: what is left of `deadline_ms` (counted from `sent_at_us`) at
 /// `now_us`, minus the one-way trip; 0 when nothing is left (the edge then refuses it at once).
 pub fn remaining_ms(deadline_ms: u32, sent_at_us: u64, now_us: u64, one_way_us: u64) -> u32 {
@@ -75,7 +68,7 @@ impl<L: EdgeLink> EdgeLink for DeadlineLink<L> {
         mut request: Request,
         timeout: Duration,
     ) -> impl std::future::Future<Output = Result<Response, LinkError>> + Send {
-        let now = wall_us();
+        let now = wall_clock_us();
         if let Some(d) = request.deadline_ms {
             request.deadline_ms = Some(remaining_ms(
                 d,
@@ -255,7 +248,7 @@ mod tests {
         let inner = Arc::new(Recorder(std::sync::Mutex::new(Vec::new())));
         let link = DeadlineLink::new(inner.clone());
         link.set_rtt_us(20_000.0);
-        let sent_at = wall_us() - 30_000;
+        let sent_at = ferry_protocol::wall_clock_us() - 30_000;
         let request = Request {
             request_id: 7,
             device_id: DeviceId::new("dev-1").unwrap(),

@@ -306,7 +306,7 @@ impl Daemon {
             model,
             precision: Precision::Any,
             deadline_ms,
-            sent_at_us: edge::wall_us(),
+            sent_at_us: ferry_protocol::wall_clock_us(),
             input,
         };
         let _forget = prepared.map(|tensor| {

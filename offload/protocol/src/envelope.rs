@@ -170,15 +170,16 @@ pub struct RequestRef<'a> {
     pub input: InputRef<'a>,
 }
 
-impl RequestRef<'_> {
-    /// Absolute deadline in µs since the epoch (device clock), if any.
-    pub fn deadline_at_us(&self) -> Option<u64> {
-        self.deadline_ms.map(|ms| {
-            self.sent_at_us
-                .saturating_add(u64::from(ms).saturating_mul(1000))
-        })
-    }
+/// This host's wall clock, µs since the Unix epoch (0 before it): what `sent_at_us` holds.
+/// Only for stamping and reporting skew: devices and edges do not share a clock, so a deadline
+/// is a budget counted on the receiver's own clock, never an absolute time.
+pub fn wall_clock_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
 
+impl RequestRef<'_> {
     /// The identity an error response is addressed with.
     pub fn identity(&self) -> RequestIdentity {
         RequestIdentity {

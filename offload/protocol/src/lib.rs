@@ -68,6 +68,7 @@ pub use encode::{
     encoded_request_len, encoded_response_len, MAX_TEXT_LEN,
 };
 pub use envelope::{
+    wall_clock_us,
     EdgeTimings, ImageFormat, Input, InputRef, Precision, Request, RequestIdentity, RequestRef,
     Response, ResponseHeader, ResponseRef, Status, TopK, TopKEntry, TopKIter, TopKList,
 };

@@ -10,11 +10,7 @@ use ferry_protocol::{Request, Response};
 /// from the clock so that a restarted device does not reuse the ids of answers still on their
 /// way to its previous incarnation.
 pub fn request_id_seed() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(1)
-        .max(1)
+    ferry_protocol::wall_clock_us().max(1)
 }
 
 /// Carries requests to one edge endpoint, over whatever transport.
