@@ -23,6 +23,10 @@ pub struct Cli {
 pub enum Command {
     /// Run one model locally on images (or a raw tensor) and print the top classes and the time.
     Infer(InferArgs),
+    /// Measure a model's accuracy on a labelled image set (the shared ImageNet validation
+    /// images): FP32 and INT8 top-1/top-5 against the labels and INT8-vs-FP32 agreement, each
+    /// with its 95 % interval, on a fixed seeded split.
+    Eval(EvalArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -140,6 +144,33 @@ pub struct InferArgs {
     pub models: ModelsArg,
     /// PNG or JPEG images (default: the bundled cat picture).
     pub images: Vec<PathBuf>,
+}
+
+/// `ferry eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The model, by name (a folder of the model store).
+    #[arg(long, default_value = "efficientnet-lite0")]
+    pub model: String,
+    /// The labelled set: a folder with `labels.csv` and `images/` (default: $FERRY_EVAL_DATA,
+    /// else `../shared/eval/imagenet-val-650` beside the repository the models are in).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Which part of the fixed split (seed and sizes: `ferry_runtime::eval::Split`).
+    #[arg(long, default_value = "evaluation", value_parser = ["evaluation", "calibration", "all"])]
+    pub split: String,
+    /// Only the first N images of that part (a quick look; the figures say so).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: Option<u32>,
+    /// Threads for tract's matrix products.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub threads: u16,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Where the models are.
+    #[command(flatten)]
+    pub models: ModelsArg,
 }
 
 /// `ferry bench ...`.

@@ -103,4 +103,12 @@ pub enum RuntimeError {
         /// The engine's explanation.
         message: String,
     },
+    /// A labelled evaluation set is missing, unreadable or malformed.
+    #[error("{path}: {message}")]
+    Dataset {
+        /// The set's folder or its `labels.csv`.
+        path: PathBuf,
+        /// What is wrong, with the line where there is one.
+        message: String,
+    },
 }

@@ -11,6 +11,8 @@
 //! - [`model`]: a loaded variant: image or tensor in, top-k out.
 //! - [`preprocess`]: bounded image decoding, resize, crop, normalise; tensor shape checks.
 //! - [`topk`]: softmax and top-k.
+//! - [`eval`]: accuracy on a labelled image set (top-1/top-5, agreement, 95 % intervals) and its
+//!   fixed calibration/evaluation split.
 //! - [`error`]: the one error type, naming the file or model at fault.
 //!
 //! ```no_run
@@ -27,6 +29,7 @@
 
 pub mod engine;
 pub mod error;
+pub mod eval;
 pub mod manifest;
 pub mod model;
 pub mod preprocess;

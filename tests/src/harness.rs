@@ -577,10 +577,7 @@ impl Edge {
 
 /// Microseconds since the Unix epoch.
 pub fn now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
+    ferry_protocol::wall_clock_us()
 }
 
 /// A request for `model` (FP32) with the image file `image` (relative to the repository).

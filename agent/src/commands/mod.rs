@@ -9,6 +9,7 @@ pub mod bench_local;
 pub mod check;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod eval;
 pub mod infer;
 pub mod offload;
 pub mod run;
@@ -19,6 +20,7 @@ pub mod telemetry_load;
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Infer(args) => infer::run(&args),
+        Command::Eval(args) => eval::run(&args),
         Command::Bench(BenchCommand::Local(args)) => bench_local::run(&args),
         Command::Check(args) => check::run(&args),
         Command::Sensors(args) => sensors::run(&args),

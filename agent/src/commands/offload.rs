@@ -2,7 +2,7 @@
 //! and timings. The offload client itself lives in `ferry-transport` (`mqtt::MqttOffloader`); this is its CLI face.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -95,10 +95,7 @@ pub fn run(args: &OffloadArgs) -> Result<()> {
             model,
             precision: args.precision,
             deadline_ms: u32::try_from(args.timeout_ms).ok(),
-            sent_at_us: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_micros() as u64)
-                .unwrap_or(0),
+            sent_at_us: ferry_protocol::wall_clock_us(),
             input: Input::Image { format, bytes },
         };
         let start = Instant::now();

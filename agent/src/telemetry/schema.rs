@@ -13,7 +13,6 @@
 //! In the spool a message is stored as `flags: u8 | topic length: u16 LE | topic | JSON`.
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -149,10 +148,7 @@ impl DecisionWindow {
 
 /// Milliseconds since the Unix epoch (0 if the clock is before it).
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    ferry_protocol::wall_clock_us() / 1000
 }
 
 /// A message as stored in the spool: where it goes, whether it is retained, its JSON.

@@ -1,0 +1,185 @@
+//! `ferry eval`: a model's accuracy on a labelled image set, every variant against the labels
+//! and against the FP32 variant on the same image, on the fixed split of
+//! [`ferry_runtime::eval::Split`].
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use ferry_runtime::eval::{LabelledSet, Proportion, Split, SplitPart, Tally, TOP_K};
+use ferry_runtime::{preprocess, LocalModel, ModelStore, Precision, Threads, TractEngine};
+
+use crate::cli::EvalArgs;
+
+/// The environment variable naming the labelled set when `--data` does not.
+pub const DATA_ENV: &str = "FERRY_EVAL_DATA";
+
+/// Where the shared set lives relative to the repository: `<repo>/../shared/eval/imagenet-val-650`.
+const SHARED_SET: &str = "../shared/eval/imagenet-val-650";
+
+/// The labelled set to use: `--data`, else `$FERRY_EVAL_DATA`, else the shared set beside the
+/// repository the model store is in. `None` when none of them exists.
+pub fn data_dir(arg: Option<&PathBuf>, store: &ModelStore) -> Option<PathBuf> {
+    if let Some(dir) = arg {
+        return Some(dir.clone());
+    }
+    if let Some(dir) = std::env::var_os(DATA_ENV) {
+        return Some(PathBuf::from(dir));
+    }
+    let repo = store.dir().parent()?;
+    let dir = repo.join(SHARED_SET);
+    dir.join("labels.csv").is_file().then_some(dir)
+}
+
+/// One variant's figures.
+#[derive(Debug, Clone)]
+pub struct VariantFigures {
+    /// Its precision.
+    pub precision: Precision,
+    /// Against the labels and against FP32.
+    pub tally: Tally,
+    /// Mean compute per image, ms.
+    pub mean_ms: f64,
+}
+
+/// What `ferry eval` measured.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// The set's folder.
+    pub data: PathBuf,
+    /// The part of the split.
+    pub part: SplitPart,
+    /// Images evaluated.
+    pub images: usize,
+    /// FP32 first, then the other variants the manifest lists.
+    pub variants: Vec<VariantFigures>,
+}
+
+/// Runs `ferry eval`.
+pub fn run(args: &EvalArgs) -> Result<()> {
+    let store = super::store(&args.models);
+    let Some(data) = data_dir(args.data.as_ref(), &store) else {
+        bail!(
+            "no labelled set: pass --data DIR or set {DATA_ENV} (a folder with labels.csv and images/; \
+             the shared one is {SHARED_SET} beside the repository)"
+        );
+    };
+    let part = match args.split.as_str() {
+        "calibration" => SplitPart::Calibration,
+        "all" => SplitPart::All,
+        _ => SplitPart::Evaluation,
+    };
+    let evaluation = evaluate(&store, &args.model, &data, part, args.limit.map(|n| n as usize), Threads(args.threads.into()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&to_json(&args.model, &evaluation))?);
+    } else {
+        print_table(&args.model, &evaluation);
+    }
+    Ok(())
+}
+
+/// Measures every variant of `model` on `part` of the set in `data` (the first `limit` images
+/// of it if given).
+pub fn evaluate(
+    store: &ModelStore,
+    model: &str,
+    data: &std::path::Path,
+    part: SplitPart,
+    limit: Option<usize>,
+    threads: Threads,
+) -> Result<Evaluation> {
+    let engine = TractEngine::new(threads);
+    let reference = store.load(&engine, model, Precision::Fp32)?;
+    let mut others: Vec<LocalModel> = Vec::new();
+    for variant in &reference.manifest().variants {
+        if variant.precision != Precision::Fp32 {
+            others.push(store.load(&engine, model, variant.precision)?);
+        }
+    }
+    let classes = reference.manifest().output.classes;
+    let set = LabelledSet::load(data, classes)?;
+    let mut images = Split::of(&set).part(part);
+    if let Some(n) = limit {
+        images.truncate(n);
+    }
+    let mut tallies = vec![Tally::default(); 1 + others.len()];
+    let mut compute = vec![0.0f64; 1 + others.len()];
+    let started = Instant::now();
+    for image in &images {
+        let decoded = preprocess::load_image(&image.path)?;
+        let first = reference.infer_image(&decoded, TOP_K)?;
+        let Some(top) = first.top.first().cloned() else {
+            bail!("model `{model}` gave no classes for {}", image.path.display());
+        };
+        tallies[0].record(image.class, &first.top, &top);
+        compute[0] += first.compute.as_secs_f64();
+        for (i, other) in others.iter().enumerate() {
+            let answer = other.infer_image(&decoded, TOP_K).with_context(|| image.path.display().to_string())?;
+            tallies[i + 1].record(image.class, &answer.top, &top);
+            compute[i + 1] += answer.compute.as_secs_f64();
+        }
+    }
+    tracing::info!(images = images.len(), took_s = started.elapsed().as_secs_f64(), "evaluated");
+    let n = images.len().max(1) as f64;
+    let precisions = std::iter::once(Precision::Fp32).chain(others.iter().map(LocalModel::precision));
+    let variants = precisions
+        .zip(tallies)
+        .zip(compute)
+        .map(|((precision, tally), secs)| VariantFigures { precision, tally, mean_ms: secs * 1e3 / n })
+        .collect();
+    Ok(Evaluation { data: data.to_path_buf(), part, images: images.len(), variants })
+}
+
+fn proportion_json(p: &Proportion) -> serde_json::Value {
+    let (low, high) = p.wilson95();
+    serde_json::json!({"hits": p.hits, "n": p.n, "percent": p.percent(), "low": low, "high": high})
+}
+
+/// The figures as JSON: every proportion with its Wilson 95 % interval, and the split.
+pub fn to_json(model: &str, e: &Evaluation) -> serde_json::Value {
+    let variants: serde_json::Map<String, serde_json::Value> = e
+        .variants
+        .iter()
+        .map(|v| {
+            let mut o = serde_json::json!({
+                "top1": proportion_json(&v.tally.top1),
+                "top5": proportion_json(&v.tally.top5),
+                "mean_ms": v.mean_ms,
+            });
+            if v.precision != Precision::Fp32 {
+                o["agreement_with_fp32"] = proportion_json(&v.tally.agreement);
+                o["agreement_where_fp32_confident"] = proportion_json(&v.tally.confident_agreement);
+            }
+            (v.precision.to_string(), o)
+        })
+        .collect();
+    serde_json::json!({
+        "model": model,
+        "data": e.data.display().to_string(),
+        "split": {"seed": Split::SEED, "calibration": Split::CALIBRATION, "part": e.part.name(), "images": e.images},
+        "variants": variants,
+    })
+}
+
+fn print_table(model: &str, e: &Evaluation) {
+    println!(
+        "{model} on {} images of the {} part of {} (split seed {:#x}, first {} for calibration); 95 % Wilson intervals",
+        e.images,
+        e.part.name(),
+        e.data.display(),
+        Split::SEED,
+        Split::CALIBRATION
+    );
+    println!("{:<7} {:<32} {:<32} {:<32} {:>8}", "variant", "top-1", "top-5", "top-1 agreement with fp32", "mean ms");
+    for v in &e.variants {
+        let agreement = if v.precision == Precision::Fp32 { "(reference)".to_string() } else { v.tally.agreement.describe() };
+        println!(
+            "{:<7} {:<32} {:<32} {:<32} {:>8.1}",
+            v.precision.to_string(),
+            v.tally.top1.describe(),
+            v.tally.top5.describe(),
+            agreement,
+            v.mean_ms
+        );
+    }
+}
