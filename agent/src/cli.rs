@@ -165,12 +165,30 @@ pub struct EvalArgs {
     /// Threads for tract's matrix products.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: u16,
+    /// The input forms to price (the FP32 model on each, against it on the original image):
+    /// `original`, `jpegQ` (shaped to the model's input, JPEG at quality Q, 1–100), `int8-tensor`.
+    #[arg(long, value_delimiter = ',', default_value = "original,jpeg95,jpeg85,jpeg75,jpeg50,int8-tensor", value_parser = parse_form)]
+    pub forms: Vec<ferry_runtime::forms::Form>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
     /// Where the models are.
     #[command(flatten)]
     pub models: ModelsArg,
+}
+
+fn parse_form(s: &str) -> Result<ferry_runtime::forms::Form, String> {
+    use ferry_runtime::forms::Form;
+    match s {
+        "original" => Ok(Form::Original),
+        "int8-tensor" => Ok(Form::Int8),
+        _ => s
+            .strip_prefix("jpeg")
+            .and_then(|q| q.parse::<u8>().ok())
+            .filter(|q| (1..=100).contains(q))
+            .map(|quality| Form::Jpeg { quality })
+            .ok_or_else(|| format!("`{s}`: expected original, int8-tensor or jpegQ with Q in 1..=100")),
+    }
 }
 
 /// `ferry bench ...`.

@@ -10,6 +10,8 @@
 //! - [`quant`]: the integer rewrite that runs a QDQ model's quantized ops on integer kernels.
 //! - [`model`]: a loaded variant: image or tensor in, top-k out.
 //! - [`preprocess`]: bounded image decoding, resize, crop, normalise; tensor shape checks.
+//! - [`forms`]: what a device may send instead of the original file (a shaped JPEG, the exact
+//!   INT8 tensor), made with the same preprocessing.
 //! - [`topk`]: softmax and top-k.
 //! - [`eval`]: accuracy on a labelled image set (top-1/top-5, agreement, 95 % intervals) and its
 //!   fixed calibration/evaluation split.
@@ -30,6 +32,7 @@
 pub mod engine;
 pub mod error;
 pub mod eval;
+pub mod forms;
 pub mod manifest;
 pub mod model;
 pub mod preprocess;

@@ -6,7 +6,8 @@ use std::io::Cursor;
 use std::path::Path;
 
 use image::imageops::FilterType;
-use image::{DynamicImage, ImageReader, Limits};
+pub use image::DynamicImage;
+use image::{ImageReader, Limits};
 
 use crate::error::RuntimeError;
 use crate::manifest::{Color, Manifest};
@@ -56,10 +57,43 @@ const CROP_MARGIN: u32 = 2;
 /// the input's H×W, `(pixel - mean) / std`, laid out NCHW. Memory and time are bounded by
 /// [`max_resized_pixels`] whatever the image's shape.
 pub fn image_to_tensor(manifest: &Manifest, image: &DynamicImage) -> Vec<f32> {
-    let (h, w) = (manifest.input.shape[2] as u32, manifest.input.shape[3] as u32);
-    let cropped = resize_and_crop(image, manifest.preprocess.resize_shorter, w, h);
+    normalise(manifest, &shape_image(manifest, image))
+}
+
+/// The geometric half of the preprocessing: shorter side to `resize_shorter`, centre crop to
+/// the input's H×W. What a device sends when it ships the image already shaped to the model
+/// (see [`crate::forms`]); [`image_to_tensor`] is this then [`normalise`].
+pub fn shape_image(manifest: &Manifest, image: &DynamicImage) -> DynamicImage {
+    let (h, w) = input_size(manifest);
+    resize_and_crop(image, manifest.preprocess.resize_shorter, w, h)
+}
+
+/// The model's input height and width.
+fn input_size(manifest: &Manifest) -> (u32, u32) {
+    (manifest.input.shape[2] as u32, manifest.input.shape[3] as u32)
+}
+
+/// An image already shaped to the model's input (see [`shape_image`]) made into the tensor:
+/// only normalised. An image of any other size is refused, naming both sizes.
+pub fn shaped_image_to_tensor(manifest: &Manifest, image: &DynamicImage, source_name: &str) -> Result<Vec<f32>, RuntimeError> {
+    let (h, w) = input_size(manifest);
+    if (image.width(), image.height()) != (w, h) {
+        return Err(RuntimeError::Image {
+            source_name: source_name.to_string(),
+            message: format!(
+                "a shaped image must be the model's input size {w}×{h}, this one is {}×{}",
+                image.width(),
+                image.height()
+            ),
+        });
+    }
+    Ok(normalise(manifest, image))
+}
+
+/// `(pixel - mean) / std` per channel, NCHW, of an image of the model's input size.
+pub fn normalise(manifest: &Manifest, cropped: &DynamicImage) -> Vec<f32> {
     let (mean, std) = (&manifest.preprocess.mean, &manifest.preprocess.std);
-    let plane = (h * w) as usize;
+    let plane = (cropped.width() * cropped.height()) as usize;
     match manifest.preprocess.color {
         Color::Rgb => {
             let rgb = cropped.to_rgb8();

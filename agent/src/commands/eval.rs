@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use ferry_runtime::eval::{LabelledSet, Proportion, Split, SplitPart, Tally, TOP_K};
-use ferry_runtime::{preprocess, LocalModel, ModelStore, Precision, Threads, TractEngine};
+use ferry_runtime::forms::{self, Form, InputQuant};
+use ferry_runtime::{preprocess, Inference, LocalModel, ModelStore, Precision, Threads, TractEngine};
 
 use crate::cli::EvalArgs;
 
@@ -42,6 +43,19 @@ pub struct VariantFigures {
     pub mean_ms: f64,
 }
 
+/// One input form's figures (the FP32 model on it).
+#[derive(Debug, Clone)]
+pub struct FormFigures {
+    /// The form.
+    pub form: Form,
+    /// Against the labels and against the FP32 model on the original image.
+    pub tally: Tally,
+    /// Mean bytes on the wire per image (the payload only).
+    pub mean_bytes: f64,
+    /// Mean time to make the form on this machine, ms (0 for the original).
+    pub encode_ms: f64,
+}
+
 /// What `ferry eval` measured.
 #[derive(Debug, Clone)]
 pub struct Evaluation {
@@ -53,6 +67,8 @@ pub struct Evaluation {
     pub images: usize,
     /// FP32 first, then the other variants the manifest lists.
     pub variants: Vec<VariantFigures>,
+    /// The input forms asked for.
+    pub forms: Vec<FormFigures>,
 }
 
 /// Runs `ferry eval`.
@@ -69,7 +85,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         "all" => SplitPart::All,
         _ => SplitPart::Evaluation,
     };
-    let evaluation = evaluate(&store, &args.model, &data, part, args.limit.map(|n| n as usize), Threads(args.threads.into()))?;
+    let evaluation = evaluate(&store, &args.model, &data, part, args.limit.map(|n| n as usize), &args.forms, Threads(args.threads.into()))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&to_json(&args.model, &evaluation))?);
     } else {
@@ -86,6 +102,7 @@ pub fn evaluate(
     data: &std::path::Path,
     part: SplitPart,
     limit: Option<usize>,
+    forms: &[Form],
     threads: Threads,
 ) -> Result<Evaluation> {
     let engine = TractEngine::new(threads);
@@ -104,9 +121,14 @@ pub fn evaluate(
     }
     let mut tallies = vec![Tally::default(); 1 + others.len()];
     let mut compute = vec![0.0f64; 1 + others.len()];
+    let mut form_tallies = vec![Tally::default(); forms.len()];
+    let mut form_bytes = vec![0.0f64; forms.len()];
+    let mut form_secs = vec![0.0f64; forms.len()];
+    let quant = InputQuant::of(reference.manifest());
     let started = Instant::now();
     for image in &images {
-        let decoded = preprocess::load_image(&image.path)?;
+        let original = std::fs::read(&image.path).with_context(|| image.path.display().to_string())?;
+        let decoded = preprocess::decode_image(&original, &image.path.display().to_string())?;
         let first = reference.infer_image(&decoded, TOP_K)?;
         let Some(top) = first.top.first().cloned() else {
             bail!("model `{model}` gave no classes for {}", image.path.display());
@@ -118,6 +140,13 @@ pub fn evaluate(
             tallies[i + 1].record(image.class, &answer.top, &top);
             compute[i + 1] += answer.compute.as_secs_f64();
         }
+        for (i, form) in forms.iter().enumerate() {
+            let made = Instant::now();
+            let (bytes, answer) = run_form(&reference, *form, &original, &decoded, &quant, &first)?;
+            form_secs[i] += made.elapsed().as_secs_f64() - answer.compute.as_secs_f64();
+            form_bytes[i] += bytes as f64;
+            form_tallies[i].record(image.class, &answer.top, &top);
+        }
     }
     tracing::info!(images = images.len(), took_s = started.elapsed().as_secs_f64(), "evaluated");
     let n = images.len().max(1) as f64;
@@ -127,7 +156,47 @@ pub fn evaluate(
         .zip(compute)
         .map(|((precision, tally), secs)| VariantFigures { precision, tally, mean_ms: secs * 1e3 / n })
         .collect();
-    Ok(Evaluation { data: data.to_path_buf(), part, images: images.len(), variants })
+    let forms = forms
+        .iter()
+        .enumerate()
+        .map(|(i, form)| FormFigures {
+            form: *form,
+            tally: form_tallies[i],
+            mean_bytes: form_bytes[i] / n,
+            encode_ms: if *form == Form::Original { 0.0 } else { form_secs[i] * 1e3 / n },
+        })
+        .collect();
+    Ok(Evaluation { data: data.to_path_buf(), part, images: images.len(), variants, forms })
+}
+
+/// Makes `form` of one image as a device would, takes it apart as the edge would, and runs the
+/// FP32 model on it: the payload's bytes and the answer. (The original form's answer is the
+/// reference's own.) The time spent beyond the model's compute is the form's round trip
+/// through encoder and decoder.
+fn run_form(
+    model: &LocalModel,
+    form: Form,
+    original: &[u8],
+    decoded: &preprocess::DynamicImage,
+    quant: &InputQuant,
+    reference: &Inference,
+) -> Result<(usize, Inference)> {
+    let manifest = model.manifest();
+    let shape = manifest.input.shape.clone();
+    Ok(match form {
+        Form::Original => (original.len(), reference.clone()),
+        Form::Jpeg { quality } => {
+            let jpeg = forms::shaped_jpeg(manifest, decoded, quality)?;
+            let back = preprocess::decode_image(&jpeg, "the shaped JPEG")?;
+            let tensor = preprocess::shaped_image_to_tensor(manifest, &back, "the shaped JPEG")?;
+            (jpeg.len(), model.infer_tensor(&shape, &tensor, TOP_K)?)
+        }
+        Form::Int8 => {
+            let q = forms::quantize_image(manifest, decoded);
+            let tensor = forms::dequantize(manifest, quant, &q)?;
+            (q.len(), model.infer_tensor(&shape, &tensor, TOP_K)?)
+        }
+    })
 }
 
 fn proportion_json(p: &Proportion) -> serde_json::Value {
@@ -153,11 +222,27 @@ pub fn to_json(model: &str, e: &Evaluation) -> serde_json::Value {
             (v.precision.to_string(), o)
         })
         .collect();
+    let forms: serde_json::Map<String, serde_json::Value> = e
+        .forms
+        .iter()
+        .map(|f| {
+            let o = serde_json::json!({
+                "mean_bytes": f.mean_bytes,
+                "encode_ms": f.encode_ms,
+                "top1": proportion_json(&f.tally.top1),
+                "top5": proportion_json(&f.tally.top5),
+                "agreement_with_original": proportion_json(&f.tally.agreement),
+                "agreement_where_confident": proportion_json(&f.tally.confident_agreement),
+            });
+            (f.form.to_string(), o)
+        })
+        .collect();
     serde_json::json!({
         "model": model,
         "data": e.data.display().to_string(),
         "split": {"seed": Split::SEED, "calibration": Split::CALIBRATION, "part": e.part.name(), "images": e.images},
         "variants": variants,
+        "forms_fp32": forms,
     })
 }
 
@@ -180,6 +265,22 @@ fn print_table(model: &str, e: &Evaluation) {
             v.tally.top5.describe(),
             agreement,
             v.mean_ms
+        );
+    }
+    if e.forms.is_empty() {
+        return;
+    }
+    println!("\ninput forms, fp32 model, against it on the original image:");
+    println!("{:<12} {:>10} {:>10} {:<32} {:<32} {:<32}", "form", "mean B", "make ms", "top-1", "top-1 agreement", "agreement where p >= 0.5");
+    for f in &e.forms {
+        println!(
+            "{:<12} {:>10.0} {:>10.2} {:<32} {:<32} {:<32}",
+            f.form.to_string(),
+            f.mean_bytes,
+            f.encode_ms,
+            f.tally.top1.describe(),
+            f.tally.agreement.describe(),
+            f.tally.confident_agreement.describe()
         );
     }
 }

@@ -1,0 +1,175 @@
+//! What a device can send for a whole-model offload instead of the application's original
+//! file, all made from the manifest's own preprocessing (one copy of it, in
+//! [`crate::preprocess`]):
+//!
+//! - [`Form::Original`]: the bytes as the application gave them; the edge does everything.
+//! - [`Form::Jpeg`]: the image resized and centre-cropped on the device to the model's input
+//!   ([`preprocess::shape_image`]) and re-encoded as JPEG at a quality; the edge decodes and
+//!   only normalises ([`preprocess::shaped_image_to_tensor`]). Lossy: its accuracy price is
+//!   measured (`ferry eval`).
+//! - [`Form::Int8`]: the preprocessed tensor as signed bytes with a per-channel scale and zero
+//!   point ([`InputQuant`]). The normalisation is affine in 8-bit pixels, so the quantization
+//!   with one step per pixel level is exact: the edge recovers the FP32 tensor bit for bit,
+//!   at one byte per value (150,528 B for 224×224×3).
+
+use image::codecs::jpeg::JpegEncoder;
+use image::DynamicImage;
+
+use crate::error::RuntimeError;
+use crate::manifest::{Color, Manifest};
+use crate::preprocess;
+
+/// One way of sending an input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Form {
+    /// The original bytes.
+    Original,
+    /// Shaped to the model's input and re-encoded as JPEG at this quality (1–100).
+    Jpeg {
+        /// The encoder's quality.
+        quality: u8,
+    },
+    /// The preprocessed tensor quantized to INT8, exactly.
+    Int8,
+}
+
+impl std::fmt::Display for Form {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Form::Original => f.write_str("original"),
+            Form::Jpeg { quality } => write!(f, "jpeg{quality}"),
+            Form::Int8 => f.write_str("int8-tensor"),
+        }
+    }
+}
+
+/// Per-channel affine quantization of the model's input: `x = scale[c] × (q − zero_point[c])`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputQuant {
+    /// Step per channel.
+    pub scale: Vec<f32>,
+    /// Zero point per channel.
+    pub zero_point: Vec<i32>,
+}
+
+impl InputQuant {
+    /// The exact quantization of the manifest's normalisation: one step per pixel level
+    /// (`scale = 1 / std`), with the zero point putting pixel 128 at 0 (`q = pixel − 128`).
+    pub fn of(manifest: &Manifest) -> InputQuant {
+        let (mean, std) = (&manifest.preprocess.mean, &manifest.preprocess.std);
+        InputQuant {
+            scale: std.iter().map(|s| 1.0 / s).collect(),
+            zero_point: mean.iter().map(|m| m.round() as i32 - 128).collect(),
+        }
+    }
+}
+
+/// The preprocessed input of `image`, quantized: NCHW signed bytes.
+pub fn quantize_image(manifest: &Manifest, image: &DynamicImage) -> Vec<i8> {
+    let shaped = preprocess::shape_image(manifest, image);
+    match manifest.preprocess.color {
+        Color::Rgb => {
+            let rgb = shaped.to_rgb8();
+            let plane = (rgb.width() * rgb.height()) as usize;
+            let mut out = vec![0i8; 3 * plane];
+            for (i, px) in rgb.pixels().enumerate() {
+                for c in 0..3 {
+                    out[c * plane + i] = (i16::from(px.0[c]) - 128) as i8;
+                }
+            }
+            out
+        }
+        Color::Gray => shaped.to_luma8().pixels().map(|px| (i16::from(px.0[0]) - 128) as i8).collect(),
+    }
+}
+
+/// Back to the FP32 tensor: `scale[c] × (q − zero_point[c])`, channel by NCHW plane. The
+/// length must be the model's input length and the quantization must have one entry per
+/// channel.
+pub fn dequantize(manifest: &Manifest, quant: &InputQuant, data: &[i8]) -> Result<Vec<f32>, RuntimeError> {
+    let channels = manifest.input.shape.get(1).copied().unwrap_or(1);
+    if data.len() != manifest.input_len() {
+        return Err(RuntimeError::TensorShape {
+            model: manifest.name.clone(),
+            expected: manifest.input.shape.clone(),
+            expected_len: manifest.input_len(),
+            got: vec![data.len()],
+            len: data.len(),
+        });
+    }
+    if quant.scale.len() != channels || quant.zero_point.len() != channels {
+        return Err(RuntimeError::Image {
+            source_name: "the INT8 input tensor".into(),
+            message: format!("{} scales and {} zero points for {channels} channels", quant.scale.len(), quant.zero_point.len()),
+        });
+    }
+    let plane = data.len() / channels.max(1);
+    Ok(data
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            let c = (i / plane.max(1)).min(channels - 1);
+            quant.scale[c] * (i32::from(*q) - quant.zero_point[c]) as f32
+        })
+        .collect())
+}
+
+/// The image shaped to the model's input and encoded as JPEG at `quality` (clamped to 1–100).
+pub fn shaped_jpeg(manifest: &Manifest, image: &DynamicImage, quality: u8) -> Result<Vec<u8>, RuntimeError> {
+    let shaped = preprocess::shape_image(manifest, image);
+    let mut out = Vec::new();
+    let encoder = JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100));
+    let encoded = match manifest.preprocess.color {
+        Color::Rgb => shaped.to_rgb8().write_with_encoder(encoder),
+        Color::Gray => shaped.to_luma8().write_with_encoder(encoder),
+    };
+    encoded.map_err(|e| RuntimeError::Image { source_name: "the shaped image".into(), message: format!("JPEG encoding: {e}") })?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn manifest() -> Manifest {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/efficientnet-lite0/manifest.toml");
+        Manifest::load(&dir).unwrap()
+    }
+
+    fn picture() -> DynamicImage {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/images/cat.jpg");
+        preprocess::load_image(&p).unwrap()
+    }
+
+    #[test]
+    fn the_int8_form_is_exact() {
+        let (m, img) = (manifest(), picture());
+        let q = quantize_image(&m, &img);
+        let back = dequantize(&m, &InputQuant::of(&m), &q).unwrap();
+        let want = preprocess::image_to_tensor(&m, &img);
+        assert_eq!(back.len(), want.len());
+        let worst = back.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-6, "largest difference {worst}");
+        assert_eq!(q.len(), 3 * 224 * 224);
+    }
+
+    #[test]
+    fn a_shaped_jpeg_is_the_model_input_size_and_small() {
+        let (m, img) = (manifest(), picture());
+        let jpeg = shaped_jpeg(&m, &img, 80).unwrap();
+        let decoded = preprocess::decode_image(&jpeg, "shaped").unwrap();
+        assert_eq!((decoded.width(), decoded.height()), (224, 224));
+        assert!(preprocess::shaped_image_to_tensor(&m, &decoded, "shaped").is_ok());
+        // Not the model's size: refused, naming both sizes.
+        let e = preprocess::shaped_image_to_tensor(&m, &img, "original").unwrap_err().to_string();
+        assert!(e.contains("224×224") && e.contains("original"), "{e}");
+        assert!(jpeg.len() < 3 * 224 * 224 / 4, "{} bytes", jpeg.len());
+    }
+
+    #[test]
+    fn dequantize_refuses_a_wrong_length() {
+        let m = manifest();
+        assert!(dequantize(&m, &InputQuant::of(&m), &[0i8; 10]).is_err());
+    }
+}
