@@ -153,6 +153,14 @@ impl Handler {
                     .map_err(|e| (Status::Malformed, e.to_string()))?;
                 JobInput::Tensor(data)
             }
+            InputRef::ShapedImage { bytes, .. } => JobInput::ShapedImage(bytes.to_vec()),
+            InputRef::Quantized(q) => {
+                let shape: Vec<usize> = q.tensor.shape().dims().iter().map(|&d| d as usize).collect();
+                let signed = q.tensor.dtype() == DType::I8;
+                let data = ferry_runtime::forms::tensor_of_quantized(served.model.manifest(), q.params(), &shape, q.tensor.data(), signed)
+                    .map_err(|e| (Status::Malformed, e.to_string()))?;
+                JobInput::Tensor(data)
+            }
         };
         let job = Job {
             device,

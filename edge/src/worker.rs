@@ -28,6 +28,8 @@ pub enum JobInput {
     Image(Vec<u8>),
     /// A raw input tensor, already checked against the model's shape.
     Tensor(Vec<f32>),
+    /// An encoded image the device shaped to the model's input: decoded and only normalised.
+    ShapedImage(Vec<u8>),
 }
 
 /// One accepted request.
@@ -216,6 +218,12 @@ impl Worker {
                         Err(e) => {
                             self.answer_error(&job, Status::Malformed, &e.to_string(), wait);
                         }
+                    }
+                }
+                JobInput::ShapedImage(ref bytes) => {
+                    match ferry_runtime::forms::tensor_of_shaped(served.model.manifest(), bytes, "shaped request image") {
+                        Ok(tensor) => ready.push((job, tensor)),
+                        Err(e) => self.answer_error(&job, Status::Malformed, &e.to_string(), wait),
                     }
                 }
             }

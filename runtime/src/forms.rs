@@ -84,34 +84,69 @@ pub fn quantize_image(manifest: &Manifest, image: &DynamicImage) -> Vec<i8> {
 }
 
 /// Back to the FP32 tensor: `scale[c] × (q − zero_point[c])`, channel by NCHW plane. The
-/// length must be the model's input length and the quantization must have one entry per
-/// channel.
+/// length must be the model's input length; the quantization has one entry per channel, or
+/// one for all.
 pub fn dequantize(manifest: &Manifest, quant: &InputQuant, data: &[i8]) -> Result<Vec<f32>, RuntimeError> {
-    let channels = manifest.input.shape.get(1).copied().unwrap_or(1);
-    if data.len() != manifest.input_len() {
+    dequantize_with(manifest, quant, data.len(), |i| i32::from(data[i]))
+}
+
+/// [`dequantize`] of raw bytes from the wire: signed (i8) or unsigned (u8) values.
+pub fn dequantize_bytes(manifest: &Manifest, quant: &InputQuant, data: &[u8], signed: bool) -> Result<Vec<f32>, RuntimeError> {
+    dequantize_with(manifest, quant, data.len(), |i| if signed { i32::from(data[i] as i8) } else { i32::from(data[i]) })
+}
+
+fn dequantize_with(manifest: &Manifest, quant: &InputQuant, len: usize, value: impl Fn(usize) -> i32) -> Result<Vec<f32>, RuntimeError> {
+    let channels = manifest.input.shape.get(1).copied().unwrap_or(1).max(1);
+    if len != manifest.input_len() {
         return Err(RuntimeError::TensorShape {
             model: manifest.name.clone(),
             expected: manifest.input.shape.clone(),
             expected_len: manifest.input_len(),
-            got: vec![data.len()],
-            len: data.len(),
+            got: vec![len],
+            len,
         });
     }
-    if quant.scale.len() != channels || quant.zero_point.len() != channels {
+    let per_channel = quant.scale.len() == channels && quant.zero_point.len() == channels;
+    let shared = quant.scale.len() == 1 && quant.zero_point.len() == 1;
+    if !(per_channel || shared) {
         return Err(RuntimeError::Image {
             source_name: "the INT8 input tensor".into(),
-            message: format!("{} scales and {} zero points for {channels} channels", quant.scale.len(), quant.zero_point.len()),
+            message: format!(
+                "{} scales and {} zero points: expected one, or one per channel ({channels})",
+                quant.scale.len(),
+                quant.zero_point.len()
+            ),
         });
     }
-    let plane = data.len() / channels.max(1);
-    Ok(data
-        .iter()
-        .enumerate()
-        .map(|(i, q)| {
-            let c = (i / plane.max(1)).min(channels - 1);
-            quant.scale[c] * (i32::from(*q) - quant.zero_point[c]) as f32
+    let plane = (len / channels).max(1);
+    Ok((0..len)
+        .map(|i| {
+            let c = if shared { 0 } else { (i / plane).min(channels - 1) };
+            quant.scale[c] * (value(i) - quant.zero_point[c]) as f32
         })
         .collect())
+}
+
+/// The model's input tensor from a shaped image's encoded bytes, as they arrive (the edge's
+/// and the agent's one way of reading [`Form::Jpeg`]).
+pub fn tensor_of_shaped(manifest: &Manifest, bytes: &[u8], source_name: &str) -> Result<Vec<f32>, RuntimeError> {
+    let image = preprocess::decode_image(bytes, source_name)?;
+    preprocess::shaped_image_to_tensor(manifest, &image, source_name)
+}
+
+/// The model's input tensor from a quantized tensor as it arrives: its `(scale, zero point)`
+/// per channel, its shape (checked against the model's) and its raw i8 (`signed`) or u8 bytes.
+pub fn tensor_of_quantized(
+    manifest: &Manifest,
+    params: impl Iterator<Item = (f32, i32)>,
+    shape: &[usize],
+    bytes: &[u8],
+    signed: bool,
+) -> Result<Vec<f32>, RuntimeError> {
+    let (scale, zero_point) = params.unzip();
+    let data = dequantize_bytes(manifest, &InputQuant { scale, zero_point }, bytes, signed)?;
+    preprocess::check_tensor(manifest, shape, &data)?;
+    Ok(data)
 }
 
 /// The image shaped to the model's input and encoded as JPEG at `quality` (clamped to 1–100).

@@ -12,7 +12,7 @@ use ferry_decide::targets::TargetKind;
 use ferry_decide::{TargetId, Targets};
 use ferry_exec::{LocalResult, LocalRunner};
 use ferry_protocol::{DType, EdgeTimings, Input, Request, Response, Status, TopK};
-use ferry_runtime::{preprocess, Cancel, Engine, Inference, LocalModel, ModelStore, RuntimeError};
+use ferry_runtime::{forms, preprocess, Cancel, Engine, Inference, LocalModel, ModelStore, RuntimeError};
 
 /// Every local variant the decider knows, loaded once.
 pub struct TractRunner {
@@ -126,6 +126,14 @@ pub fn infer(model: &LocalModel, request: &Request, k: usize, cancel: &Cancel) -
             let shape: Vec<usize> = t.shape().dims().iter().map(|&d| d as usize).collect();
             let values: Vec<f32> = t.f32_values().ok_or("the tensor's bytes are not f32 values")?.collect();
             model.infer_tensor_cancellable(&shape, &values, k, cancel)
+        }
+        Input::ShapedImage { bytes, .. } => forms::tensor_of_shaped(model.manifest(), bytes, "the request's shaped image")
+            .and_then(|t| model.infer_tensor_cancellable(&model.manifest().input.shape, &t, k, cancel)),
+        Input::Quantized(q) => {
+            let q = q.as_ref();
+            let shape: Vec<usize> = q.tensor.shape().dims().iter().map(|&d| d as usize).collect();
+            forms::tensor_of_quantized(model.manifest(), q.params(), &shape, q.tensor.data(), q.tensor.dtype() == DType::I8)
+                .and_then(|t| model.infer_tensor_cancellable(&shape, &t, k, cancel))
         }
     };
     result.map(|i| (request.request_id, i)).map_err(|e| e.to_string())

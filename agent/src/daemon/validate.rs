@@ -8,7 +8,7 @@
 //! what the local path then runs, so no image is decoded twice on the device.
 
 use ferry_protocol::{DType, Input};
-use ferry_runtime::{preprocess, Manifest};
+use ferry_runtime::{forms, preprocess, Manifest};
 
 /// Why an input cannot be run by its model (the message is the API's `error`).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -43,6 +43,19 @@ pub fn check(manifest: Option<&Manifest>, input: &Input) -> Result<Option<Vec<f3
             preprocess::check_tensor(m, &shape, &values)
                 .map_err(|e| InvalidInput(e.to_string()))?;
             Ok(None)
+        }
+        // The wire's shaped forms (the agent makes them for the edge; read the same way here).
+        Input::ShapedImage { bytes, .. } => {
+            let Some(m) = manifest else { return Ok(None) };
+            forms::tensor_of_shaped(m, bytes, "the request's shaped image").map(Some).map_err(|e| InvalidInput(e.to_string()))
+        }
+        Input::Quantized(q) => {
+            let Some(m) = manifest else { return Ok(None) };
+            let q = q.as_ref();
+            let shape: Vec<usize> = q.tensor.shape().dims().iter().map(|&d| d as usize).collect();
+            forms::tensor_of_quantized(m, q.params(), &shape, q.tensor.data(), q.tensor.dtype() == DType::I8)
+                .map(Some)
+                .map_err(|e| InvalidInput(e.to_string()))
         }
     }
 }

@@ -3,14 +3,14 @@
 //! trusts a declared length before comparing it with the bytes actually present.
 
 use super::envelope::{
-    EdgeTimings, ImageFormat, InputRef, Precision, RequestIdentity, RequestRef, ResponseHeader,
-    ResponseRef, Status, TopKEntry, TopKList,
+    EdgeTimings, ImageFormat, InputRef, Precision, QuantizedRef, RequestIdentity, RequestRef,
+    ResponseHeader, ResponseRef, Status, TopKEntry, TopKList,
 };
 use super::error::{DecodeError, RequestDecodeError, ResponseDecodeError};
 use super::names::{DeviceId, ModelName, NameError, MAX_NAME_LEN};
 use super::tensor::{DType, Shape, TensorRef, MAX_DIMS};
 use super::wire;
-use super::{Limits, MessageKind, PROTOCOL_VERSION};
+use super::{Limits, MessageKind, OLDEST_VERSION, PROTOCOL_VERSION};
 use crate::error::TensorError;
 
 /// A cursor over the bytes not yet read.
@@ -128,7 +128,7 @@ fn check_envelope(buf: &[u8], prefix: &Prefix, limits: &Limits) -> Result<(), De
             max: limits.max_message_size,
         });
     }
-    if prefix.version != PROTOCOL_VERSION {
+    if !(OLDEST_VERSION..=PROTOCOL_VERSION).contains(&prefix.version) {
         return Err(DecodeError::UnsupportedVersion {
             found: prefix.version,
         });
@@ -173,7 +173,7 @@ pub fn decode_request<'a>(
     };
 
     check_envelope(buf, &prefix, limits).map_err(known)?;
-    let body = request_body(&mut r).map_err(known)?;
+    let body = request_body(&mut r, prefix.version).map_err(known)?;
     Ok(RequestRef {
         request_id: prefix.request_id,
         device_id,
@@ -193,7 +193,7 @@ struct RequestBody<'a> {
     input: InputRef<'a>,
 }
 
-fn request_body<'a>(r: &mut Reader<'a>) -> Result<RequestBody<'a>, DecodeError> {
+fn request_body<'a>(r: &mut Reader<'a>, version: u8) -> Result<RequestBody<'a>, DecodeError> {
     let sent_at_us = r.u64("sent-at time")?;
     let deadline = r.u32("deadline")?;
     let precision_code = r.u8("precision")?;
@@ -208,17 +208,22 @@ fn request_body<'a>(r: &mut Reader<'a>) -> Result<RequestBody<'a>, DecodeError> 
     })?;
     let input = match r.u8("input kind")? {
         wire::INPUT_IMAGE => {
-            let code = r.u8("image format")?;
-            let format = ImageFormat::from_code(code).ok_or(DecodeError::UnknownCode {
-                field: "image format",
-                code,
-            })?;
-            InputRef::Image {
-                format,
-                bytes: r.bytes_u32("image")?,
-            }
+            let (format, bytes) = image(r)?;
+            InputRef::Image { format, bytes }
         }
         wire::INPUT_TENSOR => InputRef::Tensor(tensor(r, "input tensor")?),
+        wire::INPUT_SHAPED_IMAGE if version >= 2 => {
+            let (format, bytes) = image(r)?;
+            InputRef::ShapedImage { format, bytes }
+        }
+        wire::INPUT_QUANTIZED if version >= 2 => {
+            let channels = usize::from(r.u8("quantization channels")?);
+            if channels == 0 || channels > wire::MAX_QUANT_CHANNELS {
+                return Err(DecodeError::BadQuantization("expected 1 to 16 channels of scale and zero point"));
+            }
+            let params = r.take(channels * wire::QUANT_PARAM_LEN, "quantization parameters")?;
+            InputRef::Quantized(QuantizedRef::new(params, tensor(r, "quantized tensor")?)?)
+        }
         code => {
             return Err(DecodeError::UnknownCode {
                 field: "input kind",
@@ -234,6 +239,15 @@ fn request_body<'a>(r: &mut Reader<'a>) -> Result<RequestBody<'a>, DecodeError> 
         model,
         input,
     })
+}
+
+fn image<'a>(r: &mut Reader<'a>) -> Result<(ImageFormat, &'a [u8]), DecodeError> {
+    let code = r.u8("image format")?;
+    let format = ImageFormat::from_code(code).ok_or(DecodeError::UnknownCode {
+        field: "image format",
+        code,
+    })?;
+    Ok((format, r.bytes_u32("image")?))
 }
 
 fn tensor<'a>(r: &mut Reader<'a>, field: &'static str) -> Result<TensorRef<'a>, DecodeError> {

@@ -12,7 +12,7 @@ use super::error::{EncodeError, RequestDecodeError};
 use super::names::DeviceId;
 use super::tensor::TensorRef;
 use super::wire;
-use super::{MessageKind, PROTOCOL_VERSION};
+use super::MessageKind;
 
 /// Most bytes a top-k label or a detail string may have.
 pub const MAX_TEXT_LEN: usize = 255;
@@ -29,8 +29,9 @@ fn check_payload(len: usize) -> Result<u32, EncodeError> {
 /// Exact encoded length of a request.
 pub fn encoded_request_len(req: &RequestRef<'_>) -> usize {
     let input = match &req.input {
-        InputRef::Image { bytes, .. } => 1 + 4 + bytes.len(),
+        InputRef::Image { bytes, .. } | InputRef::ShapedImage { bytes, .. } => 1 + 4 + bytes.len(),
         InputRef::Tensor(t) => tensor_len(t),
+        InputRef::Quantized(q) => 1 + q.param_bytes().len() + tensor_len(&q.tensor),
     };
     wire::PREFIX_LEN + 1 + req.device_id.as_bytes().len() // prefix, device id
         + 8 + 4 + 1 // sent_at, deadline, precision
@@ -49,11 +50,11 @@ pub fn encoded_response_len(resp: &ResponseRef<'_>) -> usize {
         + 1 + output
 }
 
-fn put_prefix(out: &mut Vec<u8>, kind: MessageKind, request_id: u64) {
+fn put_prefix(out: &mut Vec<u8>, kind: MessageKind, version: u8, request_id: u64) {
     out.extend_from_slice(&wire::MAGIC);
-    out.push(PROTOCOL_VERSION);
+    out.push(version);
     out.push(kind.code());
-    out.push(0); // flags: none defined in version 1
+    out.push(0); // flags: none defined in versions 1 and 2
     out.extend_from_slice(&request_id.to_le_bytes());
 }
 
@@ -75,7 +76,8 @@ pub fn encode_request(req: &RequestRef<'_>, out: &mut Vec<u8>) -> Result<usize, 
     let len = encoded_request_len(req);
     out.reserve(len);
 
-    put_prefix(out, MessageKind::Request, req.request_id);
+    // The oldest version that carries the input, so that an older edge still reads it.
+    put_prefix(out, MessageKind::Request, req.input.min_version(), req.request_id);
     put_name(out, req.device_id.as_bytes());
     out.extend_from_slice(&req.sent_at_us.to_le_bytes());
     out.extend_from_slice(&req.deadline_ms.unwrap_or(wire::NO_DEADLINE).to_le_bytes());
@@ -91,6 +93,19 @@ pub fn encode_request(req: &RequestRef<'_>, out: &mut Vec<u8>) -> Result<usize, 
         InputRef::Tensor(t) => {
             out.push(wire::INPUT_TENSOR);
             put_tensor(out, t, payload_len);
+        }
+        InputRef::ShapedImage { format, bytes } => {
+            out.push(wire::INPUT_SHAPED_IMAGE);
+            out.push(format.code());
+            out.extend_from_slice(&payload_len.to_le_bytes());
+            out.extend_from_slice(bytes);
+        }
+        InputRef::Quantized(q) => {
+            out.push(wire::INPUT_QUANTIZED);
+            // Validated at construction: 1 to 16 channels.
+            out.push((q.param_bytes().len() / wire::QUANT_PARAM_LEN) as u8);
+            out.extend_from_slice(q.param_bytes());
+            put_tensor(out, &q.tensor, payload_len);
         }
     }
     debug_assert_eq!(out.len(), len);
@@ -128,7 +143,7 @@ pub fn encode_response(resp: &ResponseRef<'_>, out: &mut Vec<u8>) -> Result<usiz
     let len = encoded_response_len(resp);
     out.reserve(len);
 
-    put_prefix(out, MessageKind::Response, resp.request_id);
+    put_prefix(out, MessageKind::Response, wire::RESPONSE_VERSION, resp.request_id);
     out.push(resp.status.code());
     put_timings(out, &resp.timings);
     out.push(detail_len);

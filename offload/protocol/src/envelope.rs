@@ -87,14 +87,110 @@ pub enum InputRef<'a> {
     },
     /// A ready input tensor (or, in split mode, an intermediate activation).
     Tensor(TensorRef<'a>),
+    /// Version 2: encoded image bytes already shaped to the model's input by the device; the
+    /// edge only normalises them.
+    ShapedImage {
+        /// How the bytes are encoded.
+        format: ImageFormat,
+        /// The encoded image.
+        bytes: &'a [u8],
+    },
+    /// Version 2: a tensor of i8 or u8 values with per-channel scale and zero point.
+    Quantized(QuantizedRef<'a>),
+}
+
+/// A quantized tensor, borrowed: `value = scale[c] × (q − zero_point[c])` for the values of
+/// channel `c` (dimension 1 of an NCHW tensor; one entry for all channels if only one given).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuantizedRef<'a> {
+    /// `channels × (scale f32 LE, zero point i32 LE)`, validated by the decoder.
+    params: &'a [u8],
+    /// The quantized values.
+    pub tensor: TensorRef<'a>,
+}
+
+impl<'a> QuantizedRef<'a> {
+    /// From raw parameters (`channels × 8` bytes) and the tensor; an error if the parameters are
+    /// not whole, are more than [`crate::wire::MAX_QUANT_CHANNELS`] or none, hold a scale that is
+    /// not finite and positive, or the tensor is not i8/u8.
+    pub fn new(params: &'a [u8], tensor: TensorRef<'a>) -> Result<Self, crate::DecodeError> {
+        use crate::wire::{MAX_QUANT_CHANNELS, QUANT_PARAM_LEN};
+        use crate::DecodeError::BadQuantization;
+        if params.is_empty() || params.len() % QUANT_PARAM_LEN != 0 || params.len() / QUANT_PARAM_LEN > MAX_QUANT_CHANNELS {
+            return Err(BadQuantization("expected 1 to 16 channels of scale and zero point"));
+        }
+        if !matches!(tensor.dtype(), crate::DType::I8 | crate::DType::U8) {
+            return Err(BadQuantization("the tensor's dtype must be i8 or u8"));
+        }
+        let q = QuantizedRef { params, tensor };
+        if q.params().any(|(scale, _)| !(scale.is_finite() && scale > 0.0)) {
+            return Err(BadQuantization("every scale must be finite and positive"));
+        }
+        Ok(q)
+    }
+
+    /// The channels' `(scale, zero point)`.
+    pub fn params(&self) -> impl Iterator<Item = (f32, i32)> + 'a {
+        self.params.chunks_exact(crate::wire::QUANT_PARAM_LEN).map(|c| {
+            let scale = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            let zero = i32::from_le_bytes([c[4], c[5], c[6], c[7]]);
+            (scale, zero)
+        })
+    }
+
+    /// The raw parameter bytes.
+    pub fn param_bytes(&self) -> &'a [u8] {
+        self.params
+    }
+
+    /// Copies into an owned [`Quantized`].
+    pub fn to_quantized(&self) -> Quantized {
+        Quantized { params: self.params.to_vec(), tensor: self.tensor.to_tensor() }
+    }
+}
+
+/// A quantized tensor, owned (see [`QuantizedRef`]); its parameters are kept in wire layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quantized {
+    params: Vec<u8>,
+    /// The values, i8 or u8.
+    pub tensor: Tensor,
+}
+
+impl Quantized {
+    /// From per-channel scales and zero points (the same count, 1 to 16) and an i8/u8 tensor,
+    /// checked as the decoder checks them.
+    pub fn new(scales: &[f32], zero_points: &[i32], tensor: Tensor) -> Result<Quantized, crate::DecodeError> {
+        if scales.len() != zero_points.len() {
+            return Err(crate::DecodeError::BadQuantization("as many zero points as scales"));
+        }
+        let params: Vec<u8> = scales.iter().zip(zero_points).flat_map(|(s, z)| s.to_le_bytes().into_iter().chain(z.to_le_bytes())).collect();
+        QuantizedRef::new(&params, tensor.as_ref())?;
+        Ok(Quantized { params, tensor })
+    }
+
+    /// A borrowed view.
+    pub fn as_ref(&self) -> QuantizedRef<'_> {
+        QuantizedRef { params: &self.params, tensor: self.tensor.as_ref() }
+    }
 }
 
 impl<'a> InputRef<'a> {
     /// The payload bytes (image or tensor data).
     pub fn payload(&self) -> &'a [u8] {
         match self {
-            InputRef::Image { bytes, .. } => bytes,
+            InputRef::Image { bytes, .. } | InputRef::ShapedImage { bytes, .. } => bytes,
             InputRef::Tensor(t) => t.data(),
+            InputRef::Quantized(q) => q.tensor.data(),
+        }
+    }
+
+    /// The oldest protocol version that carries this input: what a request holding it is
+    /// written in.
+    pub fn min_version(&self) -> u8 {
+        match self {
+            InputRef::Image { .. } | InputRef::Tensor(_) => 1,
+            InputRef::ShapedImage { .. } | InputRef::Quantized(_) => 2,
         }
     }
 
@@ -106,6 +202,11 @@ impl<'a> InputRef<'a> {
                 bytes: bytes.to_vec(),
             },
             InputRef::Tensor(t) => Input::Tensor(t.to_tensor()),
+            InputRef::ShapedImage { format, bytes } => Input::ShapedImage {
+                format: *format,
+                bytes: bytes.to_vec(),
+            },
+            InputRef::Quantized(q) => Input::Quantized(q.to_quantized()),
         }
     }
 }
@@ -122,6 +223,15 @@ pub enum Input {
     },
     /// A ready input tensor.
     Tensor(Tensor),
+    /// Version 2: an encoded image shaped to the model's input.
+    ShapedImage {
+        /// How the bytes are encoded.
+        format: ImageFormat,
+        /// The encoded image.
+        bytes: Vec<u8>,
+    },
+    /// Version 2: a quantized tensor.
+    Quantized(Quantized),
 }
 
 impl Input {
@@ -133,6 +243,11 @@ impl Input {
                 bytes,
             },
             Input::Tensor(t) => InputRef::Tensor(t.as_ref()),
+            Input::ShapedImage { format, bytes } => InputRef::ShapedImage {
+                format: *format,
+                bytes,
+            },
+            Input::Quantized(q) => InputRef::Quantized(q.as_ref()),
         }
     }
 }
@@ -185,7 +300,7 @@ impl RequestRef<'_> {
         RequestIdentity {
             request_id: self.request_id,
             device_id: self.device_id,
-            version: super::PROTOCOL_VERSION,
+            version: self.input.min_version(),
         }
     }
 

@@ -45,7 +45,8 @@ pub enum DecodeError {
     BadMagic,
     /// The message's protocol version is not spoken here.
     #[error(
-        "protocol version {found} is not supported (this side speaks {})",
+        "protocol version {found} is not supported (this side speaks {} to {})",
+        super::OLDEST_VERSION,
         super::PROTOCOL_VERSION
     )]
     UnsupportedVersion {
@@ -97,6 +98,9 @@ pub enum DecodeError {
     /// Bytes remain after the last field.
     #[error("{0} bytes follow the end of the message")]
     TrailingBytes(usize),
+    /// A quantized input's parameters are unusable.
+    #[error("bad quantized input: {0}")]
+    BadQuantization(&'static str),
 }
 
 impl DecodeError {

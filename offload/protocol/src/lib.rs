@@ -1,7 +1,7 @@
 //! `ferry-protocol`: the wire protocol between devices and edge servers: one request envelope, one response
 //! envelope, a binary little-endian layout, and MQTT topic helpers.
 //!
-//! # Layout (version 1)
+//! # Layout (versions 1 and 2)
 //!
 //! Every message starts with a prefix that **no version will ever change**, so that an edge
 //! can answer a device of any version ("unsupported version", addressed to the right device)
@@ -20,12 +20,21 @@
 //!             model:name input
 //! input    := 1 format:u8 len:u32 bytes            (encoded image)
 //!           | 2 tensor                             (raw tensor)
+//!           | 3 format:u8 len:u32 bytes            (version 2: image shaped to the model's input)
+//!           | 4 channels:u8 (scale:f32 zero_point:i32)×channels tensor
+//!                                                  (version 2: quantized tensor, i8 or u8)
 //! tensor   := dtype:u8 ndim:u8 dims:u32×ndim len:u32 bytes   (len == Π dims × dtype size)
 //! response := prefix status:u8 queue_wait_us:u32 compute_us:u32 batch_size:u16
 //!             queue_depth:u32 detail:(u8 len + UTF-8) top_k_count:u8
 //!             (class:u32 score:f32 label:(u8 len + UTF-8))×count
 //!             (0 | 1 tensor)                       (output tensor, optional)
 //! ```
+//!
+//! Version 2 only adds the input kinds 3 and 4. A request is written in the oldest version
+//! that carries its input (so an original image or an f32 tensor still reaches a version-1
+//! edge), responses always in version 1 (their layout did not change), and both versions are
+//! decoded: devices of either version keep working with an edge of either, except that a
+//! version-1 edge refuses a shaped or quantized input with "unsupported version".
 //!
 //! Payloads travel as raw bytes at the end of the message: the framing around an image is
 //! 35 bytes plus the two names, around a tensor 38 + 4 per dimension plus the names.
@@ -69,15 +78,17 @@ pub use encode::{
 };
 pub use envelope::{
     wall_clock_us,
-    EdgeTimings, ImageFormat, Input, InputRef, Precision, Request, RequestIdentity, RequestRef,
+    EdgeTimings, ImageFormat, Input, InputRef, Precision, Quantized, QuantizedRef, Request, RequestIdentity, RequestRef,
     Response, ResponseHeader, ResponseRef, Status, TopK, TopKEntry, TopKIter, TopKList,
 };
 pub use error::{DecodeError, EncodeError, RequestDecodeError, ResponseDecodeError, TensorError};
 pub use names::{DeviceId, ModelName, NameError, MAX_NAME_LEN};
 pub use tensor::{DType, Shape, Tensor, TensorRef, MAX_DIMS};
 
-/// The protocol version this build speaks (and the only one it decodes).
-pub const PROTOCOL_VERSION: u8 = 1;
+/// The newest protocol version this build speaks.
+pub const PROTOCOL_VERSION: u8 = 2;
+/// The oldest one it still decodes.
+pub const OLDEST_VERSION: u8 = 1;
 
 /// The model name a device's probes ask for: reserved, never served. An edge answers a probe
 /// at once with [`Status::Ok`], no result, and its queue timings, and counts it as a probe,

@@ -274,13 +274,13 @@ fn response_from_a_newer_edge_still_tells_its_status() {
         EdgeTimings::default(),
         &mut buf,
     );
-    buf[3] = 2;
+    buf[3] = 3;
     let err = decode_response(&buf, &Limits::default()).unwrap_err();
-    assert_eq!(err.error, DecodeError::UnsupportedVersion { found: 2 });
+    assert_eq!(err.error, DecodeError::UnsupportedVersion { found: 3 });
     let header = err.header.unwrap();
     assert_eq!(
         (header.version, header.request_id, header.status),
-        (2, 5, Status::UnsupportedVersion)
+        (3, 5, Status::UnsupportedVersion)
     );
     assert_eq!(peek_response_header(&buf).unwrap(), header);
 }
@@ -495,4 +495,63 @@ fn edge_and_telemetry_topics() {
     let mut reused = String::from("old");
     topics::write_request_topic(&mut reused, &device(), &model());
     assert_eq!(reused, topics::request_topic(&device(), &model()));
+}
+
+fn quantized() -> Quantized {
+    let t = Tensor::new(DType::I8, Shape::new(&[1, 3, 2, 2]).unwrap(), (0u8..12).collect()).unwrap();
+    Quantized::new(&[0.0078125, 0.0078125, 0.5], &[-1, -1, 3], t).unwrap()
+}
+
+#[test]
+fn version_2_inputs_round_trip_and_originals_stay_version_1() {
+    // An original image is written in version 1, byte for byte what a version-1 device sends.
+    let original = encode_req(&image_request(b"img"));
+    assert_eq!(original[3], 1);
+    // A shaped image and a quantized tensor need version 2.
+    let shaped = RequestRef { input: InputRef::ShapedImage { format: ImageFormat::Jpeg, bytes: b"\xff\xd8jpeg" }, ..image_request(&[]) };
+    let q = quantized();
+    let quant = RequestRef { input: InputRef::Quantized(q.as_ref()), ..image_request(&[]) };
+    for req in [shaped, quant] {
+        let buf = encode_req(&req);
+        assert_eq!(buf[3], 2);
+        assert_eq!(buf.len(), encoded_request_len(&req));
+        let back = decode_req(&buf).unwrap();
+        assert_eq!(back, req);
+        assert_eq!(back.to_request().as_ref(), req);
+        assert_eq!(back.identity().version, 2);
+    }
+    let params: Vec<(f32, i32)> = q.as_ref().params().collect();
+    assert_eq!(params, vec![(0.0078125, -1), (0.0078125, -1), (0.5, 3)]);
+}
+
+#[test]
+fn a_version_2_input_in_a_version_1_message_is_malformed() {
+    let q = quantized();
+    let mut buf = encode_req(&RequestRef { input: InputRef::Quantized(q.as_ref()), ..image_request(&[]) });
+    buf[3] = 1;
+    let err = decode_req(&buf).unwrap_err();
+    assert_eq!(err.error, DecodeError::UnknownCode { field: "input kind", code: 4 });
+    assert!(err.identity.is_some());
+}
+
+#[test]
+fn bad_quantization_parameters_are_refused() {
+    let t = || Tensor::new(DType::I8, Shape::new(&[4]).unwrap(), vec![0; 4]).unwrap();
+    for (scales, zeros) in [(&[0.0f32][..], &[0][..]), (&[f32::NAN][..], &[0][..]), (&[-1.0][..], &[0][..]), (&[][..], &[][..]), (&[1.0, 1.0][..], &[0][..])] {
+        assert!(Quantized::new(scales, zeros, t()).is_err(), "{scales:?} {zeros:?}");
+    }
+    let f = Tensor::from_f32(Shape::new(&[1]).unwrap(), &[1.0]).unwrap();
+    assert!(Quantized::new(&[1.0], &[0], f).is_err(), "f32 is not a quantized dtype");
+    // 17 channels: too many, also when forged on the wire.
+    let q = quantized();
+    let mut buf = encode_req(&RequestRef { input: InputRef::Quantized(q.as_ref()), ..image_request(&[]) });
+    // The input kind sits before 3 channels' parameters and the 1×3×2×2 i8 tensor.
+    let tag = buf.len() - (1 + 3 * 8 + (1 + 1 + 4 * 4 + 4 + 12)) - 1;
+    assert_eq!(buf[tag], 4);
+    buf[tag + 1] = 17;
+    assert_eq!(decode_req(&buf).unwrap_err().error, DecodeError::BadQuantization("expected 1 to 16 channels of scale and zero point"));
+    // A zero scale forged on the wire.
+    let mut buf = encode_req(&RequestRef { input: InputRef::Quantized(q.as_ref()), ..image_request(&[]) });
+    buf[tag + 2..tag + 6].copy_from_slice(&0f32.to_le_bytes());
+    assert!(matches!(decode_req(&buf).unwrap_err().error, DecodeError::BadQuantization(_)));
 }

@@ -1,4 +1,4 @@
-//! Wire constants of protocol version 1. The layout itself is documented in the module doc
+//! Wire constants of protocol versions 1 and 2. The layout itself is documented in the module doc
 //! of [`protocol`](super); this file holds the numbers both codec halves share.
 
 /// First three bytes of every Ferry message.
@@ -19,6 +19,21 @@ pub const NO_DEADLINE: u32 = u32::MAX;
 pub const INPUT_IMAGE: u8 = 1;
 /// Input tag: tensor follows (dtype, ndim, dims, length, bytes).
 pub const INPUT_TENSOR: u8 = 2;
+
+/// Input tag (version 2): an encoded image already shaped to the model's input (resized and
+/// centre-cropped by the device with the model's preprocessing): format, length, bytes.
+pub const INPUT_SHAPED_IMAGE: u8 = 3;
+/// Input tag (version 2): a quantized tensor: channel count u8, then per channel scale f32 and
+/// zero point i32, then a tensor (dtype i8 or u8).
+pub const INPUT_QUANTIZED: u8 = 4;
+/// Most channels a quantized tensor's parameters may list.
+pub const MAX_QUANT_CHANNELS: usize = 16;
+/// Bytes per channel of quantization parameters (scale f32 + zero point i32).
+pub const QUANT_PARAM_LEN: usize = 8;
+
+/// The version responses are written in: their layout is the same in versions 1 and 2, so a
+/// version-1 device reads a newer edge's answers.
+pub const RESPONSE_VERSION: u8 = 1;
 
 /// Output tag: no output tensor.
 pub const OUTPUT_NONE: u8 = 0;
