@@ -116,7 +116,7 @@ impl<'a> QuantizedRef<'a> {
     pub fn new(params: &'a [u8], tensor: TensorRef<'a>) -> Result<Self, crate::DecodeError> {
         use crate::wire::{MAX_QUANT_CHANNELS, QUANT_PARAM_LEN};
         use crate::DecodeError::BadQuantization;
-        if params.is_empty() || params.len() % QUANT_PARAM_LEN != 0 || params.len() / QUANT_PARAM_LEN > MAX_QUANT_CHANNELS {
+        if params.is_empty() || !params.len().is_multiple_of(QUANT_PARAM_LEN) || params.len() / QUANT_PARAM_LEN > MAX_QUANT_CHANNELS {
             return Err(BadQuantization("expected 1 to 16 channels of scale and zero point"));
         }
         if !matches!(tensor.dtype(), crate::DType::I8 | crate::DType::U8) {
