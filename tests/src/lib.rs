@@ -15,6 +15,9 @@
 //!   kernel's `tbf` shapes (root only): the testbed of `tests/testbed.rs`.
 //! - [`raw`]: a bare rumqttc client (no Ferry envelope) for what a device must *not* be able
 //!   to do, and for the benchmark's baseline.
+//! - [`secrets`]: the private keys of every PKI the tests make, searched for in every output
+//!   a [`harness::Proc`] captured and every payload a [`raw`] client received: a hit fails
+//!   the test (`tests/secrets_scan.rs` proves the check can fail).
 //! - [`systemd`]: a real systemd booted as PID 1 over a cached `debootstrap` Debian root in
 //!   namespaces and cgroups of its own (root only; `systemd-nspawn` does not work here), with
 //!   `nsenter` to run `systemctl` inside; the shipped unit's test is `tests/systemd_unit.rs`.
@@ -39,5 +42,6 @@ pub mod fleet;
 pub mod harness;
 pub mod netns;
 pub mod raw;
+pub mod secrets;
 pub mod systemd;
 pub mod telemetry;
