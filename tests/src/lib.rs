@@ -24,6 +24,12 @@
 //! - [`telemetry`]: a device's telemetry as `mosquitto_sub` prints it (a subscriber that is
 //!   ready before the test publishes, its lines parsed).
 //! - `tests/*.rs`: offload round trip, reconnect, security, bad input, shared subscription;
+//!   `tls_negatives.rs` (the real agent and edge against an expired broker certificate, one
+//!   not naming the address dialed, and an expired device certificate); `api_hostile_http.rs`
+//!   (oversized, chunked, mistyped and malformed requests to `ferry run`: a JSON 4xx each, and
+//!   still serving); `model_files.rs` (corrupt or truncated model files stop `ferry run`,
+//!   `ferry-edge` and `ferry check` naming the file; a reload onto one keeps the agent
+//!   serving); `secrets_scan.rs` (the no-secret-in-any-output check can fail);
 //!   `acl_isolation.rs` (what one device's certificate can do to the others: the edges' shared
 //!   group refused, every request reaching the edge, and `verify.sh` against a real broker);
 //!   `telemetry_mqtt.rs` (the publisher and its spool against a real broker, stopped and
