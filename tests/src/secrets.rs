@@ -44,7 +44,10 @@ pub fn register(origin: &str, needles: impl IntoIterator<Item = String>) {
     }
     let mut all = secrets();
     if !all.iter().any(|s| s.origin == origin && s.needles == needles) {
-        all.push(Secret { origin: origin.to_string(), needles });
+        all.push(Secret {
+            origin: origin.to_string(),
+            needles,
+        });
     }
 }
 
@@ -81,7 +84,9 @@ pub fn key_needles(pem: &str) -> Vec<String> {
 /// The private scalar of an EC key and where it starts: SEC1 `ECPrivateKey` (also inside
 /// PKCS#8) is `version 1` followed by an OCTET STRING of 32 to 66 bytes.
 fn ec_scalar(der: &[u8]) -> Option<(usize, &[u8])> {
-    let at = der.windows(5).position(|w| w[..4] == [0x02, 0x01, 0x01, 0x04] && (32..=66).contains(&w[4]))?;
+    let at = der
+        .windows(5)
+        .position(|w| w[..4] == [0x02, 0x01, 0x01, 0x04] && (32..=66).contains(&w[4]))?;
     let len = usize::from(der[at + 4]);
     der.get(at + 5..at + 5 + len).map(|s| (at + 5, s))
 }
@@ -90,7 +95,11 @@ fn base64(bytes: &[u8]) -> String {
     const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..=chunk.len() {
             out.push(char::from(ABC[((n >> (18 - 6 * i)) & 63) as usize]));
@@ -128,7 +137,10 @@ pub fn leaks<S: AsRef<str>>(lines: &[S]) -> Vec<Leak> {
         let line = line.as_ref();
         for s in all.iter() {
             if s.needles.iter().any(|n| line.contains(n.as_str())) {
-                found.push(Leak { line: i, origin: s.origin.clone() });
+                found.push(Leak {
+                    line: i,
+                    origin: s.origin.clone(),
+                });
             }
         }
     }
@@ -140,8 +152,14 @@ pub fn leaks<S: AsRef<str>>(lines: &[S]) -> Vec<Leak> {
 pub fn assert_clean<S: AsRef<str>>(what: &str, lines: &[S]) {
     let found = leaks(lines);
     if !found.is_empty() {
-        let list: Vec<String> = found.iter().map(|l| format!("line {} holds {}", l.line + 1, l.origin)).collect();
-        panic!("SECRET LEAKED: {what} printed private key material: {}", list.join("; "));
+        let list: Vec<String> = found
+            .iter()
+            .map(|l| format!("line {} holds {}", l.line + 1, l.origin))
+            .collect();
+        panic!(
+            "SECRET LEAKED: {what} printed private key material: {}",
+            list.join("; ")
+        );
     }
 }
 

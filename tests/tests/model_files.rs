@@ -44,7 +44,9 @@ fn models_with(model: &str, file: &str, damage: Damage) -> (tempfile::TempDir, P
 }
 
 fn len_of(model: &str, file: &str) -> usize {
-    std::fs::metadata(repo_root().join("models").join(model).join(file)).unwrap().len() as usize
+    std::fs::metadata(repo_root().join("models").join(model).join(file))
+        .unwrap()
+        .len() as usize
 }
 
 /// Runs `cmd` until it exits (at most 120 s); asserts it failed with exit status 1, naming
@@ -55,9 +57,18 @@ fn fails_naming(mut cmd: Command, what: &str, broken: &Path) -> String {
     let status = proc.wait_exit(Duration::from_secs(120));
     proc.stderr.wait_eof();
     let stderr = proc.stderr.text();
-    let status = status.unwrap_or_else(|| panic!("{what}: still running 120 s after start with {}:\n{stderr}", broken.display()));
+    let status = status.unwrap_or_else(|| {
+        panic!(
+            "{what}: still running 120 s after start with {}:\n{stderr}",
+            broken.display()
+        )
+    });
     assert_eq!(status.code(), Some(1), "{what}: {status:?}\n{stderr}");
-    assert!(stderr.contains(&broken.display().to_string()), "{what}: {} not named:\n{stderr}", broken.display());
+    assert!(
+        stderr.contains(&broken.display().to_string()),
+        "{what}: {} not named:\n{stderr}",
+        broken.display()
+    );
     for bad in ["panicked", "backtrace", "RUST_BACKTRACE"] {
         assert!(!stderr.contains(bad), "{what}: `{bad}` in:\n{stderr}");
     }
@@ -110,9 +121,24 @@ fn ferry_edge(dir: &Path, models_dir: &Path, models: &[(&str, &str)]) -> Command
 fn a_corrupt_model_stops_ferry_run_at_start_naming_the_file() {
     let digits_int8 = len_of("digits", "digits.int8.onnx");
     for (what, model, file, damage) in [
-        ("digits INT8 cut in half", "digits", "digits.int8.onnx", Damage::Truncate(digits_int8 / 2)),
-        ("digits INT8 short of its last byte", "digits", "digits.int8.onnx", Damage::Truncate(digits_int8 - 1)),
-        ("EfficientNet FP32 replaced by text", "efficientnet-lite0", "efficientnet-lite0.fp32.onnx", Damage::Garbage),
+        (
+            "digits INT8 cut in half",
+            "digits",
+            "digits.int8.onnx",
+            Damage::Truncate(digits_int8 / 2),
+        ),
+        (
+            "digits INT8 short of its last byte",
+            "digits",
+            "digits.int8.onnx",
+            Damage::Truncate(digits_int8 - 1),
+        ),
+        (
+            "EfficientNet FP32 replaced by text",
+            "efficientnet-lite0",
+            "efficientnet-lite0.fp32.onnx",
+            Damage::Garbage,
+        ),
         ("digits FP32 empty", "digits", "digits.fp32.onnx", Damage::Truncate(0)),
         ("digits' manifest not TOML", "digits", "manifest.toml", Damage::Garbage),
     ] {
@@ -123,7 +149,11 @@ fn a_corrupt_model_stops_ferry_run_at_start_naming_the_file() {
         eprintln!("{what}: {}", stderr.lines().last().unwrap_or_default());
         // `ferry check` says the same before anything is started.
         let mut check = Command::new(workspace_binary("ferry"));
-        check.args(["check", "--config"]).arg(board()).arg("--models").arg(models.path());
+        check
+            .args(["check", "--config"])
+            .arg(board())
+            .arg("--models")
+            .arg(models.path());
         let stderr = fails_naming(check, &format!("ferry check, {what}"), &broken);
         assert!(stderr.contains("cannot be loaded"), "{what}:\n{stderr}");
     }
@@ -137,33 +167,59 @@ fn a_corrupt_model_stops_ferry_edge_at_start_naming_the_file() {
         let (models, broken) = models_with("digits", "digits.fp32.onnx", Damage::Truncate(cut));
         let dir = tempfile::tempdir().unwrap();
         let what = format!("digits FP32 cut to {cut} of {len} bytes");
-        fails_naming(ferry_edge(dir.path(), models.path(), &[("digits", "fp32")]), &what, &broken);
+        fails_naming(
+            ferry_edge(dir.path(), models.path(), &[("digits", "fp32")]),
+            &what,
+            &broken,
+        );
     }
     // One bad model among good ones, listed or found in the folder.
     let (models, broken) = models_with("efficientnet-lite0", "efficientnet-lite0.fp32.onnx", Damage::Garbage);
     let dir = tempfile::tempdir().unwrap();
     let listed = [("digits", "fp32"), ("efficientnet-lite0", "fp32")];
-    fails_naming(ferry_edge(dir.path(), models.path(), &listed), "one listed model of two", &broken);
-    fails_naming(ferry_edge(dir.path(), models.path(), &[]), "one model of the folder's two", &broken);
+    fails_naming(
+        ferry_edge(dir.path(), models.path(), &listed),
+        "one listed model of two",
+        &broken,
+    );
+    fails_naming(
+        ferry_edge(dir.path(), models.path(), &[]),
+        "one model of the folder's two",
+        &broken,
+    );
     let (models, broken) = models_with("digits", "manifest.toml", Damage::Garbage);
-    fails_naming(ferry_edge(dir.path(), models.path(), &[("digits", "fp32")]), "a manifest that is not TOML", &broken);
+    fails_naming(
+        ferry_edge(dir.path(), models.path(), &[("digits", "fp32")]),
+        "a manifest that is not TOML",
+        &broken,
+    );
 }
 
 /// POSTs the digit-7 PNG to a running agent's API at `addr`; the status code (0: no answer).
 fn infer_digit(addr: &str) -> u16 {
     use std::io::{Read, Write};
     let png = std::fs::read(repo_root().join("models/images/digit-7.png")).unwrap();
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else { return 0 };
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return 0;
+    };
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let head = format!(
         "POST /v1/infer/digits HTTP/1.1\r\nHost: ferry\r\nContent-Type: image/png\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         png.len()
     );
     let mut answer = Vec::new();
-    if s.write_all(head.as_bytes()).and_then(|()| s.write_all(&png)).and_then(|()| s.read_to_end(&mut answer).map(drop)).is_err() {
+    if s.write_all(head.as_bytes())
+        .and_then(|()| s.write_all(&png))
+        .and_then(|()| s.read_to_end(&mut answer).map(drop))
+        .is_err()
+    {
         return 0;
     }
-    String::from_utf8_lossy(&answer).split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+    String::from_utf8_lossy(&answer)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }
 
 #[test]
@@ -172,33 +228,70 @@ fn a_reload_with_a_corrupt_model_keeps_the_running_agent_serving() {
     let (models, broken) = models_with("digits", "digits.int8.onnx", Damage::Truncate(usize::MAX));
     let dir = tempfile::tempdir().unwrap();
     let mut agent = Proc::spawn(ferry_run(dir.path(), models.path()), "ferry");
-    let ready = |agent: &Proc, n: usize| agent.stdout.wait_for_count(&["ferry: ready"], n, Duration::from_secs(120));
+    let ready = |agent: &Proc, n: usize| {
+        agent
+            .stdout
+            .wait_for_count(&["ferry: ready"], n, Duration::from_secs(120))
+    };
     assert!(ready(&agent, 1), "{}", agent.stderr.text());
-    let line = agent.stdout.all().into_iter().find(|l| l.starts_with("ferry: ready")).unwrap();
-    let addr = line.split_whitespace().skip_while(|w| *w != "tcp").nth(1).unwrap().to_string();
+    let line = agent
+        .stdout
+        .all()
+        .into_iter()
+        .find(|l| l.starts_with("ferry: ready"))
+        .unwrap();
+    let addr = line
+        .split_whitespace()
+        .skip_while(|w| *w != "tcp")
+        .nth(1)
+        .unwrap()
+        .to_string();
     assert_eq!(infer_digit(&addr), 200);
 
     // A model file cut short under the running agent (a half-finished copy), then SIGHUP.
     let bytes = std::fs::read(&broken).unwrap();
     std::fs::write(&broken, &bytes[..bytes.len() / 2]).unwrap();
-    let hup = |agent: &Proc| assert!(Command::new("kill").args(["-HUP", &agent.id().to_string()]).status().unwrap().success());
+    let hup = |agent: &Proc| {
+        assert!(Command::new("kill")
+            .args(["-HUP", &agent.id().to_string()])
+            .status()
+            .unwrap()
+            .success())
+    };
     hup(&agent);
     assert!(
-        agent.stderr.wait_for(&["SIGHUP", "keeping the running one", &broken.display().to_string()], Duration::from_secs(60)),
+        agent.stderr.wait_for(
+            &["SIGHUP", "keeping the running one", &broken.display().to_string()],
+            Duration::from_secs(60)
+        ),
         "the reload's error does not name {}:\n{}",
         broken.display(),
         agent.stderr.text()
     );
     assert!(agent.is_running(), "{}", agent.stderr.text());
     assert_eq!(infer_digit(&addr), 200, "{}", agent.stderr.text());
-    assert_eq!(agent.stdout.count(&["ferry: ready"]), 1, "it restarted on a corrupt model");
+    assert_eq!(
+        agent.stdout.count(&["ferry: ready"]),
+        1,
+        "it restarted on a corrupt model"
+    );
 
     // With the file whole again the reload goes through (a second ready line), and serves.
     std::fs::write(&broken, &bytes).unwrap();
     hup(&agent);
     assert!(ready(&agent, 2), "{}", agent.stderr.text());
-    let line = agent.stdout.all().into_iter().rfind(|l| l.starts_with("ferry: ready")).unwrap();
-    let addr = line.split_whitespace().skip_while(|w| *w != "tcp").nth(1).unwrap().to_string();
+    let line = agent
+        .stdout
+        .all()
+        .into_iter()
+        .rfind(|l| l.starts_with("ferry: ready"))
+        .unwrap();
+    let addr = line
+        .split_whitespace()
+        .skip_while(|w| *w != "tcp")
+        .nth(1)
+        .unwrap()
+        .to_string();
     assert_eq!(infer_digit(&addr), 200, "{}", agent.stderr.text());
     let stderr = agent.stderr.text();
     assert!(!stderr.contains("panicked"), "{stderr}");

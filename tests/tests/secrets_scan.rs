@@ -38,13 +38,28 @@ fn a_process_that_prints_a_test_key_fails_the_test() {
     for (how, script) in [
         ("the PEM", format!("echo starting; cat {}", key.display())),
         ("the PEM on stderr", format!("cat {} >&2", key.display())),
-        ("one base64 string in JSON", format!("printf '{{\"key\":\"%s\"}}\\n' \"$(grep -v -- ----- {} | tr -d '\\n')\"", key.display())),
-        ("the scalar in hex", format!("echo 'private: {}'", needles[needles.len() - 2])),
+        (
+            "one base64 string in JSON",
+            format!(
+                "printf '{{\"key\":\"%s\"}}\\n' \"$(grep -v -- ----- {} | tr -d '\\n')\"",
+                key.display()
+            ),
+        ),
+        (
+            "the scalar in hex",
+            format!("echo 'private: {}'", needles[needles.len() - 2]),
+        ),
     ] {
         let message = drop_message(&script).unwrap_or_else(|| panic!("{how}: the leak was not caught"));
-        assert!(message.contains("SECRET LEAKED") && message.contains(&key.display().to_string()), "{how}: {message}");
+        assert!(
+            message.contains("SECRET LEAKED") && message.contains(&key.display().to_string()),
+            "{how}: {message}"
+        );
         for n in &needles {
-            assert!(!message.contains(n.as_str()), "{how}: the failure message repeats the secret: {message}");
+            assert!(
+                !message.contains(n.as_str()),
+                "{how}: the failure message repeats the secret: {message}"
+            );
         }
     }
 

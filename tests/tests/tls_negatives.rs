@@ -9,7 +9,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use ferry_protocol::DeviceId;
-use ferry_tests::harness::{self, chmod, pki, repo_root, shared_tempdir, workspace_binary, Broker, BrokerOptions, Proc};
+use ferry_tests::harness::{
+    self, chmod, pki, repo_root, shared_tempdir, workspace_binary, Broker, BrokerOptions, Proc,
+};
 use ferry_transport::mqtt::{MqttOffloader, OffloadError};
 
 /// The broker's line for a device that got in.
@@ -49,7 +51,12 @@ fn not_ready_line(agent: &Proc) -> String {
         "the agent never said its edge link is not ready:\n{}",
         agent.stderr.text()
     );
-    let line = agent.stderr.all().into_iter().find(|l| l.contains(needle)).unwrap_or_default();
+    let line = agent
+        .stderr
+        .all()
+        .into_iter()
+        .find(|l| l.contains(needle))
+        .unwrap_or_default();
     eprintln!("the agent said: {line}");
     line
 }
@@ -62,7 +69,11 @@ fn expired_broker_certs() -> tempfile::TempDir {
         std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
     }
     for ext in ["crt", "key"] {
-        std::fs::copy(from.join(format!("expired-broker.{ext}")), dir.path().join(format!("broker.{ext}"))).unwrap();
+        std::fs::copy(
+            from.join(format!("expired-broker.{ext}")),
+            dir.path().join(format!("broker.{ext}")),
+        )
+        .unwrap();
         chmod(&dir.path().join(format!("broker.{ext}")), 0o644);
     }
     dir
@@ -89,21 +100,41 @@ async fn an_expired_device_certificate_is_refused_by_the_broker() {
     // The real agent with the expired certificate: refused, and its log says why.
     let dir = tempfile::tempdir().unwrap();
     let certs = pki().join("certs");
-    let agent = agent(dir.path(), &broker.url(), &certs.join("ca.crt"), &certs.join("expired-dev-1.crt"), &certs.join("expired-dev-1.key"));
+    let agent = agent(
+        dir.path(),
+        &broker.url(),
+        &certs.join("ca.crt"),
+        &certs.join("expired-dev-1.crt"),
+        &certs.join("expired-dev-1.key"),
+    );
     let line = not_ready_line(&agent);
-    assert!(line.contains("refused") && line.contains("CertificateExpired"), "not a clear reason: {line}");
-    assert_eq!(broker.proc.stderr.count(&CONNECTED), before, "the broker let the expired certificate in:\n{}", broker.proc.stderr.text());
+    assert!(
+        line.contains("refused") && line.contains("CertificateExpired"),
+        "not a clear reason: {line}"
+    );
+    assert_eq!(
+        broker.proc.stderr.count(&CONNECTED),
+        before,
+        "the broker let the expired certificate in:\n{}",
+        broker.proc.stderr.text()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_broker_certificate_is_refused_by_the_agent_and_the_edge() {
     let certs = expired_broker_certs();
-    let broker = Broker::start_with(&BrokerOptions { certs: Some(certs.path().to_path_buf()), ..BrokerOptions::default() });
+    let broker = Broker::start_with(&BrokerOptions {
+        certs: Some(certs.path().to_path_buf()),
+        ..BrokerOptions::default()
+    });
     let (ca, cert, key) = certs_of(certs.path());
     let dir = tempfile::tempdir().unwrap();
     let agent = agent(dir.path(), &broker.url(), &ca, &cert, &key);
     let line = not_ready_line(&agent);
-    assert!(line.contains("refused") && line.contains("certificate expired"), "not a clear reason: {line}");
+    assert!(
+        line.contains("refused") && line.contains("certificate expired"),
+        "not a clear reason: {line}"
+    );
     assert_eq!(broker.proc.stderr.count(&CONNECTED), 0, "{}", broker.proc.stderr.text());
 
     // The edge, a client of the same broker, refuses it too (and never says it is ready).
@@ -126,31 +157,49 @@ async fn an_expired_broker_certificate_is_refused_by_the_agent_and_the_edge() {
     cmd.arg("--config").arg(&edge_toml).env("RUST_LOG", "info");
     let edge = Proc::spawn(cmd, "ferry-edge");
     assert!(
-        edge.stderr.wait_for(&["broker connection failed", "certificate expired"], Duration::from_secs(60)),
+        edge.stderr.wait_for(
+            &["broker connection failed", "certificate expired"],
+            Duration::from_secs(60)
+        ),
         "the edge did not say the broker's certificate expired:\n{}",
         edge.stderr.text()
     );
     assert_eq!(edge.stderr.count(&["ready for requests"]), 0, "{}", edge.stderr.text());
-    assert_eq!(broker.proc.stderr.count(&["New client connected", " as ferry-edge ("]), 0, "{}", broker.proc.stderr.text());
+    assert_eq!(
+        broker.proc.stderr.count(&["New client connected", " as ferry-edge ("]),
+        0,
+        "{}",
+        broker.proc.stderr.text()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_certificate_that_does_not_name_the_address_dialed_is_refused_by_the_agent() {
     // The test PKI's broker certificate names 127.0.0.1 and localhost; this broker listens on
     // 127.0.0.2.
-    let broker = Broker::start_with(&BrokerOptions { bind: Some("127.0.0.2".into()), ..BrokerOptions::default() });
+    let broker = Broker::start_with(&BrokerOptions {
+        bind: Some("127.0.0.2".into()),
+        ..BrokerOptions::default()
+    });
     let certs = pki().join("certs");
     let (ca, cert, key) = certs_of(&certs);
     let dir = tempfile::tempdir().unwrap();
     let agent = agent(dir.path(), &broker.url(), &ca, &cert, &key);
     let line = not_ready_line(&agent);
-    assert!(line.contains("refused") && line.contains("not valid for name") && line.contains("127.0.0.2"), "not a clear reason: {line}");
+    assert!(
+        line.contains("refused") && line.contains("not valid for name") && line.contains("127.0.0.2"),
+        "not a clear reason: {line}"
+    );
     assert_eq!(broker.proc.stderr.count(&CONNECTED), 0, "{}", broker.proc.stderr.text());
 
     // The name is the only difference: a broker certificate that does name 127.0.0.2, on the
     // same address, is accepted.
     let named = shared_tempdir();
-    harness::make_pki(&named.path().join("certs"), &["--broker-san", "IP:127.0.0.2"], &harness::DEVICES);
+    harness::make_pki(
+        &named.path().join("certs"),
+        &["--broker-san", "IP:127.0.0.2"],
+        &harness::DEVICES,
+    );
     let good = Broker::start_with(&BrokerOptions {
         bind: Some("127.0.0.2".into()),
         certs: Some(named.path().join("certs")),

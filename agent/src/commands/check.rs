@@ -28,7 +28,12 @@ pub fn run(args: &CheckArgs) -> Result<()> {
     }
     let errors = check_models(path, &super::store(&args.models));
     if !errors.is_empty() {
-        bail!("{}: {} model variant(s) cannot be loaded: {}", path.display(), errors.len(), errors.join("; "));
+        bail!(
+            "{}: {} model variant(s) cannot be loaded: {}",
+            path.display(),
+            errors.len(),
+            errors.join("; ")
+        );
     }
     Ok(())
 }
