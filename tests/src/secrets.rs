@@ -38,12 +38,18 @@ fn secrets() -> std::sync::MutexGuard<'static, Vec<Secret>> {
 /// Remembers `needles` (each at least 16 characters; shorter ones are ignored) as giving away
 /// the secret from `origin`.
 pub fn register(origin: &str, needles: impl IntoIterator<Item = String>) {
-    let needles: Vec<String> = needles.into_iter().filter(|n| n.len() >= MIN_NEEDLE).collect();
+    let needles: Vec<String> = needles
+        .into_iter()
+        .filter(|n| n.len() >= MIN_NEEDLE)
+        .collect();
     if needles.is_empty() {
         return;
     }
     let mut all = secrets();
-    if !all.iter().any(|s| s.origin == origin && s.needles == needles) {
+    if !all
+        .iter()
+        .any(|s| s.origin == origin && s.needles == needles)
+    {
         all.push(Secret {
             origin: origin.to_string(),
             needles,
@@ -110,7 +116,9 @@ fn base64(bytes: &[u8]) -> String {
 
 /// Registers every private key (`*.key`) in `dir`.
 pub fn register_keys_in(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for path in entries.flatten().map(|e| e.path()) {
         if path.extension().is_some_and(|e| e == "key") {
             if let Ok(pem) = std::fs::read_to_string(&path) {

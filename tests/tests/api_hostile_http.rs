@@ -37,7 +37,9 @@ fn start() -> Agent {
     )
     .unwrap();
     let mut cmd = Command::new(workspace_binary("ferry"));
-    cmd.args(["run", "--config"]).arg(&config).env_remove("RUST_LOG");
+    cmd.args(["run", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG");
     let proc = Proc::spawn(cmd, "ferry");
     assert!(
         proc.stdout.wait(Duration::from_secs(120), |l| l
@@ -58,7 +60,11 @@ fn start() -> Agent {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("no tcp address in {line:?}"));
-    Agent { proc, addr, _dir: dir }
+    Agent {
+        proc,
+        addr,
+        _dir: dir,
+    }
 }
 
 /// What came back: the status (None: the connection closed without an HTTP answer), the
@@ -72,7 +78,10 @@ struct Answer {
 
 impl Answer {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The JSON body's `error`; panics unless the body is JSON with one.
@@ -82,8 +91,8 @@ impl Answer {
                 .is_some_and(|t| t.starts_with("application/json")),
             "{what}: not a JSON answer: {self:?}"
         );
-        let v: serde_json::Value =
-            serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{what}: body not JSON ({e}): {self:?}"));
+        let v: serde_json::Value = serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("{what}: body not JSON ({e}): {self:?}"));
         v["error"]
             .as_str()
             .unwrap_or_else(|| panic!("{what}: no \"error\" in {v}"))
@@ -96,7 +105,9 @@ impl Answer {
 /// most 20 s. The write side stays open (hyper closes a connection whose client half-closed).
 fn exchange(addr: SocketAddr, head: &[u8], body: Vec<u8>) -> Answer {
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     let mut writer = stream.try_clone().unwrap();
     let head = head.to_vec();
     let sender = std::thread::spawn(move || {
@@ -199,7 +210,10 @@ fn still_serving(agent: &mut Agent, after: &str) {
 fn refused(agent: &mut Agent, what: &str, a: Answer, status: u16, mentions: &str) {
     assert_eq!(a.status, Some(status), "{what}: {a:?}");
     let message = a.json_error(what);
-    assert!(message.contains(mentions), "{what}: `{mentions}` not in {message:?}");
+    assert!(
+        message.contains(mentions),
+        "{what}: `{mentions}` not in {message:?}"
+    );
     eprintln!("{what}: {status} {message}");
     still_serving(agent, what);
 }
@@ -213,7 +227,13 @@ fn hostile_http_gets_4xx_with_json_and_the_agent_keeps_serving() {
     // Bodies over the limit.
     let over = vec![0u8; LIMIT + 1];
     let a = post(addr, "/v1/infer/digits", Some("image/png"), &over);
-    refused(&mut agent, "a body one byte over the limit", a, 413, "max_body_bytes");
+    refused(
+        &mut agent,
+        "a body one byte over the limit",
+        a,
+        413,
+        "max_body_bytes",
+    );
     let head = "POST /v1/infer/digits HTTP/1.1\r\nHost: ferry\r\nContent-Type: image/png\r\nContent-Length: 10000000000\r\n\r\n";
     let a = exchange(addr, head.as_bytes(), vec![0u8; LIMIT + 4096]);
     refused(
@@ -249,7 +269,10 @@ fn hostile_http_gets_4xx_with_json_and_the_agent_keeps_serving() {
         ("no Content-Type", None),
         ("text/plain", Some("text/plain")),
         ("application/json", Some("application/json")),
-        ("multipart/form-data", Some("multipart/form-data; boundary=x")),
+        (
+            "multipart/form-data",
+            Some("multipart/form-data; boundary=x"),
+        ),
         ("image/gif", Some("image/gif")),
         ("a Content-Type that is not ASCII", Some("image/p\u{e9}ng")),
     ] {
@@ -263,7 +286,12 @@ fn hostile_http_gets_4xx_with_json_and_the_agent_keeps_serving() {
         );
     }
     // Parameters and case do not matter to the media type.
-    let a = post(addr, "/v1/infer/digits", Some("IMAGE/PNG; charset=binary"), &png);
+    let a = post(
+        addr,
+        "/v1/infer/digits",
+        Some("IMAGE/PNG; charset=binary"),
+        &png,
+    );
     assert_eq!(a.status, Some(200), "{a:?}");
     let a = post(addr, "/v1/infer/digits", Some("image/png"), b"");
     refused(&mut agent, "an empty body", a, 400, "empty body");
@@ -292,7 +320,13 @@ fn hostile_http_gets_4xx_with_json_and_the_agent_keeps_serving() {
             &png,
             "deadline_ms",
         ),
-        ("an unknown parameter", "colour=blue", "image/png", &png, "colour"),
+        (
+            "an unknown parameter",
+            "colour=blue",
+            "image/png",
+            &png,
+            "colour",
+        ),
         (
             "a parameter twice",
             "mode=latency&mode=energy",
@@ -300,7 +334,13 @@ fn hostile_http_gets_4xx_with_json_and_the_agent_keeps_serving() {
             &png,
             "mode",
         ),
-        ("bad percent-encoding", "mode=%ZZ%", "image/png", &png, "mode"),
+        (
+            "bad percent-encoding",
+            "mode=%ZZ%",
+            "image/png",
+            &png,
+            "mode",
+        ),
         (
             "a bool that is not one",
             "best_effort=maybe",
@@ -308,7 +348,13 @@ fn hostile_http_gets_4xx_with_json_and_the_agent_keeps_serving() {
             &png,
             "best_effort",
         ),
-        ("an unknown mode", "mode=fast", "image/png", &png, "mode `fast`"),
+        (
+            "an unknown mode",
+            "mode=fast",
+            "image/png",
+            &png,
+            "mode `fast`",
+        ),
         (
             "an unknown placement",
             "placement=moon",
@@ -401,7 +447,8 @@ fn hostile_http_gets_4xx_with_json_and_the_agent_keeps_serving() {
         b"GET /v1/status HTTP/1.1\r\nHost: ferry\r\nConnection: close\r\n\r\n",
         Vec::new(),
     );
-    let v: serde_json::Value = serde_json::from_str(&status.body).unwrap_or_else(|e| panic!("{e}: {status:?}"));
+    let v: serde_json::Value =
+        serde_json::from_str(&status.body).unwrap_or_else(|e| panic!("{e}: {status:?}"));
     assert_eq!(v["answers"]["failed"], 0, "{v}");
     let text = agent.proc.stderr.text();
     assert!(!text.contains("panicked"), "{text}");

@@ -52,7 +52,8 @@ fn len_of(model: &str, file: &str) -> usize {
 /// Runs `cmd` until it exits (at most 120 s); asserts it failed with exit status 1, naming
 /// `broken`, without a panic or a backtrace; returns its stderr.
 fn fails_naming(mut cmd: Command, what: &str, broken: &Path) -> String {
-    cmd.env_remove("RUST_BACKTRACE").env_remove("RUST_LIB_BACKTRACE");
+    cmd.env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE");
     let mut proc = Proc::spawn(cmd, "model-files");
     let status = proc.wait_exit(Duration::from_secs(120));
     proc.stderr.wait_eof();
@@ -92,7 +93,9 @@ fn ferry_run(dir: &Path, models: &Path) -> Command {
     )
     .unwrap();
     let mut cmd = Command::new(workspace_binary("ferry"));
-    cmd.args(["run", "--config"]).arg(&config).env_remove("RUST_LOG");
+    cmd.args(["run", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG");
     cmd
 }
 
@@ -139,8 +142,18 @@ fn a_corrupt_model_stops_ferry_run_at_start_naming_the_file() {
             "efficientnet-lite0.fp32.onnx",
             Damage::Garbage,
         ),
-        ("digits FP32 empty", "digits", "digits.fp32.onnx", Damage::Truncate(0)),
-        ("digits' manifest not TOML", "digits", "manifest.toml", Damage::Garbage),
+        (
+            "digits FP32 empty",
+            "digits",
+            "digits.fp32.onnx",
+            Damage::Truncate(0),
+        ),
+        (
+            "digits' manifest not TOML",
+            "digits",
+            "manifest.toml",
+            Damage::Garbage,
+        ),
     ] {
         let (models, broken) = models_with(model, file, damage);
         let dir = tempfile::tempdir().unwrap();
@@ -174,7 +187,11 @@ fn a_corrupt_model_stops_ferry_edge_at_start_naming_the_file() {
         );
     }
     // One bad model among good ones, listed or found in the folder.
-    let (models, broken) = models_with("efficientnet-lite0", "efficientnet-lite0.fp32.onnx", Damage::Garbage);
+    let (models, broken) = models_with(
+        "efficientnet-lite0",
+        "efficientnet-lite0.fp32.onnx",
+        Damage::Garbage,
+    );
     let dir = tempfile::tempdir().unwrap();
     let listed = [("digits", "fp32"), ("efficientnet-lite0", "fp32")];
     fails_naming(
@@ -261,7 +278,11 @@ fn a_reload_with_a_corrupt_model_keeps_the_running_agent_serving() {
     hup(&agent);
     assert!(
         agent.stderr.wait_for(
-            &["SIGHUP", "keeping the running one", &broken.display().to_string()],
+            &[
+                "SIGHUP",
+                "keeping the running one",
+                &broken.display().to_string()
+            ],
             Duration::from_secs(60)
         ),
         "the reload's error does not name {}:\n{}",

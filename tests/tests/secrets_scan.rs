@@ -16,12 +16,14 @@ fn drop_message(script: &str) -> Option<String> {
     cmd.arg("-c").arg(script);
     let proc = Proc::spawn(cmd, "leaky");
     assert!(proc.stdout.wait_eof(), "{script} did not finish");
-    catch_unwind(AssertUnwindSafe(move || drop(proc))).err().map(|e| {
-        e.downcast_ref::<String>()
-            .cloned()
-            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default()
-    })
+    catch_unwind(AssertUnwindSafe(move || drop(proc)))
+        .err()
+        .map(|e| {
+            e.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default()
+        })
 }
 
 #[test]
@@ -50,7 +52,8 @@ fn a_process_that_prints_a_test_key_fails_the_test() {
             format!("echo 'private: {}'", needles[needles.len() - 2]),
         ),
     ] {
-        let message = drop_message(&script).unwrap_or_else(|| panic!("{how}: the leak was not caught"));
+        let message =
+            drop_message(&script).unwrap_or_else(|| panic!("{how}: the leak was not caught"));
         assert!(
             message.contains("SECRET LEAKED") && message.contains(&key.display().to_string()),
             "{how}: {message}"

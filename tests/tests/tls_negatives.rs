@@ -38,7 +38,9 @@ fn agent(dir: &Path, broker_url: &str, ca: &Path, cert: &Path, key: &Path) -> Pr
     )
     .unwrap();
     let mut cmd = Command::new(workspace_binary("ferry"));
-    cmd.args(["run", "--config"]).arg(&config).env_remove("RUST_LOG");
+    cmd.args(["run", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG");
     Proc::spawn(cmd, "ferry")
 }
 
@@ -80,7 +82,11 @@ fn expired_broker_certs() -> tempfile::TempDir {
 }
 
 fn certs_of(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    (dir.join("ca.crt"), dir.join("dev-1.crt"), dir.join("dev-1.key"))
+    (
+        dir.join("ca.crt"),
+        dir.join("dev-1.crt"),
+        dir.join("dev-1.key"),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,7 +95,12 @@ async fn an_expired_device_certificate_is_refused_by_the_broker() {
     // In process first: the refusal is a refusal (not a timeout), and only the dates differ
     // from a certificate that gets in.
     let expired = broker.config_for("expired-dev-1");
-    let result = MqttOffloader::connect(&expired, DeviceId::new("dev-1").unwrap(), Duration::from_secs(10)).await;
+    let result = MqttOffloader::connect(
+        &expired,
+        DeviceId::new("dev-1").unwrap(),
+        Duration::from_secs(10),
+    )
+    .await;
     match result {
         Err(OffloadError::Refused(why)) => eprintln!("refused as expected: {why}"),
         other => panic!("expected a refusal of the expired certificate, got {other:?}"),
@@ -135,7 +146,12 @@ async fn an_expired_broker_certificate_is_refused_by_the_agent_and_the_edge() {
         line.contains("refused") && line.contains("certificate expired"),
         "not a clear reason: {line}"
     );
-    assert_eq!(broker.proc.stderr.count(&CONNECTED), 0, "{}", broker.proc.stderr.text());
+    assert_eq!(
+        broker.proc.stderr.count(&CONNECTED),
+        0,
+        "{}",
+        broker.proc.stderr.text()
+    );
 
     // The edge, a client of the same broker, refuses it too (and never says it is ready).
     let edge_toml = dir.path().join("edge.toml");
@@ -164,9 +180,17 @@ async fn an_expired_broker_certificate_is_refused_by_the_agent_and_the_edge() {
         "the edge did not say the broker's certificate expired:\n{}",
         edge.stderr.text()
     );
-    assert_eq!(edge.stderr.count(&["ready for requests"]), 0, "{}", edge.stderr.text());
     assert_eq!(
-        broker.proc.stderr.count(&["New client connected", " as ferry-edge ("]),
+        edge.stderr.count(&["ready for requests"]),
+        0,
+        "{}",
+        edge.stderr.text()
+    );
+    assert_eq!(
+        broker
+            .proc
+            .stderr
+            .count(&["New client connected", " as ferry-edge ("]),
         0,
         "{}",
         broker.proc.stderr.text()
@@ -187,10 +211,17 @@ async fn a_broker_certificate_that_does_not_name_the_address_dialed_is_refused_b
     let agent = agent(dir.path(), &broker.url(), &ca, &cert, &key);
     let line = not_ready_line(&agent);
     assert!(
-        line.contains("refused") && line.contains("not valid for name") && line.contains("127.0.0.2"),
+        line.contains("refused")
+            && line.contains("not valid for name")
+            && line.contains("127.0.0.2"),
         "not a clear reason: {line}"
     );
-    assert_eq!(broker.proc.stderr.count(&CONNECTED), 0, "{}", broker.proc.stderr.text());
+    assert_eq!(
+        broker.proc.stderr.count(&CONNECTED),
+        0,
+        "{}",
+        broker.proc.stderr.text()
+    );
 
     // The name is the only difference: a broker certificate that does name 127.0.0.2, on the
     // same address, is accepted.
