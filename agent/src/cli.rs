@@ -31,8 +31,9 @@ pub enum Command {
     #[command(subcommand)]
     Bench(BenchCommand),
     /// Validate a board config without starting anything: every error at once (file, key, what
-    /// was expected), absent bus devices as warnings, then the device descriptor.
-    Check(ConfigArg),
+    /// was expected), absent bus devices as warnings, then the device descriptor; then load
+    /// every model variant the agent would run on the board, naming any file that cannot be.
+    Check(CheckArgs),
     /// Print live readings of the sensors and system probes a board config names.
     Sensors(SensorsArgs),
     /// Send one image to an edge server over MQTT/TLS and print its answer and timings.
@@ -56,6 +57,17 @@ pub struct ConfigArg {
     /// The board config (TOML), e.g. firmware-configs/rpi4.toml.
     #[arg(long, short = 'c', value_name = "FILE", default_value = "firmware-configs/x86-dev.toml")]
     pub config: PathBuf,
+}
+
+/// `ferry check`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// The board config.
+    #[command(flatten)]
+    pub board: ConfigArg,
+    /// Where the models are.
+    #[command(flatten)]
+    pub models: ModelsArg,
 }
 
 /// `ferry demo`.

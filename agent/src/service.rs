@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::api::serve::BindError;
-use crate::daemon::{AgentConfig, Daemon, StartError};
+use crate::daemon::{AgentConfig, Daemon, Prepared, StartError};
 
 /// How long start-up waits for the broker before carrying on local-only (the link keeps
 /// reconnecting in the background).
@@ -43,7 +43,12 @@ impl Agent {
     /// Starts the daemon (models, edge link, telemetry), waits a little for the broker, binds
     /// the local API and starts the sensor loop.
     pub async fn start(config: AgentConfig) -> Result<Agent, RunError> {
-        let daemon = Daemon::start(config).await?;
+        Agent::start_prepared(Daemon::prepare(config).await?).await
+    }
+
+    /// [`Agent::start`] with the board and models already loaded ([`Daemon::prepare`]).
+    pub async fn start_prepared(prepared: Prepared) -> Result<Agent, RunError> {
+        let daemon = Daemon::start_prepared(prepared).await?;
         if let Some(link) = &daemon.offloader {
             match link.wait_ready(BROKER_WAIT).await {
                 Ok(()) => tracing::info!("edge link ready"),

@@ -3,7 +3,7 @@
 # the edge server's client certificate and one client certificate per device. Never use
 # these keys outside a lab.
 #
-#   make-dev-certs.sh [--rogue] [--broker-san SAN[,SAN...]] OUTDIR [DEVICE_ID...]
+#   make-dev-certs.sh [--rogue] [--expired] [--broker-san SAN[,SAN...]] OUTDIR [DEVICE_ID...]
 #
 # OUTDIR gets (all EC P-256, PEM):
 #   ca.crt ca.key                 the development CA
@@ -18,6 +18,12 @@
 #   rogue-ca.crt rogue-ca.key     a second, untrusted CA
 #   rogue-<id>.crt rogue-<id>.key a client cert with CN=<first device id, or "rogue">
 #                                 signed by the rogue CA, for tests that must be refused
+# with --expired also, signed by the development CA but valid only on 1 January 2020:
+#   expired-broker.crt expired-broker.key
+#                                 the broker's certificate (same names), expired
+#   expired-<id>.crt expired-<id>.key
+#                                 a client cert with CN=<first device id, or "expired">,
+#                                 expired
 #
 # Idempotent: existing files are kept as long as they still verify against their CA (a
 # rebuilt CA reissues every certificate under it). Quiet: prints nothing on success; on
@@ -34,16 +40,18 @@ COLLECTOR_CN=ferry-collector
 DAYS=3650
 
 usage() {
-    echo "usage: $0 [--rogue] [--broker-san SAN[,SAN...]] OUTDIR [DEVICE_ID...]" >&2
+    echo "usage: $0 [--rogue] [--expired] [--broker-san SAN[,SAN...]] OUTDIR [DEVICE_ID...]" >&2
     exit 2
 }
 
 rogue=false
+expired=false
 extra_san=""
 args=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --rogue) rogue=true ;;
+        --expired) expired=true ;;
         --broker-san)
             [ $# -ge 2 ] || usage
             [[ "$2" =~ ^((IP|DNS):[A-Za-z0-9.:-]+,?)+$ ]] || { echo "bad --broker-san '$2': expected IP:x or DNS:x, comma-separated" >&2; exit 2; }
@@ -102,12 +110,21 @@ make_ca() {
         -out "$out/$name.crt"
 }
 
-# make_leaf CA NAME CN EXTENSIONS [SAN]: a certificate signed by CA, kept if it still
-# verifies (and, with SAN, still carries exactly those subject alternative names).
+# The validity of the --expired certificates (openssl 3.0's `x509 -req` cannot back-date;
+# `openssl ca` can).
+EXPIRED_START=20200101000000Z
+EXPIRED_END=20200102000000Z
+
+# make_leaf CA NAME CN EXTENSIONS [SAN] [expired]: a certificate signed by CA, kept if it
+# still verifies (and, with SAN, still carries exactly those subject alternative names; with
+# "expired", verifies but for its dates, which are past).
 make_leaf() {
-    local ca=$1 name=$2 cn=$3 ext=$4 san=${5:-}
+    local ca=$1 name=$2 cn=$3 ext=$4 san=${5:-} validity=${6:-}
+    local verify=(openssl verify -CAfile "$out/$ca.crt")
+    [ "$validity" = expired ] && verify+=(-no_check_time)
     if [ -s "$out/$name.key" ] && [ -s "$out/$name.crt" ] &&
-        openssl verify -CAfile "$out/$ca.crt" "$out/$name.crt" >/dev/null 2>&1 &&
+        "${verify[@]}" "$out/$name.crt" >/dev/null 2>&1 &&
+        { [ "$validity" != expired ] || ! openssl x509 -in "$out/$name.crt" -noout -checkend 0 >/dev/null 2>&1; } &&
         { [ -z "$san" ] || [ "$(openssl x509 -in "$out/$name.crt" -noout -ext subjectAltName 2>/dev/null |
             tail -n +2 | tr -d ' ' | sed -e 's/IPAddress:/IP:/g')" = "$san" ]; }; then
         return
@@ -117,10 +134,41 @@ make_leaf() {
     extfile=$(mktemp)
     printf '%s\n' "$ext" >"$extfile"
     ossl req -new -key "$out/$name.key" -subj "/O=Ferry dev/CN=$cn" -out "$out/$name.csr"
-    ossl x509 -req -in "$out/$name.csr" -CA "$out/$ca.crt" -CAkey "$out/$ca.key" \
-        -CAcreateserial -CAserial "$out/$ca.srl" -sha256 -days "$DAYS" \
-        -extfile "$extfile" -out "$out/$name.crt"
+    if [ "$validity" = expired ]; then
+        sign_expired "$ca" "$name" "$extfile"
+    else
+        ossl x509 -req -in "$out/$name.csr" -CA "$out/$ca.crt" -CAkey "$out/$ca.key" \
+            -CAcreateserial -CAserial "$out/$ca.srl" -sha256 -days "$DAYS" \
+            -extfile "$extfile" -out "$out/$name.crt"
+    fi
     rm -f "$out/$name.csr" "$extfile"
+}
+
+# sign_expired CA NAME EXTFILE: signs NAME.csr for EXPIRED_START..EXPIRED_END with
+# `openssl ca` and a throw-away CA database.
+sign_expired() {
+    local ca=$1 name=$2 extfile=$3 db
+    db=$(mktemp -d)
+    : >"$db/index.txt"
+    openssl rand -hex 16 >"$db/serial"
+    cat >"$db/ca.cnf" <<EOF
+[ca]
+default_ca = dev
+[dev]
+database = $db/index.txt
+new_certs_dir = $db
+serial = $db/serial
+default_md = sha256
+unique_subject = no
+policy = any
+[any]
+organizationName = optional
+commonName = supplied
+EOF
+    ossl ca -batch -notext -config "$db/ca.cnf" -cert "$out/$ca.crt" -keyfile "$out/$ca.key" \
+        -startdate "$EXPIRED_START" -enddate "$EXPIRED_END" -extfile "$extfile" \
+        -in "$out/$name.csr" -out "$out/$name.crt"
+    rm -rf "$db"
 }
 
 CLIENT_EXT='basicConstraints=critical,CA:FALSE
@@ -146,8 +194,15 @@ if $rogue; then
     make_leaf rogue-ca "rogue-$rogue_cn" "$rogue_cn" "$CLIENT_EXT"
 fi
 
+if $expired; then
+    make_leaf ca expired-broker broker "$SERVER_EXT$BROKER_SAN" "$BROKER_SAN" expired
+    expired_cn=${devices[0]:-expired}
+    make_leaf ca "expired-$expired_cn" "$expired_cn" "$CLIENT_EXT" "" expired
+fi
+
 # Certificates are public; keys stay owner-only (umask above), except the broker's: started
 # as root, mosquitto drops to the "mosquitto" user before it loads its key, so that one key
 # must be world-readable. Acceptable for a development key only.
 chmod 755 "$out"
 chmod 644 "$out"/*.crt "$out/broker.key"
+if $expired; then chmod 644 "$out/expired-broker.key"; fi

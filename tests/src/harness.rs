@@ -2,7 +2,7 @@
 //! the shipped config on a free loopback port (optionally with persistence, to be stopped and
 //! started again with its sessions intact), `mosquitto_sub` subscribers, and `ferry-edge`
 //! servers. Every process is killed when its handle drops, so a failing test leaves nothing
-//! running.
+//! running; what it printed is then searched for the test keys ([`crate::secrets`]).
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
@@ -77,20 +77,22 @@ pub fn chmod(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
-/// The development PKI (CA, broker, edge, collector, `dev-1`, `dev-2`, and a rogue CA with a
-/// `dev-1` certificate), made once per test binary with the shipped script.
+/// The development PKI (CA, broker, edge, collector, `dev-1`, `dev-2`, a rogue CA with a
+/// `dev-1` certificate, and expired `dev-1` and broker certificates), made once per test
+/// binary with the shipped script.
 pub fn pki() -> &'static Path {
     static PKI: OnceLock<tempfile::TempDir> = OnceLock::new();
     PKI.get_or_init(|| {
         let dir = shared_tempdir();
-        make_pki(&dir.path().join("certs"), &["--rogue"], &DEVICES);
+        make_pki(&dir.path().join("certs"), &["--rogue", "--expired"], &DEVICES);
         dir
     })
     .path()
 }
 
 /// Runs the shipped `make-dev-certs.sh` into `certs` with `options` (e.g. `--rogue`,
-/// `--broker-san IP:…`) for `devices`, leaving the folder readable by mosquitto's user.
+/// `--expired`, `--broker-san IP:…`) for `devices`, leaving the folder readable by
+/// mosquitto's user, and registers its private keys as secrets no output may show.
 pub fn make_pki(certs: &Path, options: &[&str], devices: &[&str]) {
     let status = Command::new(repo_root().join("firmware-configs/certs/make-dev-certs.sh"))
         .args(options)
@@ -100,6 +102,7 @@ pub fn make_pki(certs: &Path, options: &[&str], devices: &[&str]) {
         .expect("run make-dev-certs.sh");
     assert!(status.success(), "make-dev-certs.sh failed");
     chmod(certs, 0o755);
+    crate::secrets::register_keys_in(certs);
 }
 
 /// Writes the broker's authorization for [`DEVICES`] into `dir` with the shipped
@@ -208,7 +211,12 @@ impl Log {
     /// Waits (at most 10 s) until the stream reached its end (the process is gone and every
     /// line it wrote is here).
     pub fn wait_eof(&self) -> bool {
-        let end = Instant::now() + Duration::from_secs(10);
+        self.wait_eof_within(Duration::from_secs(10))
+    }
+
+    /// [`Log::wait_eof`], at most `timeout`.
+    pub fn wait_eof_within(&self, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
         while Instant::now() < end {
             if self.eof.load(Ordering::SeqCst) {
                 return true;
@@ -235,6 +243,8 @@ pub struct Proc {
     pub stdout: Log,
     /// Its stderr.
     pub stderr: Log,
+    /// What it is, for messages.
+    prefix: &'static str,
 }
 
 impl Proc {
@@ -253,6 +263,7 @@ impl Proc {
             child: Some(child),
             stdout,
             stderr,
+            prefix: echo_prefix,
         }
     }
 
@@ -280,6 +291,19 @@ impl Proc {
         }
     }
 
+    /// Waits at most `timeout` for it to exit on its own; its exit status, or None while it
+    /// still runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let end = Instant::now() + timeout;
+        loop {
+            let status = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            if status.is_some() || Instant::now() >= end {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Its process id (to signal it); panics once it has been killed and reaped.
     pub fn id(&self) -> u32 {
         self.child.as_ref().map(Child::id).expect("the process was reaped")
@@ -294,8 +318,18 @@ impl Proc {
 }
 
 impl Drop for Proc {
+    /// Kills it, then fails the test if anything it printed holds a registered secret (not
+    /// while the test is already failing: a second panic would abort).
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            return;
+        }
+        for (name, log) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            // A grandchild may hold the pipe open: check what is there after a short wait.
+            log.wait_eof_within(Duration::from_secs(2));
+            crate::secrets::assert_clean(&format!("{} ({name})", self.prefix), &log.all());
+        }
     }
 }
 
@@ -310,6 +344,13 @@ pub struct BrokerOptions {
     /// too: [`make_pki`]). The broker refuses every identity its authorization file does not
     /// list, so a test with a fleet of its own names it here.
     pub extra_devices: Vec<String>,
+    /// The loopback address it listens on (default 127.0.0.1): on another one (127.0.0.2) a
+    /// client dials an address the broker's certificate does not name.
+    pub bind: Option<String>,
+    /// The certificate folder it serves from (default: the test PKI's, [`pki`]); its
+    /// `ca.crt`, `broker.crt` and `broker.key` are used, and [`Broker::config_for`] and
+    /// [`Broker::client_args`] take the clients' certificates from it too.
+    pub certs: Option<PathBuf>,
 }
 
 /// A Mosquitto broker from the shipped template, TLS 1.3 with client certificates, on a free
@@ -320,19 +361,22 @@ pub struct Broker {
     pub proc: Proc,
     /// Its TLS port.
     pub port: u16,
+    /// The address it listens on.
+    pub host: String,
+    certs: PathBuf,
     conf: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-/// Starts mosquitto with `conf` and waits (at most `timeout`) until `port` accepts
+/// Starts mosquitto with `conf` and waits (at most `timeout`) until `host:port` accepts
 /// connections; None (and what mosquitto said, on stderr) if it exits or never listens.
-fn spawn_mosquitto(conf: &Path, port: u16, timeout: Duration) -> Option<Proc> {
+fn spawn_mosquitto(conf: &Path, host: &str, port: u16, timeout: Duration) -> Option<Proc> {
     let mut cmd = Command::new(program("mosquitto"));
     cmd.arg("-c").arg(conf);
     let mut proc = Proc::spawn(cmd, "mosquitto");
     let end = Instant::now() + timeout;
     while Instant::now() < end && proc.is_running() {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        if TcpStream::connect((host, port)).is_ok() {
             return Some(proc);
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -350,7 +394,8 @@ impl Broker {
 
     /// [`Broker::start`] with `options`.
     pub fn start_with(options: &BrokerOptions) -> Broker {
-        let certs = pki().join("certs");
+        let certs = options.certs.clone().unwrap_or_else(|| pki().join("certs"));
+        let host = options.bind.clone().unwrap_or_else(|| "127.0.0.1".to_string());
         let dir = shared_tempdir();
         let data = dir.path().join("data");
         if options.persistence {
@@ -360,7 +405,7 @@ impl Broker {
         // A port can be taken between being found free and mosquitto binding it: retry.
         for _attempt in 0..5 {
             let port = free_port();
-            let conf = render_broker_config_for(dir.path(), &certs, port, "127.0.0.1", &options.extra_devices);
+            let conf = render_broker_config_for(dir.path(), &certs, port, &host, &options.extra_devices);
             if options.persistence {
                 let text = std::fs::read_to_string(&conf).expect("read mosquitto.conf");
                 assert!(text.contains("persistence false"), "the shipped config changed: {conf:?}");
@@ -370,10 +415,12 @@ impl Broker {
                 );
                 std::fs::write(&conf, text).expect("write mosquitto.conf");
             }
-            if let Some(proc) = spawn_mosquitto(&conf, port, Duration::from_secs(10)) {
+            if let Some(proc) = spawn_mosquitto(&conf, &host, port, Duration::from_secs(10)) {
                 return Broker {
                     proc,
                     port,
+                    host,
+                    certs,
                     conf,
                     _dir: dir,
                 };
@@ -396,7 +443,7 @@ impl Broker {
         // The port was just released; mosquitto sets SO_REUSEADDR, a few tries cover the rest.
         let end = Instant::now() + Duration::from_secs(10);
         while Instant::now() < end {
-            if let Some(proc) = spawn_mosquitto(&self.conf, self.port, Duration::from_secs(3)) {
+            if let Some(proc) = spawn_mosquitto(&self.conf, &self.host, self.port, Duration::from_secs(3)) {
                 self.proc = proc;
                 return true;
             }
@@ -411,17 +458,22 @@ impl Broker {
         assert!(self.start_again(), "mosquitto would not restart on {}", self.port);
     }
 
-    /// `mqtts://127.0.0.1:<port>`.
+    /// `mqtts://<host>:<port>`.
     pub fn url(&self) -> String {
-        format!("mqtts://127.0.0.1:{}", self.port)
+        format!("mqtts://{}:{}", self.host, self.port)
+    }
+
+    /// A file of the certificate folder it serves from, e.g. `cert("dev-1.crt")`.
+    pub fn cert(&self, name: &str) -> PathBuf {
+        self.certs.join(name)
     }
 
     /// A client config for `identity` (a device id, `ferry-edge`, or `rogue-dev-1`).
     pub fn config_for(&self, identity: &str) -> MqttConfig {
         let mut c = MqttConfig::new(self.url()).with_tls_files(
-            cert("ca.crt"),
-            cert(&format!("{identity}.crt")),
-            cert(&format!("{identity}.key")),
+            self.cert("ca.crt"),
+            self.cert(&format!("{identity}.crt")),
+            self.cert(&format!("{identity}.key")),
         );
         c.connect_timeout_ms = 3000;
         c.reconnect_min_ms = 50;
@@ -446,15 +498,15 @@ impl Broker {
         let p = |s: PathBuf| s.display().to_string();
         vec![
             "-h".into(),
-            "127.0.0.1".into(),
+            self.host.clone(),
             "-p".into(),
             self.port.to_string(),
             "--cafile".into(),
-            p(cert("ca.crt")),
+            p(self.cert("ca.crt")),
             "--cert".into(),
-            p(cert(&format!("{identity}.crt"))),
+            p(self.cert(&format!("{identity}.crt"))),
             "--key".into(),
-            p(cert(&format!("{identity}.key"))),
+            p(self.cert(&format!("{identity}.key"))),
             "-V".into(),
             "mqttv5".into(),
         ]
@@ -524,7 +576,7 @@ pub struct Edge {
 impl Edge {
     /// Writes an edge.toml for `broker`, starts the real binary and waits for "ready".
     pub fn start(broker: &Broker, options: &EdgeOptions) -> Edge {
-        Edge::start_with(&broker.url(), &pki().join("certs"), options, Command::new, &broker.proc.stderr)
+        Edge::start_with(&broker.url(), &broker.certs, options, Command::new, &broker.proc.stderr)
     }
 
     /// Writes an edge.toml for the broker at `url` with certificates from `certs`, starts the

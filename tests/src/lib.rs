@@ -15,12 +15,21 @@
 //!   kernel's `tbf` shapes (root only): the testbed of `tests/testbed.rs`.
 //! - [`raw`]: a bare rumqttc client (no Ferry envelope) for what a device must *not* be able
 //!   to do, and for the benchmark's baseline.
+//! - [`secrets`]: the private keys of every PKI the tests make, searched for in every output
+//!   a [`harness::Proc`] captured and every payload a [`raw`] client received: a hit fails
+//!   the test (`tests/secrets_scan.rs` proves the check can fail).
 //! - [`systemd`]: a real systemd booted as PID 1 over a cached `debootstrap` Debian root in
 //!   namespaces and cgroups of its own (root only; `systemd-nspawn` does not work here), with
 //!   `nsenter` to run `systemctl` inside; the shipped unit's test is `tests/systemd_unit.rs`.
 //! - [`telemetry`]: a device's telemetry as `mosquitto_sub` prints it (a subscriber that is
 //!   ready before the test publishes, its lines parsed).
 //! - `tests/*.rs`: offload round trip, reconnect, security, bad input, shared subscription;
+//!   `tls_negatives.rs` (the real agent and edge against an expired broker certificate, one
+//!   not naming the address dialed, and an expired device certificate); `api_hostile_http.rs`
+//!   (oversized, chunked, mistyped and malformed requests to `ferry run`: a JSON 4xx each, and
+//!   still serving); `model_files.rs` (corrupt or truncated model files stop `ferry run`,
+//!   `ferry-edge` and `ferry check` naming the file; a reload onto one keeps the agent
+//!   serving); `secrets_scan.rs` (the no-secret-in-any-output check can fail);
 //!   `acl_isolation.rs` (what one device's certificate can do to the others: the edges' shared
 //!   group refused, every request reaching the edge, and `verify.sh` against a real broker);
 //!   `telemetry_mqtt.rs` (the publisher and its spool against a real broker, stopped and
@@ -39,5 +48,6 @@ pub mod fleet;
 pub mod harness;
 pub mod netns;
 pub mod raw;
+pub mod secrets;
 pub mod systemd;
 pub mod telemetry;

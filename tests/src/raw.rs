@@ -139,7 +139,11 @@ impl RawClient {
         loop {
             let left = end.saturating_duration_since(tokio::time::Instant::now());
             match self.next(left).await? {
-                RawEvent::Publish { topic, payload } => return Some((topic, payload)),
+                RawEvent::Publish { topic, payload } => {
+                    let text = String::from_utf8_lossy(&payload);
+                    crate::secrets::assert_clean(&format!("a payload on {topic}"), &[text]);
+                    return Some((topic, payload));
+                }
                 _ => continue,
             }
         }

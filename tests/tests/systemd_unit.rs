@@ -428,6 +428,8 @@ fn the_shipped_unit_runs_under_a_real_systemd() {
     );
     let journal = system.journal(UNIT);
     c.check(journal.contains("stopping"), "no `stopping` in the journal");
+    // Everything the agent logged under systemd, searched for the test keys.
+    ferry_tests::secrets::assert_clean(&format!("the journal of {UNIT}"), &journal.lines().collect::<Vec<_>>());
 
     assert!(
         c.0.is_empty(),

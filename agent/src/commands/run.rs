@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::RunArgs;
-use crate::daemon::AgentConfig;
+use crate::daemon::{AgentConfig, Daemon, Prepared};
 use crate::service::Agent;
 
 /// Runs `ferry run` until SIGTERM or SIGINT.
@@ -19,18 +19,23 @@ async fn serve(args: &RunArgs) -> Result<()> {
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
-    let mut config = AgentConfig::load(&args.config)?;
+    let mut prepared = Daemon::prepare(AgentConfig::load(&args.config)?).await?;
     loop {
-        let agent = start(config.clone()).await?;
+        let agent = start(prepared).await?;
         let mut watchdog = tokio::time::interval(watchdog_period());
-        // Some(new config) on a valid SIGHUP; None on SIGTERM/SIGINT.
+        // Some(the new config, loaded) on a SIGHUP whose config and files load; None on
+        // SIGTERM/SIGINT. The new config's board and models are loaded while this agent still
+        // serves: if they cannot be, it goes on serving.
         let next = loop {
             tokio::select! {
                 _ = watchdog.tick() => { let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]); }
                 _ = term.recv() => break None,
                 _ = int.recv() => break None,
                 _ = hup.recv() => match AgentConfig::load(&args.config) {
-                    Ok(new) => break Some(new),
+                    Ok(new) => match Daemon::prepare(new).await {
+                        Ok(loaded) => break Some(loaded),
+                        Err(e) => tracing::error!(error = %e, "SIGHUP: the new config's board or models cannot be loaded; keeping the running one"),
+                    },
                     Err(e) => tracing::error!(error = %e, "SIGHUP: the new config is invalid; keeping the running one"),
                 },
             }
@@ -40,7 +45,7 @@ async fn serve(args: &RunArgs) -> Result<()> {
                 tracing::info!(config = %args.config.display(), "SIGHUP: reloading");
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
                 agent.stop().await;
-                config = new;
+                prepared = new;
             }
             None => {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
@@ -52,8 +57,8 @@ async fn serve(args: &RunArgs) -> Result<()> {
     }
 }
 
-async fn start(config: AgentConfig) -> Result<Agent> {
-    let agent = Agent::start(config).await?;
+async fn start(prepared: Prepared) -> Result<Agent> {
+    let agent = Agent::start_prepared(prepared).await?;
     // One line on stdout for scripts and tests: where the API is.
     match (agent.api_tcp(), &agent.daemon().config.api.unix) {
         (Some(addr), Some(p)) => println!("ferry: ready, api tcp {addr} unix {}", p.display()),

@@ -147,10 +147,28 @@ pub struct ProbeCounters {
     pub payload_bytes: AtomicU64,
 }
 
+/// What [`Daemon::prepare`] read and loaded from a config's files — the board config, the
+/// decider and every local model variant — before anything is started. A reload prepares the
+/// new config while the running agent still serves, and keeps that one when this fails (a
+/// model file truncated by a half-finished copy, a broken board config).
+pub struct Prepared {
+    config: AgentConfig,
+    board: BoardConfig,
+    decider: Decider,
+    device: DeviceId,
+    runner: TractRunner,
+    manifests: HashMap<String, Arc<Manifest>>,
+}
+
 impl Daemon {
     /// Loads the board config and every local variant, starts the edge link (it connects in
     /// the background), and seeds the local estimates with a few warm-up runs.
     pub async fn start(config: AgentConfig) -> Result<Arc<Daemon>, StartError> {
+        Self::start_prepared(Self::prepare(config).await?).await
+    }
+
+    /// Reads the board config and loads every local variant `config` needs; starts nothing.
+    pub async fn prepare(config: AgentConfig) -> Result<Prepared, StartError> {
         let board = BoardConfig::load(config.resolve(&config.agent.board))?;
         edge::check_routes(&board, config.mqtt.as_ref(), &config.path)?;
         let store = config.agent.models.as_ref().map(|p| ModelStore::new(config.resolve(p))).unwrap_or_else(ModelStore::discover);
@@ -183,6 +201,13 @@ impl Daemon {
         })
         .await
         .map_err(|e| StartError::Join(e.to_string()))??;
+        Ok(Prepared { config, board, decider, device, runner, manifests })
+    }
+
+    /// Starts what [`Daemon::prepare`] loaded: the edge link (it connects in the background),
+    /// telemetry, and a few warm-up runs that seed the local estimates.
+    pub async fn start_prepared(prepared: Prepared) -> Result<Arc<Daemon>, StartError> {
+        let Prepared { config, board, decider, device, runner, manifests } = prepared;
         let runner = Arc::new(runner);
 
         let offloader = match &config.mqtt {

@@ -19,8 +19,9 @@ pub enum OffloadError {
     /// request was in flight).
     #[error("not connected to the broker{}", if .0.is_empty() { String::new() } else { format!(": {}", .0) })]
     Disconnected(String),
-    /// The broker refused the connection (TLS handshake, certificate, or CONNACK).
-    #[error("the broker refused the connection: {0}")]
+    /// The connection was refused, by the broker (a TLS alert, a CONNACK refusal) or by this
+    /// client (the broker's certificate: expired, another CA, not naming the address dialed).
+    #[error("the connection to the broker was refused: {0}")]
     Refused(String),
     /// The broker handed this client's session to another client with the same client id
     /// (two processes with one identity); the link keeps retrying, slowly.
