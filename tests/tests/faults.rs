@@ -37,3 +37,26 @@ fn every_fault_leaves_every_request_exactly_one_answer_or_a_clear_error_and_the_
         assert_eq!((f.lost, f.duplicated), (0, 0), "{}", f.scenario);
     }
 }
+
+/// The soak (issue 14, "3. Soak"): [`ferry_tests::faults::soak`]. Not in the default run:
+/// `cargo test --release -p ferry-tests --test faults -- --ignored soak --nocapture`, 30
+/// minutes unless `FERRY_SOAK_MINUTES` says otherwise, the fault sequence from
+/// `FERRY_SOAK_SEED` (default: the clock). With `FERRY_RELIABILITY` set, its section of that
+/// file is rewritten (between `soak:begin` and `soak:end`).
+#[test]
+#[ignore = "the 30-minute soak: run with --ignored (FERRY_SOAK_MINUTES sets its length)"]
+fn soak_random_faults_lose_nothing_and_memory_stays_flat() {
+    let minutes: f64 = std::env::var("FERRY_SOAK_MINUTES").ok().and_then(|m| m.parse().ok()).unwrap_or(30.0);
+    let seed = std::env::var("FERRY_SOAK_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| ferry_tests::harness::now_us());
+    let images = faults::images();
+    let soak = faults::soak::run(std::time::Duration::from_secs_f64(minutes * 60.0), seed, &images);
+    let text = faults::soak::render(&soak, &faults::load_description());
+    eprintln!("{text}");
+    if let Some(path) = std::env::var_os("FERRY_RELIABILITY") {
+        let path = repo_root().join(path);
+        report::write_section(&path, "soak", &text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    }
+    let f = &soak.figures;
+    assert!(f.violations.is_empty(), "{} check(s) failed:\n{}", f.violations.len(), f.violations.join("\n"));
+    assert_eq!((f.lost, f.duplicated), (0, 0));
+}

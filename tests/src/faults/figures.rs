@@ -117,9 +117,11 @@ pub struct Figures {
 
 impl Figures {
     /// Counts `records` by the definitions, and checks what cannot depend on speed: nothing
-    /// lost, nothing duplicated, a cut only at a kill, no edge answer while the edge was
-    /// unreachable. `deadline_ms` is the load's deadline.
-    pub fn count(scenario: &str, fault: &str, records: &[Record], images: &[Image], window: &Window, deadline_ms: u32) -> Figures {
+    /// lost, nothing duplicated, a cut only at a kill, a refusal only while the agent was
+    /// down, no edge answer while the edge was unreachable. `windows` are the faults, in
+    /// order (one per scenario; a soak has many); `deadline_ms` is the load's deadline. The
+    /// recovery figure is the longest over the windows.
+    pub fn count(scenario: &str, fault: &str, records: &[Record], images: &[Image], windows: &[Window], deadline_ms: u32) -> Figures {
         let mut f = Figures { scenario: scenario.to_string(), fault: fault.to_string(), sent: records.len(), ..Figures::default() };
         let mut breakdown: HashMap<String, usize> = HashMap::new();
         let mut ids: HashMap<u64, usize> = HashMap::new();
@@ -165,9 +167,9 @@ impl Figures {
                     };
                     *breakdown.entry(name).or_default() += 1;
                 }
-                Kind::Cut => match window.kill_s {
-                    Some(kill) if r.sent_s <= kill && r.done_s >= kill && r.done_s <= kill + 1.0 => f.cut_by_kill += 1,
-                    _ => {
+                Kind::Cut => match windows.iter().filter_map(|w| w.kill_s).find(|&kill| r.sent_s <= kill && r.done_s >= kill && r.done_s <= kill + 1.0) {
+                    Some(_) => f.cut_by_kill += 1,
+                    None => {
                         f.lost += 1;
                         f.violations.push(format!("request {} sent at {:.2} s was cut at {:.2} s with no kill then: {:?}", r.n, r.sent_s, r.done_s, r.exchange));
                     }
@@ -177,11 +179,11 @@ impl Figures {
                     f.violations.push(format!("request {} sent at {:.2} s got no answer and no error: {why}", r.n, r.sent_s));
                 }
             }
-            let down = window.agent_down.is_some_and(|(from, to)| r.sent_s >= from - 0.05 && r.sent_s <= to);
+            let down = windows.iter().filter_map(|w| w.agent_down).any(|(from, to)| r.sent_s >= from - 0.05 && r.sent_s <= to);
             if kind == Kind::Refused && !down {
                 f.violations.push(format!("request {} sent at {:.2} s was refused while the agent should have been running: {:?}", r.n, r.sent_s, r.exchange));
             }
-            if let (Kind::Edge, Some((from, to))) = (&kind, window.edge_unreachable) {
+            for (from, to) in windows.iter().filter_map(|w| w.edge_unreachable).filter(|_| kind == Kind::Edge) {
                 if r.sent_s >= from && r.done_s < to {
                     f.violations.push(format!(
                         "request {} sent at {:.2} s was answered by the edge at {:.2} s, while the edge was unreachable ({from:.2}–{to:.2} s): the fault did not happen",
@@ -194,14 +196,12 @@ impl Figures {
             f.duplicated += n - 1;
             f.violations.push(format!("request id {id} was in {n} answers"));
         }
-        f.recovery_s = records
-            .iter()
-            .filter(|r| r.sent_s >= window.end_s && classify(r) == Kind::Edge)
-            .map(|r| r.done_s - window.end_s)
-            .min_by(f64::total_cmp);
+        // The worst recovery; one that never came is `None`.
+        let recoveries: Vec<Option<f64>> = windows.iter().map(|w| recovery(records, w.end_s)).collect();
+        f.recovery_s = if recoveries.iter().all(Option::is_some) { recoveries.into_iter().flatten().max_by(f64::total_cmp) } else { None };
         let mut parts: Vec<String> = breakdown.into_iter().map(|(k, n)| format!("{k} {n}")).collect();
         parts.sort();
-        if let Some(n) = window.in_flight_at_signal {
+        for n in windows.iter().filter_map(|w| w.in_flight_at_signal) {
             parts.push(format!("{n} in flight at the signal"));
         }
         if !parts.is_empty() {
@@ -226,6 +226,11 @@ impl Figures {
         }
         self.notes.push(format!("edge: received {received}, ok {ok}, error {error}, busy {busy}, probes {probes}"));
     }
+}
+
+/// From `end_s` to the first answer from the edge to a request sent at or after it, s.
+pub fn recovery(records: &[Record], end_s: f64) -> Option<f64> {
+    records.iter().filter(|r| r.sent_s >= end_s && classify(r) == Kind::Edge).map(|r| r.done_s - end_s).min_by(f64::total_cmp)
 }
 
 /// True when an answer for image `mine` carries another image's class and not its own: a
@@ -264,7 +269,7 @@ mod tests {
             rec(6, 0, 7.0, 40.0, Exchange::NoAnswer { partial: 0 }),
         ];
         let window = Window { start_s: 1.05, end_s: 1.9, kill_s: Some(1.05), agent_down: Some((1.05, 1.9)), ..Window::default() };
-        let f = Figures::count("t", "t", &records, &images, &window, 1000);
+        let f = Figures::count("t", "t", &records, &images, &[window], 1000);
         assert_eq!((f.sent, f.answered, f.on_edge, f.local), (7, 5, 3, 2));
         assert_eq!((f.cut_by_kill, f.errors, f.lost, f.deadline_misses), (1, 1, 1, 1));
         // Record 5 repeats id 12 and carries image a's class for image b.
@@ -272,7 +277,7 @@ mod tests {
         assert_eq!(f.violations.len(), 3, "{:?}", f.violations);
         assert_eq!(f.recovery_s.map(|s| (s * 10.0).round() / 10.0), Some(3.1));
         // Without a kill, the cut is lost.
-        let f = Figures::count("t", "t", &records, &images, &Window { end_s: 1.9, ..Window::default() }, 1000);
+        let f = Figures::count("t", "t", &records, &images, &[Window { end_s: 1.9, ..Window::default() }], 1000);
         assert_eq!((f.cut_by_kill, f.lost), (0, 2));
         assert!(f.violations.iter().any(|v| v.contains("refused while the agent should have been running")), "{:?}", f.violations);
     }

@@ -48,12 +48,15 @@
 //! - [`figures`]: records → figures and the speed-independent checks.
 //! - [`scenarios`]: each fault on a bed of its own: injection, timing, evidence.
 //! - [`report`]: the table, written between markers in RELIABILITY.md.
+//! - [`soak`]: random faults for half an hour on one bed, memory sampled (not in the default
+//!   run).
 
 pub mod client;
 pub mod figures;
 pub mod load;
 pub mod report;
 pub mod scenarios;
+pub mod soak;
 
 use std::sync::Arc;
 

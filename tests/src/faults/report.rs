@@ -57,13 +57,19 @@ pub fn render(figures: &[Figures], load: &str, wall_s: f64) -> String {
     out
 }
 
-/// Replaces what is between the markers in `path` with `generated` (appending the markers
-/// if the file has none, creating the file if there is none).
+/// Replaces what is between the fault suite's markers in `path` with `generated` (appending
+/// the markers if the file has none, creating the file if there is none).
 pub fn write(path: &Path, generated: &str) -> std::io::Result<()> {
+    write_section(path, "faults", generated)
+}
+
+/// [`write`] between `<!-- {name}:begin -->` and `<!-- {name}:end -->`.
+pub fn write_section(path: &Path, name: &str, generated: &str) -> std::io::Result<()> {
+    let (begin, end) = (format!("<!-- {name}:begin -->"), format!("<!-- {name}:end -->"));
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let block = format!("{BEGIN}\n{generated}{END}");
-    let new = match (text.find(BEGIN), text.find(END)) {
-        (Some(b), Some(e)) if b < e => format!("{}{block}{}", &text[..b], &text[e + END.len()..]),
+    let block = format!("{begin}\n{generated}{end}");
+    let new = match (text.find(&begin), text.find(&end)) {
+        (Some(b), Some(e)) if b < e => format!("{}{block}{}", &text[..b], &text[e + end.len()..]),
         _ if text.is_empty() => format!("{block}\n"),
         _ => format!("{}\n\n{block}\n", text.trim_end()),
     };

@@ -107,6 +107,19 @@ impl Fault {
         }
     }
 
+    /// How long the fault lasts in the suite, s.
+    pub fn default_secs(self) -> f64 {
+        match self {
+            Fault::BrokerRestart => 3.0,
+            Fault::EdgeKill => 5.0,
+            Fault::LinkCut => CUT_S as f64,
+            Fault::Throttle => 15.0,
+            Fault::EdgeBusy => 12.0,
+            Fault::AgentKill | Fault::AgentTerm => 2.0,
+            Fault::SpoolFull => 10.0,
+        }
+    }
+
     /// The bed it runs on.
     pub fn options(self) -> BedOptions {
         let base = BedOptions { tag: "f", kbit: FAST_KBIT, ..BedOptions::default() };
@@ -120,12 +133,14 @@ impl Fault {
 }
 
 /// What an injection leaves for the checks after the load has stopped.
-#[derive(Default)]
-struct Injected {
-    window: Window,
+#[derive(Debug, Default)]
+pub struct Injected {
+    /// When it happened.
+    pub window: Window,
     /// Checks that failed while injecting (the fault did not take, a process misbehaved).
-    violations: Vec<String>,
-    notes: Vec<String>,
+    pub violations: Vec<String>,
+    /// What was seen.
+    pub notes: Vec<String>,
 }
 
 /// Runs one scenario on a bed of its own and returns its figures.
@@ -141,7 +156,7 @@ pub fn run(fault: Fault, images: &Arc<Vec<Image>>) -> Figures {
         early.push("the offload path was not in use before the fault (no edge answer in the first 34 s)".to_string());
     }
     eprintln!("faults: {}: {:.1} s steady, then the fault: {}", fault.name(), load.now_s(), fault.describe());
-    let mut injected = inject(fault, &mut bed, &load);
+    let mut injected = inject(fault, fault.default_secs(), &mut bed, &load);
     let end = injected.window.end_s;
     let left = (end + RECOVERY_BOUND_S as f64 - load.now_s()).max(0.0);
     load.wait_until(Duration::from_secs_f64(left), |rs| rs.iter().any(|r| r.sent_s >= end && classify(r) == Kind::Edge));
@@ -151,7 +166,7 @@ pub fn run(fault: Fault, images: &Arc<Vec<Image>>) -> Figures {
         injected.violations.push(format!("the agent is not running at the end:\n{}", tail(&bed.agent.stderr.text(), 40)));
     }
     let edge_line = stop_edge(&mut bed);
-    let mut f = Figures::count(fault.name(), &fault.describe(), &records, images, &injected.window, LOAD.deadline_ms);
+    let mut f = Figures::count(fault.name(), &fault.describe(), &records, images, std::slice::from_ref(&injected.window), LOAD.deadline_ms);
     f.edge_counters(edge_line.as_deref());
     if fault == Fault::EdgeBusy {
         let busy = edge_line.as_deref().and_then(|l| crate::bed::snapshot_field(l, "busy")).unwrap_or(0);
@@ -164,7 +179,8 @@ pub fn run(fault: Fault, images: &Arc<Vec<Image>>) -> Figures {
         Some(s) => injected.violations.push(format!("the offload path came back {s:.1} s after the fault, later than {RECOVERY_BOUND_S} s")),
         None => injected.violations.push(format!("the offload path did not come back within {RECOVERY_BOUND_S} s of the fault's end")),
     }
-    f.violations.splice(0..0, early);
+    early.append(&mut f.violations);
+    f.violations = early;
     f.violations.extend(injected.violations);
     f.notes.extend(injected.notes);
     timeline(fault, &records, &injected.window);
@@ -179,15 +195,18 @@ pub fn run(fault: Fault, images: &Arc<Vec<Image>>) -> Figures {
     f
 }
 
-/// Injects `fault` into the running bed, timing it on the load's clock.
-fn inject(fault: Fault, bed: &mut Bed, load: &Load) -> Injected {
+/// Injects `fault` into the running bed for `secs` (how long the broker, edge or agent stays
+/// down, the link cut or throttled, the edge flooded, the disk full), timing it on the load's
+/// clock.
+pub fn inject(fault: Fault, secs: f64, bed: &mut Bed, load: &Load) -> Injected {
     let mut out = Injected::default();
     let w = &mut out.window;
+    let length = Duration::from_secs_f64(secs);
     match fault {
         Fault::BrokerRestart => {
             w.start_s = load.now_s();
             bed.kill_broker();
-            std::thread::sleep(Duration::from_secs(3));
+            std::thread::sleep(length);
             let spawned = load.now_s();
             bed.start_broker();
             w.end_s = load.now_s();
@@ -196,7 +215,7 @@ fn inject(fault: Fault, bed: &mut Bed, load: &Load) -> Injected {
         Fault::EdgeKill => {
             w.start_s = load.now_s();
             bed.kill_edge();
-            std::thread::sleep(Duration::from_secs(5));
+            std::thread::sleep(length);
             let spawned = load.now_s();
             bed.start_edge();
             w.end_s = load.now_s();
@@ -205,7 +224,7 @@ fn inject(fault: Fault, bed: &mut Bed, load: &Load) -> Injected {
         Fault::LinkCut => {
             w.start_s = load.now_s();
             bed.tb.set_link(Side::Edge, false).unwrap_or_else(|e| panic!("link down: {e}"));
-            std::thread::sleep(Duration::from_secs(CUT_S));
+            std::thread::sleep(length);
             let restored = load.now_s();
             bed.tb.set_link(Side::Edge, true).unwrap_or_else(|e| panic!("link up: {e}"));
             w.end_s = load.now_s();
@@ -216,7 +235,7 @@ fn inject(fault: Fault, bed: &mut Bed, load: &Load) -> Injected {
             for side in [Side::Device, Side::Edge] {
                 bed.tb.shape(side, THROTTLE_KBIT).unwrap_or_else(|e| panic!("throttle: {e}"));
             }
-            std::thread::sleep(Duration::from_secs(15));
+            std::thread::sleep(length);
             for side in [Side::Device, Side::Edge] {
                 bed.tb.shape(side, FAST_KBIT).unwrap_or_else(|e| panic!("restore: {e}"));
             }
@@ -225,7 +244,7 @@ fn inject(fault: Fault, bed: &mut Bed, load: &Load) -> Injected {
         Fault::EdgeBusy => {
             let mut flooder = flood(bed);
             w.start_s = load.now_s();
-            std::thread::sleep(Duration::from_secs(12));
+            std::thread::sleep(length);
             if !flooder.is_running() {
                 out.violations.push(format!("the flooding device stopped early:\n{}", flooder.stderr.text()));
             }
@@ -240,7 +259,7 @@ fn inject(fault: Fault, bed: &mut Bed, load: &Load) -> Injected {
             w.start_s = load.now_s();
             w.kill_s = Some(w.start_s);
             bed.kill_agent();
-            std::thread::sleep(Duration::from_secs(2));
+            std::thread::sleep(length);
             w.end_s = load.now_s();
             bed.start_agent();
             w.agent_down = Some((w.start_s, load.now_s()));
@@ -257,7 +276,7 @@ fn inject(fault: Fault, bed: &mut Bed, load: &Load) -> Injected {
                 out.violations.push(format!("the agent did not exit within 10 s of SIGTERM:\n{}", tail(&bed.agent.stderr.text(), 40)));
             }
             out.notes.push(format!("exited {stop_s:.2} s after SIGTERM"));
-            std::thread::sleep(Duration::from_secs(2));
+            std::thread::sleep(length);
             w.end_s = load.now_s();
             bed.start_agent();
             w.agent_down = Some((w.start_s, load.now_s()));
@@ -269,7 +288,7 @@ fn inject(fault: Fault, bed: &mut Bed, load: &Load) -> Injected {
             w.start_s = load.now_s();
             let filled = fill(&spool.join("fill"));
             out.notes.push(format!("{} KiB written to fill the disk", filled / 1024));
-            std::thread::sleep(Duration::from_secs(10));
+            std::thread::sleep(length);
             let during = warnings(bed) - before;
             if during == 0 {
                 out.violations.push("no telemetry record failed to spool while the disk was full: the fault did not happen".to_string());
