@@ -285,10 +285,21 @@ fn spawn_broker(tb: &Testbed, conf: &Path) -> Proc {
     let mut mosquitto = tb.command(Side::Edge, program("mosquitto"));
     mosquitto.arg("-c").arg(conf);
     let mut broker = Proc::spawn(mosquitto, "mosquitto");
-    // Listening once it logs its listener (its port is in another namespace than this process).
-    let ready = broker.stderr.wait_for(&["Opening ipv4 listen socket on port"], Duration::from_secs(15));
-    assert!(ready && broker.is_running(), "mosquitto did not start in the edge namespace:\n{}", broker.stderr.text());
-    broker
+    // Listening once a TCP connection to its port succeeds from inside the edge namespace
+    // (this process lives in another one).
+    let end = Instant::now() + Duration::from_secs(15);
+    loop {
+        let probe = tb
+            .command(Side::Edge, "bash")
+            .args(["-c", &format!("exec 3<>/dev/tcp/{EDGE_IP}/{PORT}")])
+            .stderr(std::process::Stdio::null())
+            .status();
+        if probe.is_ok_and(|s| s.success()) {
+            return broker;
+        }
+        assert!(Instant::now() < end && broker.is_running(), "mosquitto did not start in the edge namespace:\n{}", broker.stderr.text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// `ferry-edge` with `options` in the edge namespace, once it is ready.

@@ -270,7 +270,7 @@ mod tests {
         ];
         let window = Window { start_s: 1.05, end_s: 1.9, kill_s: Some(1.05), agent_down: Some((1.05, 1.9)), ..Window::default() };
         let f = Figures::count("t", "t", &records, &images, &[window], 1000);
-        assert_eq!((f.sent, f.answered, f.on_edge, f.local), (7, 5, 3, 2));
+        assert_eq!((f.sent, f.answered, f.on_edge, f.local), (7, 4, 3, 1));
         assert_eq!((f.cut_by_kill, f.errors, f.lost, f.deadline_misses), (1, 1, 1, 1));
         // Record 5 repeats id 12 and carries image a's class for image b.
         assert_eq!(f.duplicated, 2, "{:?}", f.violations);
