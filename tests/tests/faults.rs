@@ -20,19 +20,39 @@ use ferry_tests::faults::{self, report, scenarios};
 use ferry_tests::harness::repo_root;
 
 #[test]
-fn every_fault_leaves_every_request_exactly_one_answer_or_a_clear_error_and_the_offload_path_comes_back() {
+fn every_fault_leaves_every_request_exactly_one_answer_or_a_clear_error_and_the_offload_path_comes_back(
+) {
     let started = Instant::now();
     let images = faults::images();
-    let figures: Vec<_> = scenarios::Fault::ALL.iter().map(|&f| scenarios::run(f, &images)).collect();
-    let table = report::render(&figures, &faults::load_description(), started.elapsed().as_secs_f64());
+    let figures: Vec<_> = scenarios::Fault::ALL
+        .iter()
+        .map(|&f| scenarios::run(f, &images))
+        .collect();
+    let table = report::render(
+        &figures,
+        &faults::load_description(),
+        started.elapsed().as_secs_f64(),
+    );
     eprintln!("{table}");
     if let Some(path) = std::env::var_os("FERRY_RELIABILITY") {
         let path = repo_root().join(path);
         report::write(&path, &table).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
         eprintln!("faults: table written to {}", path.display());
     }
-    let failed: Vec<String> = figures.iter().flat_map(|f| f.violations.iter().map(move |v| format!("{}: {v}", f.scenario))).collect();
-    assert!(failed.is_empty(), "{} check(s) failed:\n{}", failed.len(), failed.join("\n"));
+    let failed: Vec<String> = figures
+        .iter()
+        .flat_map(|f| {
+            f.violations
+                .iter()
+                .map(move |v| format!("{}: {v}", f.scenario))
+        })
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} check(s) failed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
     for f in &figures {
         assert_eq!((f.lost, f.duplicated), (0, 0), "{}", f.scenario);
     }
@@ -46,17 +66,33 @@ fn every_fault_leaves_every_request_exactly_one_answer_or_a_clear_error_and_the_
 #[test]
 #[ignore = "the 30-minute soak: run with --ignored (FERRY_SOAK_MINUTES sets its length)"]
 fn soak_random_faults_lose_nothing_and_memory_stays_flat() {
-    let minutes: f64 = std::env::var("FERRY_SOAK_MINUTES").ok().and_then(|m| m.parse().ok()).unwrap_or(30.0);
-    let seed = std::env::var("FERRY_SOAK_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| ferry_tests::harness::now_us());
+    let minutes: f64 = std::env::var("FERRY_SOAK_MINUTES")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(30.0);
+    let seed = std::env::var("FERRY_SOAK_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(ferry_tests::harness::now_us);
     let images = faults::images();
-    let soak = faults::soak::run(std::time::Duration::from_secs_f64(minutes * 60.0), seed, &images);
+    let soak = faults::soak::run(
+        std::time::Duration::from_secs_f64(minutes * 60.0),
+        seed,
+        &images,
+    );
     let text = faults::soak::render(&soak, &faults::load_description());
     eprintln!("{text}");
     if let Some(path) = std::env::var_os("FERRY_RELIABILITY") {
         let path = repo_root().join(path);
-        report::write_section(&path, "soak", &text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        report::write_section(&path, "soak", &text)
+            .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     }
     let f = &soak.figures;
-    assert!(f.violations.is_empty(), "{} check(s) failed:\n{}", f.violations.len(), f.violations.join("\n"));
+    assert!(
+        f.violations.is_empty(),
+        "{} check(s) failed:\n{}",
+        f.violations.len(),
+        f.violations.join("\n")
+    );
     assert_eq!((f.lost, f.duplicated), (0, 0));
 }

@@ -36,7 +36,13 @@ pub enum Exchange {
 
 /// Sends `POST path` with `body` as `content_type` and reads the answer, giving up after
 /// `timeout` in all.
-pub fn post(socket: &Path, path: &str, content_type: &str, body: &[u8], timeout: Duration) -> Exchange {
+pub fn post(
+    socket: &Path,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> Exchange {
     let end = Instant::now() + timeout;
     let mut s = match UnixStream::connect(socket) {
         Ok(s) => s,
@@ -49,7 +55,10 @@ pub fn post(socket: &Path, path: &str, content_type: &str, body: &[u8], timeout:
     if let Err(e) = s.set_write_timeout(Some(timeout)) {
         return Exchange::Cut(e.to_string());
     }
-    if let Err(e) = s.write_all(head.as_bytes()).and_then(|()| s.write_all(body)) {
+    if let Err(e) = s
+        .write_all(head.as_bytes())
+        .and_then(|()| s.write_all(body))
+    {
         return match e.kind() {
             ErrorKind::WouldBlock | ErrorKind::TimedOut => Exchange::NoAnswer { partial: 0 },
             _ => Exchange::Cut(format!("while sending: {e}")),
@@ -73,7 +82,9 @@ pub fn post(socket: &Path, path: &str, content_type: &str, body: &[u8], timeout:
                 return Exchange::NoAnswer { partial: raw.len() };
             }
             Err(e) if raw.is_empty() => return Exchange::Cut(format!("while waiting: {e}")),
-            Err(e) => return Exchange::Garbled(format!("{e} after {} bytes of an answer", raw.len())),
+            Err(e) => {
+                return Exchange::Garbled(format!("{e} after {} bytes of an answer", raw.len()))
+            }
         }
     }
     if raw.is_empty() {
@@ -89,22 +100,37 @@ fn parse(raw: &[u8]) -> Exchange {
     };
     let head = String::from_utf8_lossy(&raw[..split]);
     let rest = &raw[split + 4..];
-    let Some(status) = head.split_whitespace().nth(1).and_then(|s| s.parse::<u16>().ok()) else {
+    let Some(status) = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+    else {
         return Exchange::Garbled(format!("bad status line: {:.60}", head));
     };
     let length = head.lines().find_map(|l| {
         let (name, value) = l.split_once(':')?;
-        name.trim().eq_ignore_ascii_case("content-length").then(|| value.trim().parse::<usize>().ok()).flatten()
+        name.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse::<usize>().ok())
+            .flatten()
     });
     let body = match length {
-        Some(n) if rest.len() < n => return Exchange::Garbled(format!("a body of {} bytes, {n} announced", rest.len())),
+        Some(n) if rest.len() < n => {
+            return Exchange::Garbled(format!("a body of {} bytes, {n} announced", rest.len()))
+        }
         Some(n) if rest.len() > n => {
-            return Exchange::Garbled(format!("{} bytes after the answer's {n}-byte body: a second answer?", rest.len() - n))
+            return Exchange::Garbled(format!(
+                "{} bytes after the answer's {n}-byte body: a second answer?",
+                rest.len() - n
+            ))
         }
         Some(n) => &rest[..n],
         None => rest,
     };
-    Exchange::Answer { status, body: serde_json::from_slice(body).unwrap_or(serde_json::Value::Null) }
+    Exchange::Answer {
+        status,
+        body: serde_json::from_slice(body).unwrap_or(serde_json::Value::Null),
+    }
 }
 
 #[cfg(test)]
@@ -115,7 +141,9 @@ mod tests {
     fn one_response_parses_and_a_second_one_after_it_is_garbled() {
         let one = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"ran\":\"x\"}";
         match parse(one) {
-            Exchange::Answer { status, body } => assert_eq!((status, body["ran"].as_str()), (200, Some("x"))),
+            Exchange::Answer { status, body } => {
+                assert_eq!((status, body["ran"].as_str()), (200, Some("x")))
+            }
             other => panic!("{other:?}"),
         }
         let two = [&one[..], &one[..]].concat();

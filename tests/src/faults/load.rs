@@ -59,7 +59,13 @@ pub struct Load {
 
 impl Load {
     /// Starts sending to the API socket `socket` at once; times are counted from `t0`.
-    pub fn start(socket: PathBuf, model: &'static str, images: Arc<Vec<Image>>, config: LoadConfig, t0: Instant) -> Load {
+    pub fn start(
+        socket: PathBuf,
+        model: &'static str,
+        images: Arc<Vec<Image>>,
+        config: LoadConfig,
+        t0: Instant,
+    ) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let records = Arc::new(Mutex::new(Vec::new()));
         let in_flight = Arc::new(AtomicUsize::new(0));
@@ -71,16 +77,36 @@ impl Load {
                 let mut threads = Vec::new();
                 let mut n = 0;
                 while !stop.load(Ordering::SeqCst) {
-                    let (socket, path, images, records, in_flight) =
-                        (socket.clone(), path.clone(), images.clone(), records.clone(), in_flight.clone());
+                    let (socket, path, images, records, in_flight) = (
+                        socket.clone(),
+                        path.clone(),
+                        images.clone(),
+                        records.clone(),
+                        in_flight.clone(),
+                    );
                     let image = n % images.len();
                     in_flight.fetch_add(1, Ordering::SeqCst);
                     threads.push(std::thread::spawn(move || {
                         let sent_s = t0.elapsed().as_secs_f64();
-                        let exchange = client::post(&socket, &path, "image/jpeg", &images[image].bytes, config.timeout);
+                        let exchange = client::post(
+                            &socket,
+                            &path,
+                            "image/jpeg",
+                            &images[image].bytes,
+                            config.timeout,
+                        );
                         let done_s = t0.elapsed().as_secs_f64();
                         in_flight.fetch_sub(1, Ordering::SeqCst);
-                        records.lock().unwrap_or_else(|p| p.into_inner()).push(Record { n, image, sent_s, done_s, exchange });
+                        records
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(Record {
+                                n,
+                                image,
+                                sent_s,
+                                done_s,
+                                exchange,
+                            });
                     }));
                     n += 1;
                     // Finished threads are reaped as the load goes (each is bounded by the timeout).
@@ -93,7 +119,13 @@ impl Load {
                 threads
             })
         };
-        Load { t0, stop, ticker: Some(ticker), records, in_flight }
+        Load {
+            t0,
+            stop,
+            ticker: Some(ticker),
+            records,
+            in_flight,
+        }
     }
 
     /// Seconds since the scenario's clock started.
@@ -143,7 +175,8 @@ impl Load {
                 let _ = t.join();
             }
         }
-        let mut records = std::mem::take(&mut *self.records.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut records =
+            std::mem::take(&mut *self.records.lock().unwrap_or_else(|p| p.into_inner()));
         records.sort_by_key(|r| r.n);
         records
     }

@@ -74,7 +74,8 @@ pub fn images() -> Arc<Vec<Image>> {
             .iter()
             .map(|&name| Image {
                 name,
-                bytes: std::fs::read(repo_root().join(name)).unwrap_or_else(|e| panic!("{name}: {e}")),
+                bytes: std::fs::read(repo_root().join(name))
+                    .unwrap_or_else(|e| panic!("{name}: {e}")),
                 top1: local_top1(MODEL, name) as u64,
             })
             .collect(),

@@ -103,9 +103,14 @@ impl Fault {
             Fault::EdgeKill => "ferry-edge SIGKILLed, started again after 5 s".into(),
             Fault::LinkCut => format!("veth down (edge side) for {CUT_S} s"),
             Fault::Throttle => format!("both directions {THROTTLE_KBIT} kbit/s for 15 s"),
-            Fault::EdgeBusy => "edge queue of 1 flooded by dev-2 (a request every 5 ms) for 12 s".into(),
+            Fault::EdgeBusy => {
+                "edge queue of 1 flooded by dev-2 (a request every 5 ms) for 12 s".into()
+            }
             Fault::AgentKill => "agent SIGKILLed mid-request, started again after 2 s".into(),
-            Fault::AgentTerm => "agent SIGTERMed mid-request (drain_ms 300), started again 2 s after it exited".into(),
+            Fault::AgentTerm => {
+                "agent SIGTERMed mid-request (drain_ms 300), started again 2 s after it exited"
+                    .into()
+            }
             Fault::SpoolFull => "spool's 2 MiB tmpfs filled for 10 s, then freed".into(),
         }
     }
@@ -125,11 +130,24 @@ impl Fault {
 
     /// The bed it runs on.
     pub fn options(self) -> BedOptions {
-        let base = BedOptions { tag: "f", kbit: FAST_KBIT, ..BedOptions::default() };
+        let base = BedOptions {
+            tag: "f",
+            kbit: FAST_KBIT,
+            ..BedOptions::default()
+        };
         match self {
-            Fault::EdgeBusy => BedOptions { edge_queue: 1, ..base },
-            Fault::AgentTerm => BedOptions { drain_ms: Some(300), ..base },
-            Fault::SpoolFull => BedOptions { spool_tmpfs_kib: Some(2048), ..base },
+            Fault::EdgeBusy => BedOptions {
+                edge_queue: 1,
+                ..base
+            },
+            Fault::AgentTerm => BedOptions {
+                drain_ms: Some(300),
+                ..base
+            },
+            Fault::SpoolFull => BedOptions {
+                spool_tmpfs_kib: Some(2048),
+                ..base
+            },
             _ => base,
         }
     }
@@ -155,32 +173,64 @@ pub fn run(fault: Fault, images: &Arc<Vec<Image>>) -> Figures {
     let load = Load::start(socket, MODEL, images.clone(), LOAD, t0);
     let mut early = Vec::new();
     std::thread::sleep(Duration::from_secs(WARM_S));
-    if !load.wait_until(Duration::from_secs(30), |rs| rs.iter().any(|r| classify(r) == Kind::Edge)) {
-        early.push("the offload path was not in use before the fault (no edge answer in the first 34 s)".to_string());
+    if !load.wait_until(Duration::from_secs(30), |rs| {
+        rs.iter().any(|r| classify(r) == Kind::Edge)
+    }) {
+        early.push(
+            "the offload path was not in use before the fault (no edge answer in the first 34 s)"
+                .to_string(),
+        );
     }
-    eprintln!("faults: {}: {:.1} s steady, then the fault: {}", fault.name(), load.now_s(), fault.describe());
+    eprintln!(
+        "faults: {}: {:.1} s steady, then the fault: {}",
+        fault.name(),
+        load.now_s(),
+        fault.describe()
+    );
     let mut injected = inject(fault, fault.default_secs(), &mut bed, &load);
     let end = injected.window.end_s;
     let left = (end + RECOVERY_BOUND_S as f64 - load.now_s()).max(0.0);
-    load.wait_until(Duration::from_secs_f64(left), |rs| rs.iter().any(|r| r.sent_s >= end && classify(r) == Kind::Edge));
+    load.wait_until(Duration::from_secs_f64(left), |rs| {
+        rs.iter()
+            .any(|r| r.sent_s >= end && classify(r) == Kind::Edge)
+    });
     std::thread::sleep(Duration::from_secs(POST_S));
     let records = load.finish();
     if !bed.agent.is_running() {
-        injected.violations.push(format!("the agent is not running at the end:\n{}", tail(&bed.agent.stderr.text(), 40)));
+        injected.violations.push(format!(
+            "the agent is not running at the end:\n{}",
+            tail(&bed.agent.stderr.text(), 40)
+        ));
     }
     let edge_line = stop_edge(&mut bed);
-    let mut f = Figures::count(fault.name(), &fault.describe(), &records, images, std::slice::from_ref(&injected.window), LOAD.deadline_ms);
+    let mut f = Figures::count(
+        fault.name(),
+        &fault.describe(),
+        &records,
+        images,
+        std::slice::from_ref(&injected.window),
+        LOAD.deadline_ms,
+    );
     f.edge_counters(edge_line.as_deref());
     if fault == Fault::EdgeBusy {
-        let busy = edge_line.as_deref().and_then(|l| crate::bed::snapshot_field(l, "busy")).unwrap_or(0);
+        let busy = edge_line
+            .as_deref()
+            .and_then(|l| crate::bed::snapshot_field(l, "busy"))
+            .unwrap_or(0);
         if busy == 0 {
-            injected.violations.push("the flooded edge never answered busy: the fault did not happen".to_string());
+            injected
+                .violations
+                .push("the flooded edge never answered busy: the fault did not happen".to_string());
         }
     }
     match f.recovery_s {
         Some(s) if s <= RECOVERY_BOUND_S as f64 => {}
-        Some(s) => injected.violations.push(format!("the offload path came back {s:.1} s after the fault, later than {RECOVERY_BOUND_S} s")),
-        None => injected.violations.push(format!("the offload path did not come back within {RECOVERY_BOUND_S} s of the fault's end")),
+        Some(s) => injected.violations.push(format!(
+            "the offload path came back {s:.1} s after the fault, later than {RECOVERY_BOUND_S} s"
+        )),
+        None => injected.violations.push(format!(
+            "the offload path did not come back within {RECOVERY_BOUND_S} s of the fault's end"
+        )),
     }
     early.append(&mut f.violations);
     f.violations = early;
@@ -188,7 +238,11 @@ pub fn run(fault: Fault, images: &Arc<Vec<Image>>) -> Figures {
     f.notes.extend(injected.notes);
     timeline(fault, &records, &injected.window);
     if !f.violations.is_empty() {
-        eprintln!("faults: {}: the agent's log:\n{}", fault.name(), tail(&bed.agent.stderr.text(), 200));
+        eprintln!(
+            "faults: {}: the agent's log:\n{}",
+            fault.name(),
+            tail(&bed.agent.stderr.text(), 200)
+        );
     }
     eprintln!(
         "faults: {}: {} sent, {} answered ({} edge, {} local, {} fallback), {} deadline misses, {} errors, {} cut, {} lost, {} duplicated, back after {:?} s ({:.0} s with the bed)",
@@ -226,21 +280,29 @@ pub fn inject(fault: Fault, secs: f64, bed: &mut Bed, load: &Load) -> Injected {
         }
         Fault::LinkCut => {
             w.start_s = load.now_s();
-            bed.tb.set_link(Side::Edge, false).unwrap_or_else(|e| panic!("link down: {e}"));
+            bed.tb
+                .set_link(Side::Edge, false)
+                .unwrap_or_else(|e| panic!("link down: {e}"));
             std::thread::sleep(length);
             let restored = load.now_s();
-            bed.tb.set_link(Side::Edge, true).unwrap_or_else(|e| panic!("link up: {e}"));
+            bed.tb
+                .set_link(Side::Edge, true)
+                .unwrap_or_else(|e| panic!("link up: {e}"));
             w.end_s = load.now_s();
             w.edge_unreachable = Some((w.start_s + 0.2, restored));
         }
         Fault::Throttle => {
             w.start_s = load.now_s();
             for side in [Side::Device, Side::Edge] {
-                bed.tb.shape(side, THROTTLE_KBIT).unwrap_or_else(|e| panic!("throttle: {e}"));
+                bed.tb
+                    .shape(side, THROTTLE_KBIT)
+                    .unwrap_or_else(|e| panic!("throttle: {e}"));
             }
             std::thread::sleep(length);
             for side in [Side::Device, Side::Edge] {
-                bed.tb.shape(side, FAST_KBIT).unwrap_or_else(|e| panic!("restore: {e}"));
+                bed.tb
+                    .shape(side, FAST_KBIT)
+                    .unwrap_or_else(|e| panic!("restore: {e}"));
             }
             w.end_s = load.now_s();
         }
@@ -249,14 +311,19 @@ pub fn inject(fault: Fault, secs: f64, bed: &mut Bed, load: &Load) -> Injected {
             w.start_s = load.now_s();
             std::thread::sleep(length);
             if !flooder.is_running() {
-                out.violations.push(format!("the flooding device stopped early:\n{}", flooder.stderr.text()));
+                out.violations.push(format!(
+                    "the flooding device stopped early:\n{}",
+                    flooder.stderr.text()
+                ));
             }
             flooder.kill();
             w.end_s = load.now_s();
         }
         Fault::AgentKill => {
             if !load.wait_mid_request(Duration::from_secs(5), Duration::from_millis(30)) {
-                out.violations.push("no request was in flight within 5 s to kill the agent under".to_string());
+                out.violations.push(
+                    "no request was in flight within 5 s to kill the agent under".to_string(),
+                );
             }
             w.in_flight_at_signal = Some(load.in_flight());
             w.start_s = load.now_s();
@@ -269,16 +336,22 @@ pub fn inject(fault: Fault, secs: f64, bed: &mut Bed, load: &Load) -> Injected {
         }
         Fault::AgentTerm => {
             if !load.wait_mid_request(Duration::from_secs(5), Duration::from_millis(30)) {
-                out.violations.push("no request was in flight within 5 s to stop the agent under".to_string());
+                out.violations.push(
+                    "no request was in flight within 5 s to stop the agent under".to_string(),
+                );
             }
             w.in_flight_at_signal = Some(load.in_flight());
             w.start_s = load.now_s();
             let stopped = bed.terminate_agent(Duration::from_secs(10));
             let stop_s = load.now_s() - w.start_s;
             if !stopped {
-                out.violations.push(format!("the agent did not exit within 10 s of SIGTERM:\n{}", tail(&bed.agent.stderr.text(), 40)));
+                out.violations.push(format!(
+                    "the agent did not exit within 10 s of SIGTERM:\n{}",
+                    tail(&bed.agent.stderr.text(), 40)
+                ));
             }
-            out.notes.push(format!("exited {stop_s:.2} s after SIGTERM"));
+            out.notes
+                .push(format!("exited {stop_s:.2} s after SIGTERM"));
             std::thread::sleep(length);
             w.end_s = load.now_s();
             bed.start_agent();
@@ -290,7 +363,8 @@ pub fn inject(fault: Fault, secs: f64, bed: &mut Bed, load: &Load) -> Injected {
             let before = warnings(bed);
             w.start_s = load.now_s();
             let filled = fill(&spool.join("fill"));
-            out.notes.push(format!("{} KiB written to fill the disk", filled / 1024));
+            out.notes
+                .push(format!("{} KiB written to fill the disk", filled / 1024));
             std::thread::sleep(length);
             let during = warnings(bed) - before;
             if during == 0 {
@@ -305,7 +379,9 @@ pub fn inject(fault: Fault, secs: f64, bed: &mut Bed, load: &Load) -> Injected {
             let after = warnings(bed) - settled;
             out.notes.push(format!("{during} telemetry records not spooled while full, {after} in the 4 s from 2 s after"));
             if after > 0 {
-                out.violations.push(format!("telemetry still failed to spool {after} times 2–6 s after the disk was freed"));
+                out.violations.push(format!(
+                    "telemetry still failed to spool {after} times 2–6 s after the disk was freed"
+                ));
             }
         }
     }
@@ -323,21 +399,42 @@ fn flood(bed: &Bed) -> Proc {
     std::fs::write(&file, envelope).expect("write the flood's envelope");
     let certs = bed.certs();
     let mut cmd = bed.tb.command(Side::Edge, program("mosquitto_pub"));
-    cmd.args(["-h", EDGE_IP, "-p", &crate::bed::PORT.to_string(), "-V", "mqttv5", "-i", "dev-2-flood", "-q", "0"])
-        .arg("--cafile")
-        .arg(certs.join("ca.crt"))
-        .arg("--cert")
-        .arg(certs.join("dev-2.crt"))
-        .arg("--key")
-        .arg(certs.join("dev-2.key"))
-        .args(["-t", &format!("ferry/dev-2/req/{MODEL}"), "--repeat", "100000", "--repeat-delay", "0.005", "-f"])
-        .arg(&file);
+    cmd.args([
+        "-h",
+        EDGE_IP,
+        "-p",
+        &crate::bed::PORT.to_string(),
+        "-V",
+        "mqttv5",
+        "-i",
+        "dev-2-flood",
+        "-q",
+        "0",
+    ])
+    .arg("--cafile")
+    .arg(certs.join("ca.crt"))
+    .arg("--cert")
+    .arg(certs.join("dev-2.crt"))
+    .arg("--key")
+    .arg(certs.join("dev-2.key"))
+    .args([
+        "-t",
+        &format!("ferry/dev-2/req/{MODEL}"),
+        "--repeat",
+        "100000",
+        "--repeat-delay",
+        "0.005",
+        "-f",
+    ])
+    .arg(&file);
     Proc::spawn(cmd, "flood")
 }
 
 /// Writes zeros to `path` until the disk is full (bounded: 64 MiB at most); bytes written.
 fn fill(path: &std::path::Path) -> usize {
-    let Ok(mut file) = std::fs::File::create(path) else { return 0 };
+    let Ok(mut file) = std::fs::File::create(path) else {
+        return 0;
+    };
     let chunk = vec![0u8; 64 * 1024];
     let mut written = 0;
     for _ in 0..1024 {
@@ -361,19 +458,37 @@ fn fill(path: &std::path::Path) -> usize {
 fn stop_edge(bed: &mut Bed) -> Option<String> {
     bed.edge.proc.terminate();
     bed.edge.proc.stderr.wait_eof();
-    bed.edge.proc.stderr.all().into_iter().find(|l| l.contains("stopped") && l.contains("StatsSnapshot"))
+    bed.edge
+        .proc
+        .stderr
+        .all()
+        .into_iter()
+        .find(|l| l.contains("stopped") && l.contains("StatsSnapshot"))
 }
 
 /// Every request of the scenario, one line each (shown with `--nocapture`, or on failure).
 fn timeline(fault: Fault, records: &[Record], w: &Window) {
-    eprintln!("faults: {}: fault {:.2}–{:.2} s", fault.name(), w.start_s, w.end_s);
+    eprintln!(
+        "faults: {}: fault {:.2}–{:.2} s",
+        fault.name(),
+        w.start_s,
+        w.end_s
+    );
     for r in records {
         let what = match classify(r) {
-            Kind::Local { fallback: Some(why) } => format!("local (fallback {why})"),
+            Kind::Local {
+                fallback: Some(why),
+            } => format!("local (fallback {why})"),
             Kind::Local { fallback: None } => "local".to_string(),
             other => format!("{other:?}"),
         };
-        eprintln!("  #{:<3} {:>6.2} s → {:>6.2} s  {:>7.0} ms  {what}", r.n, r.sent_s, r.done_s, (r.done_s - r.sent_s) * 1e3);
+        eprintln!(
+            "  #{:<3} {:>6.2} s → {:>6.2} s  {:>7.0} ms  {what}",
+            r.n,
+            r.sent_s,
+            r.done_s,
+            (r.done_s - r.sent_s) * 1e3
+        );
     }
 }
 

@@ -22,7 +22,13 @@ use super::scenarios::{inject, Fault, LOAD, RECOVERY_BOUND_S};
 use crate::bed::{Bed, BedOptions, MODEL};
 
 /// The faults the soak draws from.
-pub const FAULTS: [Fault; 5] = [Fault::BrokerRestart, Fault::LinkCut, Fault::Throttle, Fault::EdgeBusy, Fault::SpoolFull];
+pub const FAULTS: [Fault; 5] = [
+    Fault::BrokerRestart,
+    Fault::LinkCut,
+    Fault::Throttle,
+    Fault::EdgeBusy,
+    Fault::SpoolFull,
+];
 
 /// One memory sample.
 #[derive(Debug, Clone, Copy)]
@@ -81,15 +87,30 @@ fn length(fault: Fault, rng: &mut Rng) -> f64 {
 pub fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()))
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
         .unwrap_or(0)
 }
 
 /// Runs the soak for `duration` with the fault sequence of `seed`.
 pub fn run(duration: Duration, seed: u64, images: &Arc<Vec<Image>>) -> Soak {
-    let mut bed = Bed::start(&BedOptions { tag: "s", spool_tmpfs_kib: Some(8192), ..BedOptions::default() });
+    let mut bed = Bed::start(&BedOptions {
+        tag: "s",
+        spool_tmpfs_kib: Some(8192),
+        ..BedOptions::default()
+    });
     let t0 = Instant::now();
-    let load = Load::start(bed.work_dir().join("api.sock"), MODEL, images.clone(), LOAD, t0);
+    let load = Load::start(
+        bed.work_dir().join("api.sock"),
+        MODEL,
+        images.clone(),
+        LOAD,
+        t0,
+    );
     let (agent_pid, edge_pid) = (bed.agent.id(), bed.edge.proc.id());
     let stop = Arc::new(AtomicBool::new(false));
     let samples = Arc::new(Mutex::new(Vec::new()));
@@ -97,7 +118,11 @@ pub fn run(duration: Duration, seed: u64, images: &Arc<Vec<Image>>) -> Soak {
         let (stop, samples) = (stop.clone(), samples.clone());
         std::thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
-                let s = RssSample { t_s: t0.elapsed().as_secs_f64(), agent_kib: rss_kib(agent_pid), edge_kib: rss_kib(edge_pid) };
+                let s = RssSample {
+                    t_s: t0.elapsed().as_secs_f64(),
+                    agent_kib: rss_kib(agent_pid),
+                    edge_kib: rss_kib(edge_pid),
+                };
                 samples.lock().unwrap_or_else(|p| p.into_inner()).push(s);
                 for _ in 0..50 {
                     if stop.load(Ordering::SeqCst) {
@@ -109,21 +134,33 @@ pub fn run(duration: Duration, seed: u64, images: &Arc<Vec<Image>>) -> Soak {
         })
     };
     let mut rng = Rng(seed);
-    let (mut windows, mut violations, mut notes, mut faults) = (Vec::<Window>::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut windows, mut violations, mut notes, mut faults) =
+        (Vec::<Window>::new(), Vec::new(), Vec::new(), Vec::new());
     std::thread::sleep(Duration::from_secs(10));
     let last_start = duration.as_secs_f64() - 60.0;
     while load.now_s() < last_start {
         let fault = FAULTS[(rng.next() % FAULTS.len() as u64) as usize];
         let secs = length(fault, &mut rng);
-        eprintln!("soak: {:>7.1} s {} for {secs:.1} s", load.now_s(), fault.name());
+        eprintln!(
+            "soak: {:>7.1} s {} for {secs:.1} s",
+            load.now_s(),
+            fault.name()
+        );
         faults.push((load.now_s(), fault, secs));
         let injected = inject(fault, secs, &mut bed, &load);
         let end = injected.window.end_s;
-        violations.extend(injected.violations.into_iter().map(|v| format!("{} at {end:.0} s: {v}", fault.name())));
+        violations.extend(
+            injected
+                .violations
+                .into_iter()
+                .map(|v| format!("{} at {end:.0} s: {v}", fault.name())),
+        );
         notes.extend(injected.notes);
         windows.push(injected.window);
         let left = (end + RECOVERY_BOUND_S as f64 - load.now_s()).max(0.0);
-        if !load.wait_until(Duration::from_secs_f64(left), |rs| recovery(rs, end).is_some()) {
+        if !load.wait_until(Duration::from_secs_f64(left), |rs| {
+            recovery(rs, end).is_some()
+        }) {
             violations.push(format!("{} ending at {end:.0} s: the offload path did not come back within {RECOVERY_BOUND_S} s", fault.name()));
         }
         std::thread::sleep(Duration::from_secs_f64(rng.between(10.0, 30.0)));
@@ -138,11 +175,20 @@ pub fn run(duration: Duration, seed: u64, images: &Arc<Vec<Image>>) -> Soak {
     }
     bed.edge.proc.terminate();
     bed.edge.proc.stderr.wait_eof();
-    let edge_line = bed.edge.proc.stderr.all().into_iter().find(|l| l.contains("stopped") && l.contains("StatsSnapshot"));
+    let edge_line = bed
+        .edge
+        .proc
+        .stderr
+        .all()
+        .into_iter()
+        .find(|l| l.contains("stopped") && l.contains("StatsSnapshot"));
     let minutes = duration.as_secs_f64() / 60.0;
     let mut figures = Figures::count(
         "soak",
-        &format!("{} random faults in {minutes:.0} min (seed {seed})", faults.len()),
+        &format!(
+            "{} random faults in {minutes:.0} min (seed {seed})",
+            faults.len()
+        ),
         &records,
         images,
         &windows,
@@ -152,17 +198,34 @@ pub fn run(duration: Duration, seed: u64, images: &Arc<Vec<Image>>) -> Soak {
     figures.violations.extend(violations);
     figures.notes.extend(notes);
     let warm_s = (duration.as_secs_f64() / 6.0).max(60.0);
-    figures.violations.extend(flat(&rss, warm_s, "agent", |s| s.agent_kib));
-    figures.violations.extend(flat(&rss, warm_s, "edge", |s| s.edge_kib));
-    Soak { figures, faults, rss, seed }
+    figures
+        .violations
+        .extend(flat(&rss, warm_s, "agent", |s| s.agent_kib));
+    figures
+        .violations
+        .extend(flat(&rss, warm_s, "edge", |s| s.edge_kib));
+    Soak {
+        figures,
+        faults,
+        rss,
+        seed,
+    }
 }
 
 /// The median of the last six samples against the median of the first six after `warm_s`:
 /// a violation if it grew by more than 20 % and 16 MiB.
-fn flat(rss: &[RssSample], warm_s: f64, who: &str, kib: impl Fn(&RssSample) -> u64) -> Option<String> {
+fn flat(
+    rss: &[RssSample],
+    warm_s: f64,
+    who: &str,
+    kib: impl Fn(&RssSample) -> u64,
+) -> Option<String> {
     let after: Vec<u64> = rss.iter().filter(|s| s.t_s >= warm_s).map(&kib).collect();
     if after.len() < 12 {
-        return Some(format!("{who}: {} RSS samples after warm-up ({warm_s:.0} s), too few to judge", after.len()));
+        return Some(format!(
+            "{who}: {} RSS samples after warm-up ({warm_s:.0} s), too few to judge",
+            after.len()
+        ));
     }
     let median = |v: &[u64]| {
         let mut v = v.to_vec();
@@ -177,7 +240,11 @@ fn flat(rss: &[RssSample], warm_s: f64, who: &str, kib: impl Fn(&RssSample) -> u
 /// The soak's part of RELIABILITY.md.
 pub fn render(soak: &Soak, load: &str) -> String {
     let f = &soak.figures;
-    let mut out = format!("Last soak: {}, on {}.\n\nLoad: {load}\n\n", super::report::date(), super::report::machine());
+    let mut out = format!(
+        "Last soak: {}, on {}.\n\nLoad: {load}\n\n",
+        super::report::date(),
+        super::report::machine()
+    );
     out.push_str("| run | sent | answered | on edge | local (fallback) | deadline misses | clear errors | lost | duplicated | worst offload back after |\n");
     out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     out.push_str(&format!(
@@ -192,17 +259,35 @@ pub fn render(soak: &Soak, load: &str) -> String {
         f.errors,
         f.lost,
         f.duplicated,
-        f.recovery_s.map_or_else(|| "never".to_string(), |s| format!("{s:.1} s"))
+        f.recovery_s
+            .map_or_else(|| "never".to_string(), |s| format!("{s:.1} s"))
     ));
-    let list: Vec<String> = soak.faults.iter().map(|(at, fault, secs)| format!("{at:.0} s {} {secs:.1} s", fault.name())).collect();
+    let list: Vec<String> = soak
+        .faults
+        .iter()
+        .map(|(at, fault, secs)| format!("{at:.0} s {} {secs:.1} s", fault.name()))
+        .collect();
     out.push_str(&format!("Faults: {}.\n\n", list.join(", ")));
     let pick = |who: fn(&RssSample) -> u64| {
-        let v: Vec<String> = soak.rss.iter().step_by((soak.rss.len() / 8).max(1)).map(|s| format!("{:.0} s {} MiB", s.t_s, who(s) / 1024)).collect();
+        let v: Vec<String> = soak
+            .rss
+            .iter()
+            .step_by((soak.rss.len() / 8).max(1))
+            .map(|s| format!("{:.0} s {} MiB", s.t_s, who(s) / 1024))
+            .collect();
         v.join(", ")
     };
-    out.push_str(&format!("RSS, agent: {}.\n\nRSS, edge: {}.\n", pick(|s| s.agent_kib), pick(|s| s.edge_kib)));
+    out.push_str(&format!(
+        "RSS, agent: {}.\n\nRSS, edge: {}.\n",
+        pick(|s| s.agent_kib),
+        pick(|s| s.edge_kib)
+    ));
     if !f.violations.is_empty() {
-        out.push_str(&format!("\n**{} check(s) failed**: {}\n", f.violations.len(), f.violations.join("; ")));
+        out.push_str(&format!(
+            "\n**{} check(s) failed**: {}\n",
+            f.violations.len(),
+            f.violations.join("; ")
+        ));
     }
     out
 }
