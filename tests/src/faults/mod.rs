@@ -34,7 +34,8 @@
 //! - **offload back after**: from the end of the fault (the broker, edge or agent started
 //!   again, the link restored, the flood stopped, the disk freed) to the first answer from
 //!   the edge to a request sent after it, s. It must come within
-//!   [`scenarios::RECOVERY_BOUND_S`].
+//!   [`scenarios::RECOVERY_BOUND_S`] ([`scenarios::THROTTLE_RECOVERY_BOUND_S`] after the
+//!   throttle: probes on a slow link are spaced out by design).
 //!
 //! Only what cannot depend on this machine's speed is asserted: nothing lost, nothing
 //! duplicated, every request one answer or a clear error, the offload path back within the
@@ -90,13 +91,14 @@ pub fn load_description() -> String {
          alternating {} (80 KB) and {} (38 KB) for {MODEL}, each with deadline_ms={}; the agent is a Pi-class emulated \
          board (local compute stretched 4×, adaptive policy) on a 100 Mbit/s veth link to the edge namespace (Mosquitto, \
          ferry-edge with one worker). Each scenario: a fresh bed, {} s of load (and until the edge has answered), the \
-         fault, load until the offload path is back (at most {} s), {} s more.",
+         fault, load until the offload path is back (at most {} s; {} s after the throttle), {} s more.",
         l.period.as_millis(),
         IMAGES[0],
         IMAGES[1],
         l.deadline_ms,
         scenarios::WARM_S,
         scenarios::RECOVERY_BOUND_S,
+        scenarios::THROTTLE_RECOVERY_BOUND_S,
         scenarios::POST_S,
     )
 }

@@ -7,7 +7,7 @@
 //! the same two processes for the whole run, so that a leak shows as growth.
 //!
 //! Checked: nothing lost or duplicated over the whole run (the suite's definitions), the
-//! offload path back within [`RECOVERY_BOUND_S`] after every fault, both processes alive, and
+//! offload path back within [`Fault::recovery_bound_s`] after every fault, both processes alive, and
 //! RSS flat after warm-up: the median of the last six samples at most 20 % (and at least
 //! 16 MiB) above the median of the first six after warm-up (a sixth of the run, at least a
 //! minute).
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::figures::{recovery, Figures, Window};
 use super::load::{Image, Load};
-use super::scenarios::{inject, Fault, LOAD, RECOVERY_BOUND_S};
+use super::scenarios::{inject, Fault, LOAD};
 use crate::bed::{Bed, BedOptions, MODEL};
 
 /// The faults the soak draws from.
@@ -157,11 +157,15 @@ pub fn run(duration: Duration, seed: u64, images: &Arc<Vec<Image>>) -> Soak {
         );
         notes.extend(injected.notes);
         windows.push(injected.window);
-        let left = (end + RECOVERY_BOUND_S as f64 - load.now_s()).max(0.0);
+        let bound = fault.recovery_bound_s();
+        let left = (end + bound as f64 - load.now_s()).max(0.0);
         if !load.wait_until(Duration::from_secs_f64(left), |rs| {
             recovery(rs, end).is_some()
         }) {
-            violations.push(format!("{} ending at {end:.0} s: the offload path did not come back within {RECOVERY_BOUND_S} s", fault.name()));
+            violations.push(format!(
+                "{} ending at {end:.0} s: the offload path did not come back within {bound} s",
+                fault.name()
+            ));
         }
         std::thread::sleep(Duration::from_secs_f64(rng.between(10.0, 30.0)));
     }
