@@ -5,6 +5,10 @@
 //! # Layout
 //!
 //! - [`bed`]: the netns testbed with broker, edge and agent running in it (root only).
+//! - [`faults`]: the fault suite (issue 14): a steady load through the agent's API while one
+//!   fault at a time hits the netns testbed (broker restart, edge kill, link cut, throttle,
+//!   edge busy, agent kill and stop, spool disk full); what counts as lost and duplicated;
+//!   the table of RELIABILITY.md.
 //! - [`fleet`]: devices as bare MQTT clients, many in one process, that count every response
 //!   envelope (no correlation, so a duplicate shows): the edge's stop, clock, fairness, load.
 //! - [`harness`]: the development PKI, a Mosquitto broker from the shipped config (optionally
@@ -41,9 +45,11 @@
 //!   device clock hours off still served), `edge_fair.rs` (a flooding device cannot make
 //!   another within its share get busy), `edge_load.rs` (50 devices above the edge's
 //!   capacity: shed fairly, nothing lost; 60 s with `FERRY_LONG=1`); `offload_bench.rs` is an
-//!   ignored test (the benchmark in BENCHMARKS.md).
+//!   ignored test (the benchmark in BENCHMARKS.md); `faults.rs` runs the fault suite
+//!   ([`faults`]) and regenerates RELIABILITY.md's table with `FERRY_RELIABILITY=RELIABILITY.md`.
 
 pub mod bed;
+pub mod faults;
 pub mod fleet;
 pub mod harness;
 pub mod netns;

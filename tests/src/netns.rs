@@ -2,7 +2,7 @@
 //! veth pair, each side's egress shaped with the kernel's `tbf` qdisc, so that what crosses
 //! between an agent and its broker/edge goes through a real, rate-limited link. Needs root
 //! and iproute2 (`ip`, `tc`); `netem` is not available here, so there is no added delay — the
-//! link's rate is what the tests change. Both namespaces (and the veth pair with them) are
+//! link's rate is what the tests change, and the link can be cut ([`Testbed::set_link`]). Both namespaces (and the veth pair with them) are
 //! deleted on drop.
 
 use std::ffi::OsStr;
@@ -126,6 +126,19 @@ impl Testbed {
 }
 
 impl Testbed {
+    /// Sets a side's end of the veth link down or up (`ip link set … down|up`). With the edge
+    /// side down the device side loses its carrier but keeps its address and route: what it
+    /// sends vanishes without an error, as when a link breaks somewhere past the board (the
+    /// agent learns of it only from its own timeouts). Up again, the device side's carrier
+    /// comes back and its connections carry on where TCP left them.
+    pub fn set_link(&self, side: Side, up: bool) -> Result<(), String> {
+        let ifname = match side {
+            Side::Device => &self.device_if,
+            Side::Edge => &self.edge_if,
+        };
+        run("ip", &["-n", self.namespace(side), "link", "set", ifname, if up { "up" } else { "down" }])
+    }
+
     /// Bytes a side has sent on the veth link so far (its interface's `tx_bytes`: every
     /// frame, headers included).
     pub fn tx_bytes(&self, side: Side) -> Result<u64, String> {
