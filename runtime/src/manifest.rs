@@ -9,6 +9,7 @@ use ferry_hal::Precision;
 use serde::Deserialize;
 
 use crate::error::RuntimeError;
+use crate::preprocess::MAX_IMAGE_SIDE;
 
 /// A model manifest (`models/<name>/manifest.toml`).
 #[derive(Debug, Clone, Deserialize)]
@@ -182,6 +183,15 @@ impl Manifest {
         if shape.len() != 4 || shape.iter().any(|&d| d == 0) || shape[0] != 1 {
             return Err(self.invalid("input.shape", "[1, C, H, W] with C, H, W > 0"));
         }
+        // Preprocessing is bounded for sides up to the largest image accepted; beyond, the
+        // input's size need not even fit in a usize (and `as u32` below would wrap).
+        let max_side = MAX_IMAGE_SIDE as usize;
+        if shape[2] > max_side || shape[3] > max_side {
+            return Err(self.invalid("input.shape", format!("H and W at most {MAX_IMAGE_SIDE}")));
+        }
+        if self.preprocess.resize_shorter > MAX_IMAGE_SIDE {
+            return Err(self.invalid("preprocess.resize_shorter", format!("at most {MAX_IMAGE_SIDE}, the largest image side")));
+        }
         let channels = shape[1];
         let wanted = match self.preprocess.color {
             Color::Rgb => 3,
@@ -303,6 +313,21 @@ file = "m.onnx"
         assert!(err.contains("preprocess.color") && err.contains("3 channel"), "{err}");
         let err = parse(&GOOD.replace("std = [1.0, 1.0, 1.0]", "std = [1.0, 0.0, 1.0]")).unwrap_err().to_string();
         assert!(err.contains("preprocess.std"), "{err}");
+    }
+
+    /// Found with the `config` fuzz body (fuzz/regressions/config/manifest-shape-without-a-size.toml):
+    /// a shape of 2^63-1 a side was accepted (its element count overflows `input_len`) with a
+    /// resize side whose preprocessing bound overflows too.
+    #[test]
+    fn an_input_side_or_resize_side_beyond_the_largest_image_is_refused() {
+        let huge = "shape = [1, 3, 9223372036854775807, 9223372036854775807]";
+        let err = parse(&GOOD.replace("shape = [1, 3, 4, 4]", huge).replace("resize_shorter = 4", "resize_shorter = 4294967295"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("input.shape") && err.contains("8192"), "{err}");
+        let err = parse(&GOOD.replace("resize_shorter = 4", "resize_shorter = 8193")).unwrap_err().to_string();
+        assert!(err.contains("preprocess.resize_shorter") && err.contains("8192"), "{err}");
+        assert!(parse(&GOOD.replace("resize_shorter = 4", "resize_shorter = 8192")).is_ok());
     }
 
     #[test]

@@ -218,6 +218,17 @@ impl Spool {
         let mut truncated_bytes = 0;
         for first in firsts {
             let path = segment_path(&options.dir, first);
+            // Segments follow each other: one that starts before the one before it ends was
+            // not written in order by this spool (its numbers are taken). Kept, it would be
+            // read back out of order and, empty, would set the next seq back to a number
+            // already on disk. It is removed and counted as cut.
+            if let Some(prev) = segments.back().filter(|p: &&Segment| first < p.next_seq) {
+                let bytes = fs::metadata(&path).map_err(io(&path))?.len();
+                tracing::warn!(path = %path.display(), starts = first, previous_ends = prev.next_seq, bytes, "removing a spool segment that overlaps the one before it");
+                fs::remove_file(&path).map_err(io(&path))?;
+                truncated_bytes += bytes;
+                continue;
+            }
             let (segment, cut) = check_segment(path, first)?;
             truncated_bytes += cut;
             segments.push_back(segment);
@@ -763,6 +774,31 @@ mod tests {
             .iter()
             .map(|r| String::from_utf8(r.payload.clone()).unwrap())
             .collect()
+    }
+
+    /// Found with the `spool` fuzz body (input kept as
+    /// fuzz/regressions/spool/overlapping-empty-segment, one byte from a seed): an empty
+    /// segment named inside the range of the one before it set the next seq back to a number
+    /// already on disk, and records were read back out of order.
+    #[test]
+    fn a_segment_starting_inside_the_one_before_is_removed_and_no_seq_is_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(options(dir.path(), 1 << 20, 4096)).unwrap();
+        for i in 0..10 {
+            s.append(format!("m{i}").as_bytes()).unwrap();
+        }
+        drop(s);
+        let stray = segment_path(dir.path(), 3);
+        fs::write(&stray, b"").unwrap();
+        let mut s = Spool::open(options(dir.path(), 1 << 20, 4096)).unwrap();
+        assert!(!stray.exists(), "the overlapping segment is removed");
+        assert_eq!(s.next_seq(), 10);
+        let all = s.read(0, 100).unwrap();
+        assert_eq!(
+            all.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            (0..10).collect::<Vec<_>>()
+        );
+        assert_eq!(s.append(b"after").unwrap(), 10);
     }
 
     #[test]

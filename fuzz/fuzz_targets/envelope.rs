@@ -1,0 +1,4 @@
+//! Fuzz target `envelope`: the body is `ferry_fuzz_bodies::envelope::run` (see its docs).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ferry_fuzz_bodies::envelope::run(data));
