@@ -31,19 +31,11 @@ async fn serve(args: &RunArgs) -> Result<()> {
                 _ = watchdog.tick() => { let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]); }
                 _ = term.recv() => break None,
                 _ = int.recv() => break None,
-                _ = hup.recv() => match AgentConfig::load(&args.config) {
-                    Ok(new) => match Daemon::prepare(new).await {
-                        Ok(loaded) => break Some(loaded),
-                        Err(e) => tracing::error!(error = %e, "SIGHUP: the new config's board or models cannot be loaded; keeping the running one"),
-                    },
-                    Err(e) => tracing::error!(error = %e, "SIGHUP: the new config is invalid; keeping the running one"),
-                },
+                _ = hup.recv() => if let Some(loaded) = reload(&args.config).await { break Some(loaded) },
             }
         };
         match next {
             Some(new) => {
-                tracing::info!(config = %args.config.display(), "SIGHUP: reloading");
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
                 agent.stop().await;
                 prepared = new;
             }
@@ -55,6 +47,28 @@ async fn serve(args: &RunArgs) -> Result<()> {
             }
         }
     }
+}
+
+/// A SIGHUP: tells systemd at once that a reload is under way (it shows `reloading` until
+/// the new agent's READY=1), then loads the config and its board and models. On failure the
+/// running agent is kept, and systemd is told it is ready again.
+async fn reload(path: &std::path::Path) -> Option<Prepared> {
+    tracing::info!(config = %path.display(), "SIGHUP: reloading");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+    let loaded = match AgentConfig::load(path) {
+        Ok(new) => Daemon::prepare(new)
+            .await
+            .map_err(|e| tracing::error!(error = %e, "SIGHUP: the new config's board or models cannot be loaded; keeping the running one"))
+            .ok(),
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: the new config is invalid; keeping the running one");
+            None
+        }
+    };
+    if loaded.is_none() {
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    }
+    loaded
 }
 
 async fn start(prepared: Prepared) -> Result<Agent> {
