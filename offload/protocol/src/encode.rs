@@ -7,7 +7,7 @@
 
 use core::fmt::Write as _;
 
-use super::envelope::{EdgeTimings, InputRef, RequestRef, ResponseRef, Status};
+use super::envelope::{EdgeTimings, ImageFormat, InputRef, RequestRef, ResponseRef, Status};
 use super::error::{EncodeError, RequestDecodeError};
 use super::names::DeviceId;
 use super::tensor::TensorRef;
@@ -84,21 +84,13 @@ pub fn encode_request(req: &RequestRef<'_>, out: &mut Vec<u8>) -> Result<usize, 
     out.push(req.precision.code());
     put_name(out, req.model.as_bytes());
     match &req.input {
-        InputRef::Image { format, bytes } => {
-            out.push(wire::INPUT_IMAGE);
-            out.push(format.code());
-            out.extend_from_slice(&payload_len.to_le_bytes());
-            out.extend_from_slice(bytes);
-        }
+        InputRef::Image { format, bytes } => put_image(out, wire::INPUT_IMAGE, *format, payload_len, bytes),
         InputRef::Tensor(t) => {
             out.push(wire::INPUT_TENSOR);
             put_tensor(out, t, payload_len);
         }
         InputRef::ShapedImage { format, bytes } => {
-            out.push(wire::INPUT_SHAPED_IMAGE);
-            out.push(format.code());
-            out.extend_from_slice(&payload_len.to_le_bytes());
-            out.extend_from_slice(bytes);
+            put_image(out, wire::INPUT_SHAPED_IMAGE, *format, payload_len, bytes)
         }
         InputRef::Quantized(q) => {
             out.push(wire::INPUT_QUANTIZED);
@@ -110,6 +102,14 @@ pub fn encode_request(req: &RequestRef<'_>, out: &mut Vec<u8>) -> Result<usize, 
     }
     debug_assert_eq!(out.len(), len);
     Ok(out.len())
+}
+
+/// An image input: its tag (original or shaped), format, length and bytes.
+fn put_image(out: &mut Vec<u8>, tag: u8, format: ImageFormat, len: u32, bytes: &[u8]) {
+    out.push(tag);
+    out.push(format.code());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(bytes);
 }
 
 fn put_name(out: &mut Vec<u8>, name: &[u8]) {
