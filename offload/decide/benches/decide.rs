@@ -38,7 +38,7 @@ fn warmed() -> Decider {
 }
 
 fn bench(c: &mut Criterion) {
-    let req = RequestInfo { model: ModelId(0), up_bytes: 150_000, down_bytes: 1_000, deadline_us: Some(120_000) };
+    let req = RequestInfo { model: ModelId(0), up_bytes: 150_000, down_bytes: 1_000, deadline_us: Some(120_000), shapeable: false };
     let mut d = warmed();
     let mut now = 10_000_000u64;
     c.bench_function("decide", |b| {

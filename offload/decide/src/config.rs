@@ -17,6 +17,10 @@ use super::error::DecideError;
 pub const MAX_TARGETS: usize = 8;
 /// The most distinct models a decider handles.
 pub const MAX_MODELS: usize = 8;
+/// The most shaped input forms per model ([`FormConfig`]), besides the original.
+pub const MAX_FORMS: usize = 4;
+/// The largest request on the wire: the protocol's 4 MiB message cap.
+const MAX_UP_BYTES: u32 = 4 << 20;
 
 /// Everything the decider needs, in one struct.
 #[derive(Debug, Clone, Deserialize)]
@@ -32,6 +36,26 @@ pub struct Config {
     pub energy: EnergyConfig,
     /// `[[targets]]`: where a request can run; at least one, at most [`MAX_TARGETS`].
     pub targets: Vec<TargetConfig>,
+    /// `[[forms]]`: the shaped forms a request's input can be offloaded in instead of the
+    /// original, per model, with what each costs before it is measured. The agent fills it
+    /// from the models' manifests (only forms within the manifest's accuracy bound); an edge
+    /// is sent a form only if its `forms` names it. Default: none (the original only).
+    #[serde(default)]
+    pub forms: Vec<FormConfig>,
+}
+
+/// `[[forms]]`: one shaped form of one model's input (see [`crate::forms`]).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormConfig {
+    /// The model.
+    pub model: String,
+    /// The form's name (`jpeg85`, `int8-tensor`: the agent's names; not `original`).
+    pub name: String,
+    /// One request in this form on the wire, bytes (envelope included), until measured.
+    pub up_bytes: u32,
+    /// Time to make it on the board from the original input, ms, until measured.
+    pub encode_ms: f64,
 }
 
 /// What "cost" means.
@@ -368,6 +392,12 @@ pub struct EdgeTarget {
     /// Models it serves; empty: all.
     #[serde(default)]
     pub models: Vec<String>,
+    /// The shaped input forms it may be sent besides the original (`jpeg85`, `int8-tensor`;
+    /// the edge must speak protocol version 2). Per request the decision sends the form with
+    /// the least predicted latency among these, for models whose manifest measured the form
+    /// within its accuracy bound. Default: none (the original only).
+    #[serde(default)]
+    pub forms: Vec<String>,
     /// Lower wins ties (0..=100). Default 0.
     #[serde(default)]
     pub priority: u8,
@@ -437,6 +467,30 @@ impl Config {
         }
         if !(d.probe_max_share > 0.0 && d.probe_max_share <= 1.0) {
             return bad("decide.probe_max_share", "must be in (0, 1]");
+        }
+        for (i, f) in self.forms.iter().enumerate() {
+            if self.forms[..i].iter().any(|g| g.model == f.model && g.name == f.name) {
+                return bad("forms", "each model's form at most once");
+            }
+            if self.forms.iter().filter(|g| g.model == f.model).count() > MAX_FORMS {
+                return bad("forms", "at most 4 forms per model");
+            }
+            if f.name.is_empty() || f.name == "original" {
+                return bad("forms.name", "a shaped form's name (the original is always there)");
+            }
+            if f.up_bytes == 0 || f.up_bytes > MAX_UP_BYTES {
+                return bad("forms.up_bytes", "must be in 1..=4194304");
+            }
+            if !(f.encode_ms.is_finite() && (0.0..=600_000.0).contains(&f.encode_ms)) {
+                return bad("forms.encode_ms", "must be in 0..=600000");
+            }
+        }
+        for t in &self.targets {
+            if let TargetConfig::Edge(e) = t {
+                if e.forms.iter().any(|n| n == "original") {
+                    return bad("targets.forms", "shaped forms only (the original is always allowed)");
+                }
+            }
         }
         if self.thermal.set_point_c >= self.thermal.throttle_point_c {
             return bad("thermal.set_point_c", "must be below the throttle point");

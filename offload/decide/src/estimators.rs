@@ -3,13 +3,13 @@
 //! Plain data in fixed arrays: the decision path reads it through `&Estimators` with no lock
 //! and no allocation. Whoever owns the decider feeds it [`Observation`]s in time order.
 
-use super::config::{DecideConfig, MAX_TARGETS};
+use super::config::{DecideConfig, MAX_FORMS, MAX_MODELS, MAX_TARGETS};
 use super::cost::RequestInfo;
 use super::edge::EdgeEstimator;
 use super::ewma::Ewma;
 use super::local::{LocalCompute, LocalQueue, Slowdown, SystemState};
 use super::probe::{self, ProbeInputs, ProbeLimits, ProbePlan};
-use super::targets::{ModelId, TargetId, TargetKind, Targets};
+use super::targets::{FormId, ModelId, TargetId, TargetKind, Targets};
 
 /// Something the device measured. Times in µs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -147,6 +147,27 @@ pub enum Observation {
     },
     /// A probe failed or timed out.
     ProbeFailed(TargetId),
+    /// The device made a request's input into a shaped form before offloading it.
+    Shaped {
+        /// The model.
+        model: ModelId,
+        /// The form (not the original).
+        form: FormId,
+        /// The request in that form on the wire, bytes.
+        up_bytes: u32,
+        /// Time it took to make, µs.
+        encode_us: u32,
+    },
+}
+
+/// What a shaped form of one model's input costs: its bytes, and the time to make it on the
+/// board at no load (scaled by the same slowdown as local compute when predicted).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FormEstimate {
+    /// Bytes of one request in the form.
+    pub up_bytes: Ewma,
+    /// Time to make it, unloaded and unthrottled, µs.
+    pub encode_base_us: Ewma,
 }
 
 /// Every estimator.
@@ -160,6 +181,8 @@ pub struct Estimators {
     /// The local runner.
     pub local_queue: LocalQueue,
     edges: [EdgeEstimator; MAX_TARGETS],
+    /// Per model and shaped form (form `k` at index `k - 1`).
+    forms: [[FormEstimate; MAX_FORMS]; MAX_MODELS],
     interarrival_us: Ewma,
     demand_us: Ewma,
     last_request_us: Option<u64>,
@@ -180,12 +203,23 @@ impl Estimators {
                 }
             }
         }
+        let blank = FormEstimate { up_bytes: Ewma::new(a), encode_base_us: Ewma::new(a) };
+        let mut forms = [[blank; MAX_FORMS]; MAX_MODELS];
+        for (m, row) in forms.iter_mut().enumerate() {
+            for (k, f) in targets.forms_of(ModelId(m as u8)).iter().enumerate().take(MAX_FORMS) {
+                row[k] = FormEstimate {
+                    up_bytes: Ewma::with_prior(a, f64::from(f.prior_up_bytes), 0.0),
+                    encode_base_us: Ewma::with_prior(a, f.prior_encode_us, 0.0),
+                };
+            }
+        }
         Estimators {
             system: SystemState::default(),
             slowdown: Slowdown::new(a),
             local,
             local_queue: LocalQueue::default(),
             edges,
+            forms,
             interarrival_us: Ewma::with_prior(a, 1_000_000.0, 0.0),
             demand_us: Ewma::new(a),
             last_request_us: None,
@@ -201,6 +235,15 @@ impl Estimators {
     /// An edge target's estimator (meaningless for local ids).
     pub fn edge(&self, id: TargetId) -> &EdgeEstimator {
         &self.edges[id.index() % MAX_TARGETS]
+    }
+
+    /// What sending `model`'s input in shaped `form` costs now: (bytes, time to make it under
+    /// the current system state, µs). `None` for the original or an unknown form.
+    pub fn form_cost(&self, model: ModelId, form: FormId) -> Option<(u32, f64)> {
+        let k = usize::from(form.0).checked_sub(1)?;
+        let f = self.forms.get(model.index())?.get(k)?;
+        let bytes = f.up_bytes.mean().round().clamp(1.0, f64::from(u32::MAX)) as u32;
+        Some((bytes, f.encode_base_us.mean() * self.slowdown.factor(&self.system)))
     }
 
     /// Predicted local compute for a target under the current system state (mean, std), µs.
@@ -423,6 +466,14 @@ impl Estimators {
                 e.probing = false;
                 e.last_used_us = now_us;
                 e.on_error(now_us, breaker);
+            }
+            Observation::Shaped { model, form, up_bytes, encode_us } => {
+                let factor = self.slowdown.factor(&self.system);
+                let Some(k) = usize::from(form.0).checked_sub(1) else { return };
+                if let Some(f) = self.forms.get_mut(model.index()).and_then(|row| row.get_mut(k)) {
+                    f.up_bytes.update(f64::from(up_bytes));
+                    f.encode_base_us.update(f64::from(encode_us) / factor.max(1e-3));
+                }
             }
         }
     }

@@ -9,10 +9,11 @@
 //! # Layout
 //!
 //! - [`config`]: the `[decide]`, `[thermal]`, `[energy]`, `[[targets]]` structs.
-//! - [`targets`]: targets resolved into small ids.
+//! - [`targets`]: targets resolved into small ids, and the shaped input forms per model.
 //! - [`ewma`]: mean + variance estimator; [`local`], [`link`], [`edge`]: what they estimate;
 //!   [`estimators`]: all of them and the observations that feed them.
-//! - [`cost`]: predicted latency and energy per path.
+//! - [`cost`]: predicted latency and energy per path (an edge's in the form of its input
+//!   that costs least: the original or a shaped one).
 //! - [`policy`]: the `Policy` trait, `Decision`, `Reason`; [`adaptive`], [`fixed`],
 //!   [`threshold`]: the policies; [`hysteresis`]; [`thermal`]: the PI governor.
 //! - [`probe`]: how often an unused edge is probed (the expected gain of a probe) and what
@@ -56,13 +57,13 @@ pub mod thermal;
 pub mod threshold;
 
 pub use admission::{Constraints, Placement};
-pub use config::{Config, DecideConfig, EnergyConfig, Mode, PolicyKind, TargetConfig, ThermalConfig};
+pub use config::{Config, DecideConfig, EnergyConfig, FormConfig, Mode, PolicyKind, TargetConfig, ThermalConfig};
 pub use cost::{Candidates, PathEstimate, RequestInfo};
 pub use decider::{policy_of, Decider};
 pub use error::DecideError;
-pub use estimators::{Estimators, Observation};
+pub use estimators::{Estimators, FormEstimate, Observation};
 pub use local::SystemState;
 pub use outcome::{OffloadEnd, OffloadWatch, StopCause};
 pub use policy::{Choice, Context, Decision, Policy, Reason, Why};
 pub use scheduler::{offload_stop_cause, Action, Actions, Answer, AnswerKind, Event, Fallback, Ran, RequestMachine};
-pub use targets::{ModelId, TargetId, Targets};
+pub use targets::{FormId, FormSpec, ModelId, TargetId, Targets};

@@ -3,7 +3,7 @@
 use super::config::{DecideConfig, Mode};
 use super::cost::{Candidates, PathEstimate, RequestInfo};
 use super::estimators::Estimators;
-use super::targets::{TargetId, Targets};
+use super::targets::{FormId, TargetId, Targets};
 
 /// Where to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +92,9 @@ pub struct Decision {
     pub local_may_win: bool,
     /// The edge's hard timeout, µs.
     pub edge_timeout_us: u64,
+    /// The form an offload sends the input in: the chosen edge's cheapest
+    /// ([`crate::cost`]); the original when nothing is offloaded.
+    pub form: FormId,
     /// The answer is due by this long after the decision, µs (deadline + grace): then the
     /// scheduler answers `deadline_exceeded` and stops every path. `None`: no deadline, or
     /// best effort.

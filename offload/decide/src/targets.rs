@@ -2,7 +2,7 @@
 
 use ferry_hal::Precision;
 
-use super::config::{Config, TargetConfig, MAX_MODELS, MAX_TARGETS};
+use super::config::{Config, TargetConfig, MAX_FORMS, MAX_MODELS, MAX_TARGETS};
 use super::error::DecideError;
 
 /// Index of a target in the config's `[[targets]]` order.
@@ -51,6 +51,9 @@ pub enum TargetKind {
         max_inflight: u16,
         /// Edge compute time before the first response, µs.
         compute_prior_us: f64,
+        /// Per model, the shaped forms it may be sent: bit `k` set for form `k + 1` (see
+        /// [`Targets::form`]).
+        forms: [u8; MAX_MODELS],
     },
 }
 
@@ -71,6 +74,17 @@ impl Target {
         matches!(self.kind, TargetKind::Local { .. })
     }
 
+    /// Whether it may be sent `model`'s input in `form` (the original always).
+    pub fn accepts(&self, model: ModelId, form: FormId) -> bool {
+        match self.kind {
+            TargetKind::Local { .. } => form == FormId::ORIGINAL,
+            TargetKind::Edge { forms, .. } => {
+                form == FormId::ORIGINAL
+                    || (form.0 >= 1 && forms.get(model.index()).is_some_and(|m| m & (1 << (form.0 - 1)) != 0))
+            }
+        }
+    }
+
     /// Whether it can run `model`.
     pub fn serves(&self, model: ModelId) -> bool {
         match self.kind {
@@ -80,12 +94,35 @@ impl Target {
     }
 }
 
+/// Index of a form of a model's input: 0 is the original, `k ≥ 1` the model's `k`-th
+/// `[[forms]]` entry in config order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct FormId(pub u8);
+
+impl FormId {
+    /// The input as the application gave it.
+    pub const ORIGINAL: FormId = FormId(0);
+}
+
+/// A shaped form of one model's input, resolved from `[[forms]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FormSpec {
+    /// Its name.
+    pub name: String,
+    /// Bytes of one request in it before any is measured.
+    pub prior_up_bytes: u32,
+    /// Time to make it before it is measured, µs.
+    pub prior_encode_us: f64,
+}
+
 /// All targets and the model names (names are only read off the hot path).
 #[derive(Debug, Clone)]
 pub struct Targets {
     list: heapless::Vec<Target, MAX_TARGETS>,
     names: Vec<String>,
     models: Vec<String>,
+    /// Per model (by id), its shaped forms in order (form `k` is entry `k - 1`).
+    forms: Vec<Vec<FormSpec>>,
 }
 
 impl Targets {
@@ -142,11 +179,22 @@ impl Targets {
                     for m in &e.models {
                         serves |= 1 << model_id(m, &mut models)?.0;
                     }
+                    let mut forms = [0u8; MAX_MODELS];
+                    for (m, mask) in forms.iter_mut().enumerate() {
+                        let Some(model) = models.get(m) else { break };
+                        let of_model = config.forms.iter().filter(|f| &f.model == model);
+                        for (k, f) in of_model.enumerate().take(MAX_FORMS) {
+                            if e.forms.contains(&f.name) {
+                                *mask |= 1 << k;
+                            }
+                        }
+                    }
                     TargetKind::Edge {
                         serves,
                         timeout_us: u64::from(e.timeout_ms) * 1000,
                         max_inflight: e.max_inflight.max(1),
                         compute_prior_us: e.compute_prior_ms.unwrap_or(20.0) * 1e3,
+                        forms,
                     }
                 }
             };
@@ -155,7 +203,37 @@ impl Targets {
                 .map_err(|_| DecideError::Invalid { key: "targets", why: "at most 8 targets" })?;
             names.push(t.name().to_owned());
         }
-        Ok(Targets { list, names, models })
+        let forms = models
+            .iter()
+            .map(|m| {
+                config
+                    .forms
+                    .iter()
+                    .filter(|f| &f.model == m)
+                    .take(MAX_FORMS)
+                    .map(|f| FormSpec { name: f.name.clone(), prior_up_bytes: f.up_bytes, prior_encode_us: f.encode_ms * 1e3 })
+                    .collect()
+            })
+            .collect();
+        Ok(Targets { list, names, models, forms })
+    }
+
+    /// The shaped forms of a model, in order (form `k` is element `k - 1`).
+    pub fn forms_of(&self, model: ModelId) -> &[FormSpec] {
+        self.forms.get(model.index()).map_or(&[], Vec::as_slice)
+    }
+
+    /// One shaped form (`None` for the original or an unknown one).
+    pub fn form(&self, model: ModelId, form: FormId) -> Option<&FormSpec> {
+        self.forms_of(model).get(usize::from(form.0).checked_sub(1)?)
+    }
+
+    /// A form's name (`original` for form 0).
+    pub fn form_name(&self, model: ModelId, form: FormId) -> &str {
+        if form == FormId::ORIGINAL {
+            return "original";
+        }
+        self.form(model, form).map_or("?", |f| f.name.as_str())
     }
 
     /// All targets in config order.

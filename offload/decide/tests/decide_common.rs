@@ -32,7 +32,7 @@ pub fn decider(hedge: bool) -> Decider {
 }
 
 pub fn image(deadline_ms: Option<u32>) -> RequestInfo {
-    RequestInfo { model: ModelId(0), up_bytes: 150_000, down_bytes: 1_000, deadline_us: deadline_ms.map(|d| d * 1000) }
+    RequestInfo { model: ModelId(0), up_bytes: 150_000, down_bytes: 1_000, deadline_us: deadline_ms.map(|d| d * 1000), shapeable: false }
 }
 
 pub fn system(d: &mut Decider, load: f64, now: u64) {

@@ -39,6 +39,8 @@ fn image(at_ms: u64, local_ms: f64, deadline_ms: u32) -> Req {
         throttle_c: 85.0,
         up_bytes: 150_000,
         down_bytes: 1_000,
+        forms: Default::default(),
+        form_count: 0,
     }
 }
 

@@ -12,6 +12,12 @@
 //! `--board-slowdown X` makes the board's local compute X times slower than its profile
 //! (the edge and the link stay as they are).
 //!
+//! `--forms` prints, instead, per trace, always-local, always-offload (the original),
+//! adaptive sending the original and adaptive choosing the input's form among the original
+//! and the board profile's shaped forms, with the share of offloads sent in each form;
+//! `--sweep-uplink` prints where each option wins on a steady link from 0.5 to 100 Mbit/s
+//! (with the first trace's requests and deadline), and adaptive with shaping there.
+//!
 //! `--load none` replaces every trace's `[[device]]` phases with an idle device (no background
 //! load, 55 °C); the link, the edge and the requests stay the same. Default `--load trace`: the
 //! trace's own background-load schedule.
@@ -31,7 +37,23 @@ use anyhow::{Context, Result};
 use ferry_decide::sim::reference::Admission;
 use ferry_decide::sim::{self, BoardProfile, Stats, TraceSpec};
 
-const USAGE: &str = "usage: ferry-sim [--board FILE] [--board-slowdown X] [--load trace|none] TRACE.toml...";
+const USAGE: &str = "usage: ferry-sim [--board FILE] [--board-slowdown X] [--load trace|none] [--forms | --sweep-uplink] TRACE.toml...";
+
+/// What to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Report {
+    /// Every policy and the references, with the bars.
+    Policies,
+    /// Sending the original against shaped forms ([`sim::shaping::forms_table`]).
+    Forms,
+    /// Where each option wins as the uplink varies ([`sim::shaping::uplink_sweep`]).
+    Sweep,
+}
+
+/// The uplink rates of `--sweep-uplink`, Mbit/s.
+const SWEEP_MBPS: [f64; 11] = [0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0, 35.0, 60.0, 100.0];
+/// The RTT of `--sweep-uplink`'s steady link, ms.
+const SWEEP_RTT_MS: f64 = 30.0;
 
 const HEADER: &str = "| policy | mean ms | p95 ms | deadline misses | offloaded | wrong path | lost | vs oracle | deadline met | in time: mean ms | in time: p95 ms | vs reference | latest past deadline ms | duplicated | probes | probe B/s |";
 
@@ -73,15 +95,21 @@ struct Args {
     board: Option<String>,
     board_slowdown: f64,
     idle: bool,
+    report: Report,
     paths: Vec<String>,
 }
 
 fn args() -> Result<Args> {
     let mut it = std::env::args().skip(1).peekable();
-    let mut out = Args { board: None, board_slowdown: 1.0, idle: false, paths: Vec::new() };
+    let mut out = Args { board: None, board_slowdown: 1.0, idle: false, report: Report::Policies, paths: Vec::new() };
     while let Some(flag) = it.next_if(|a| a.starts_with('-')) {
+        if flag == "--forms" || flag == "--sweep-uplink" {
+            anyhow::ensure!(out.report == Report::Policies, "--forms and --sweep-uplink are one report each; {USAGE}");
+            out.report = if flag == "--forms" { Report::Forms } else { Report::Sweep };
+            continue;
+        }
         if flag == "--help" || flag == "-h" {
-            println!("{USAGE}\n\nReplays each trace with the oracle, every policy and the two hindsight references; prints one table per trace and whether issue 13's bars are met.\n  --board FILE         a board profile (tests/traces/boards/*.toml); default: the shipped one\n  --board-slowdown X   local compute X times slower (1..=50)\n  --load trace|none    the trace's background load, or an idle device");
+            println!("{USAGE}\n\nReplays each trace with the oracle, every policy and the two hindsight references; prints one table per trace and whether issue 13's bars are met.\n  --board FILE         a board profile (tests/traces/boards/*.toml); default: the shipped one\n  --board-slowdown X   local compute X times slower (1..=50)\n  --load trace|none    the trace's background load, or an idle device\n  --forms              the original against shaped inputs, per trace\n  --sweep-uplink       where each option wins on a steady link, 0.5..100 Mbit/s up");
             std::process::exit(0);
         }
         let value = it.next().with_context(|| format!("{flag} needs a value; {USAGE}"))?;
@@ -169,8 +197,73 @@ fn bars(rows: &[Stats], reference: &Stats, run_all: &Stats) -> String {
     )
 }
 
+/// The share of a row's offloads sent in each form (`None` if it sent none).
+fn sent_as(s: &Stats, names: &[String]) -> Option<String> {
+    let sent: usize = s.sent_by_form.iter().sum();
+    let shares: Vec<String> = s
+        .sent_by_form
+        .iter()
+        .zip(names)
+        .filter(|(n, _)| **n > 0)
+        .map(|(n, name)| format!("{name} {:.0} %", 100.0 * *n as f64 / sent.max(1) as f64))
+        .collect();
+    (!shares.is_empty()).then(|| shares.join(", "))
+}
+
+/// `--forms`: one table per trace.
+fn forms_report(spec: &TraceSpec) -> Result<()> {
+    let rows = sim::shaping::forms_table(spec)?;
+    let names = sim::shaping::form_names(&spec.board);
+    println!("### {} — {} s, {} requests\n", spec.name, spec.duration_s, rows[0].requests);
+    println!("| policy | mean ms | p95 ms | deadline met | offloaded | sent as | lost | duplicated |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for s in &rows {
+        println!(
+            "| {} | {:.1} | {:.1} | {:.1} % | {:.0} % | {} | {} | {} |",
+            s.policy,
+            s.mean_ms,
+            s.p95_ms,
+            100.0 * s.deadline_met_share(),
+            100.0 * s.offload_share,
+            sent_as(s, &names).unwrap_or_else(|| "—".to_owned()),
+            s.lost(),
+            s.duplicate_answers,
+        );
+    }
+    println!();
+    Ok(())
+}
+
+/// `--sweep-uplink`: one table.
+fn sweep_report(spec: &TraceSpec) -> Result<()> {
+    let points = sim::shaping::uplink_sweep(spec, &SWEEP_MBPS, SWEEP_RTT_MS)?;
+    let names = sim::shaping::form_names(&spec.board);
+    let Some(first) = points.first() else { return Ok(()) };
+    let options: Vec<&str> = first.costs.iter().map(|(n, _)| n.as_str()).collect();
+    println!(
+        "### Where each option wins: board `{}`, steady uplink, {SWEEP_RTT_MS} ms RTT, 100 Mbit/s down, {} fps, deadline {} ms\n",
+        spec.board.board, spec.fps, spec.deadline_ms
+    );
+    println!("| uplink Mbit/s | {} | wins | adaptive+shaping: mean ms | deadline met | sent as |", options.join(" ms | ") + " ms");
+    println!("|{}", "---|".repeat(options.len() + 5));
+    for p in &points {
+        let best = p.costs.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map_or("—", |(n, _)| n.as_str());
+        let cells: Vec<String> = p.costs.iter().map(|(_, ms)| format!("{ms:.1}")).collect();
+        println!(
+            "| {} | {} | {best} | {:.1} | {:.1} % | {} |",
+            p.up_mbps,
+            cells.join(" | "),
+            p.adaptive.mean_ms,
+            100.0 * p.adaptive.deadline_met_share(),
+            sent_as(&p.adaptive, &names).unwrap_or_else(|| "local only".to_owned()),
+        );
+    }
+    println!();
+    Ok(())
+}
+
 fn main() -> Result<()> {
-    let Args { board, board_slowdown, idle, paths } = args()?;
+    let Args { board, board_slowdown, idle, report, paths } = args()?;
     let (board, from) = match &board {
         Some(file) => (BoardProfile::load(Path::new(file)).with_context(|| format!("board {file}"))?, file.as_str()),
         None => (BoardProfile::shipped_default().context("the shipped default board")?, "the shipped default"),
@@ -185,6 +278,14 @@ fn main() -> Result<()> {
         spec.board_slowdown = board_slowdown;
         if idle {
             spec.without_background_load();
+        }
+        match report {
+            Report::Forms => {
+                forms_report(&spec)?;
+                continue;
+            }
+            Report::Sweep => return sweep_report(&spec),
+            Report::Policies => {}
         }
         // Step 2: the oracle, every policy over the same requests and draws, the reference.
         let rows = sim::table(&spec)?;

@@ -25,6 +25,11 @@
 //! [models.efficientnet-lite0.fp32.threads_1]   # local compute; also int8, and threads_2
 //! mean_ms = 40.0
 //! sigma_ms = 2.0
+//!
+//! [models.efficientnet-lite0.forms.jpeg85]      # optional: shaped forms of the input
+//! up_bytes = 15560      # one request in this form, encoded (envelope included)
+//! encode_ms = 6.4       # making it on the board from the original, at no load
+//! source = "how these were obtained"
 //! ```
 //!
 //! How the simulator uses it ([`super::world`]): local requests run at the 1-thread figures
@@ -34,6 +39,7 @@
 //! first version), the edge likewise with its own draw. The 2-thread figures are recorded for
 //! comparison and for choosing the agent's `threads`; the simulator does not read them.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -128,6 +134,24 @@ pub struct ModelProfile {
     pub fp32: Variant,
     /// Local INT8.
     pub int8: Variant,
+    /// Shaped forms of the input the device can send instead of the original, by name (the
+    /// agent's names: `jpeg85`, `int8-tensor`), at most [`crate::config::MAX_FORMS`]. The
+    /// simulator offers them only when asked to shape ([`super::RunOptions::shaping`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub forms: BTreeMap<String, FormProfile>,
+}
+
+/// One shaped form of a model's input on this board.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormProfile {
+    /// One request in this form on the wire, bytes (envelope included).
+    pub up_bytes: u32,
+    /// Making it from the original input on the board, ms, at no load (it slows down with
+    /// load and throttling as local compute does).
+    pub encode_ms: f64,
+    /// How the two figures were obtained.
+    pub source: String,
 }
 
 /// One precision at the thread counts profiled.
@@ -222,6 +246,23 @@ fn check_model(key: &str, m: &ModelProfile) -> Result<(), ProfileError> {
         return Err(bad(format!("{key}.bytes"), "must say how the byte counts were obtained"));
     }
     check_timing(&format!("{key}.edge"), &m.edge)?;
+    if m.forms.len() > crate::config::MAX_FORMS {
+        return Err(bad(format!("{key}.forms"), "at most 4 forms"));
+    }
+    for (name, f) in &m.forms {
+        if name == "original" {
+            return Err(bad(format!("{key}.forms.original"), "is not a shaped form (the original is up_bytes)"));
+        }
+        if f.up_bytes == 0 || f.up_bytes > MAX_BYTES {
+            return Err(bad(format!("{key}.forms.{name}.up_bytes"), "must be in 1..=4194304 (the protocol's message cap)"));
+        }
+        if !(f.encode_ms.is_finite() && (0.0..=MAX_MS).contains(&f.encode_ms)) {
+            return Err(bad(format!("{key}.forms.{name}.encode_ms"), "must be in [0, 600000] ms"));
+        }
+        if f.source.trim().is_empty() {
+            return Err(bad(format!("{key}.forms.{name}.source"), "must say how the figures were obtained"));
+        }
+    }
     for (p, v) in [("fp32", &m.fp32), ("int8", &m.int8)] {
         check_timing(&format!("{key}.{p}.threads_1"), &v.threads_1)?;
         check_timing(&format!("{key}.{p}.threads_2"), &v.threads_2)?;

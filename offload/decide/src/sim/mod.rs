@@ -19,12 +19,15 @@
 //!   per-request oracle, the statistics ([`Stats`]) and [`table`]; [`reference`]: the
 //!   hindsight schedule that pays for its own queues (the reference where the oracle, which
 //!   assumes an idle runner and link per request, is no bound).
+//! - [`shaping`]: the rows that compare sending the original with shaped forms of the input
+//!   (the board profile's), and where each option wins as a steady uplink varies.
 
 pub mod board;
 pub mod recorded;
 pub mod reference;
 pub mod replay;
 pub mod rng;
+pub mod shaping;
 pub mod trace;
 pub mod world;
 
@@ -40,7 +43,8 @@ use super::local::SystemState;
 use super::policy::Policy;
 use super::queue;
 use super::scheduler::{offload_stop_cause, Action, AnswerKind, Event, Ran, RequestMachine};
-use super::targets::{ModelId, TargetId, TargetKind};
+use super::config::{FormConfig, TargetConfig, MAX_FORMS};
+use super::targets::{FormId, ModelId, TargetId, TargetKind};
 use world::{EdgeOutcome, Req};
 
 pub use board::{BoardProfile, ProfileError};
@@ -139,6 +143,9 @@ pub struct Stats {
     /// behind its own earlier choices ([`reference::Placement::queued`]). 0 elsewhere (not
     /// measured for policies).
     pub queued: usize,
+    /// Offloads sent, per form of the input (index: [`FormId`]; 0 the original, then the
+    /// board profile's forms in name order). Empty for the oracle and the reference.
+    pub sent_by_form: Vec<usize>,
 }
 
 impl Stats {
@@ -297,6 +304,18 @@ enum Ev {
     Expire(usize),
     /// A probe's outcome, and how long its bytes took to leave (queue included), µs.
     Probe(u8, u32),
+    /// A request's input has been made into its shaped form: its offload to the edge leaves.
+    Send(usize, u8),
+}
+
+/// How [`run_with`] runs a policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// `[decide] hedge`.
+    pub hedge: bool,
+    /// Offer the edge the board profile's shaped forms of the image model's input
+    /// ([`board::ModelProfile::forms`]); without, every offload sends the original.
+    pub shaping: bool,
 }
 
 const EDGE_OK: u8 = 0;
@@ -344,6 +363,16 @@ struct Sim<'a> {
     edge_target: TargetId,
     /// The board's throttle point, °C (what its clock does is part of what the device probes).
     throttle_c: f64,
+    /// Shaped forms are offered.
+    shaping: bool,
+    /// Per request: the form its offload sends (the decision's).
+    form: Vec<FormId>,
+    /// Per request: its offload was cancelled before it left (while its form was being made).
+    offload_cancelled: Vec<bool>,
+    /// Per request: the shaped input made for its offload (time to make it, µs; its bytes).
+    shaped: Vec<Option<(f64, u32)>>,
+    /// Offloads sent per form.
+    sent_by_form: Vec<usize>,
 }
 
 impl Sim<'_> {
@@ -401,22 +430,14 @@ impl Sim<'_> {
                     self.start_next_local(now);
                 }
                 Action::StartOffload(t) => {
-                    // As the agent does: what the device predicts it waits behind its own
-                    // uploads is taken off what its answer teaches about the link.
-                    let backlog = self.decider.estimators().edge(t).uplink_wait_us(now) as u64;
-                    let (watch, sent) = OffloadWatch::sent(t, self.model_of(i), self.reqs[i].up_bytes, self.reqs[i].down_bytes);
-                    self.decider.observe(sent, now);
-                    self.offload[i] = Some((now, watch));
-                    self.offload_backlog_us[i] = backlog;
-                    let sample = self.timeline.at(now);
-                    let r = self.reqs[i];
-                    let done = self.uplink_send(now, f64::from(r.up_bytes) * r.net_noise);
-                    let out = world::edge_outcome_after(&r, &sample, done - now as f64);
-                    self.edge_reply[i] = Some(out);
-                    match out {
-                        EdgeOutcome::Answer { total_us, .. } => self.at(now + total_us as u64, Ev::Edge(i, EDGE_OK)),
-                        EdgeOutcome::Busy { after_us, .. } => self.at(now + after_us as u64, Ev::Edge(i, EDGE_BUSY)),
-                        EdgeOutcome::Silent => {}
+                    // A shaped form is made on the board first; its offload leaves when it is.
+                    let form = self.form[i];
+                    match world::shaped(&self.reqs[i], form.0, &self.timeline.at(now)) {
+                        Some(made) => {
+                            self.shaped[i] = Some(made);
+                            self.at(now + made.0.max(1.0) as u64, Ev::Send(i, t.0));
+                        }
+                        None => self.send_offload(i, t, FormId::ORIGINAL, self.reqs[i].up_bytes, now),
                     }
                 }
                 Action::SetTimer(t) => {
@@ -440,7 +461,10 @@ impl Sim<'_> {
                     }
                 }
                 Action::CancelOffload => {
-                    let Some((sent, mut watch)) = self.offload[i] else { continue };
+                    let Some((sent, mut watch)) = self.offload[i] else {
+                        self.offload_cancelled[i] = true;
+                        continue;
+                    };
                     let cause = offload_stop_cause(actions, from_timer);
                     if let Some(obs) = watch.stop_waiting(cause, self.reported_us(i, sent, now)) {
                         self.decider.observe(obs, now);
@@ -471,6 +495,30 @@ impl Sim<'_> {
                     }
                 }
             }
+        }
+    }
+
+    /// Sends request `i`'s offload to `t` now, its input in `form` of `up_bytes`.
+    fn send_offload(&mut self, i: usize, t: TargetId, form: FormId, up_bytes: u32, now: u64) {
+        // As the agent does: what the device predicts it waits behind its own uploads is
+        // taken off what its answer teaches about the link.
+        let backlog = self.decider.estimators().edge(t).uplink_wait_us(now) as u64;
+        let (watch, sent) = OffloadWatch::sent(t, self.model_of(i), up_bytes, self.reqs[i].down_bytes);
+        self.decider.observe(sent, now);
+        self.offload[i] = Some((now, watch));
+        self.offload_backlog_us[i] = backlog;
+        if let Some(n) = self.sent_by_form.get_mut(usize::from(form.0)) {
+            *n += 1;
+        }
+        let sample = self.timeline.at(now);
+        let r = self.reqs[i];
+        let done = self.uplink_send(now, f64::from(up_bytes) * r.net_noise);
+        let out = world::edge_outcome_after(&r, &sample, done - now as f64);
+        self.edge_reply[i] = Some(out);
+        match out {
+            EdgeOutcome::Answer { total_us, .. } => self.at(now + total_us as u64, Ev::Edge(i, EDGE_OK)),
+            EdgeOutcome::Busy { after_us, .. } => self.at(now + after_us as u64, Ev::Edge(i, EDGE_BUSY)),
+            EdgeOutcome::Silent => {}
         }
     }
 
@@ -539,6 +587,19 @@ impl Sim<'_> {
                 };
                 self.decider.observe(obs, now);
             }
+            Ev::Send(i, t) => {
+                // Cancelled while its form was made (answered by the other path): not sent,
+                // as the agent's executor drops it.
+                if self.offload_cancelled[i] {
+                    return;
+                }
+                let form = self.form[i];
+                // The time it took is what the device measured; its bytes are what it made.
+                let Some((encode_us, up_bytes)) = self.shaped[i] else { return };
+                let model = self.model_of(i);
+                self.decider.observe(Observation::Shaped { model, form, up_bytes, encode_us: encode_us as u32 }, now);
+                self.send_offload(i, TargetId(t), form, up_bytes, now);
+            }
             Ev::Arrive(i) => {
                 let r = self.reqs[i];
                 let req = RequestInfo {
@@ -546,8 +607,10 @@ impl Sim<'_> {
                     up_bytes: r.up_bytes,
                     down_bytes: r.down_bytes,
                     deadline_us: Some(r.deadline_us),
+                    shapeable: self.shaping && r.image,
                 };
                 let decision = self.decider.decide(&req, now);
+                self.form[i] = decision.form;
                 let (m, actions) = RequestMachine::start(decision, now, req.deadline_us);
                 self.machines[i] = Some(m);
                 self.perform(i, &actions, now, false);
@@ -603,10 +666,44 @@ impl Sim<'_> {
 
 /// Runs one policy over a trace.
 pub fn run(spec: &TraceSpec, timeline: &Timeline, policy: Box<dyn Policy>, hedge: bool) -> Result<Stats, super::DecideError> {
+    run_with(spec, timeline, policy, RunOptions { hedge, shaping: false })
+}
+
+/// The simulator's decider config for a trace: [`SIM_CONFIG`], with hedging as asked and,
+/// when shaping, the board profile's shaped forms of the image model offered to the edge
+/// (priors: the profile's figures, as the agent's come from the manifest).
+pub fn sim_config(spec: &TraceSpec, opts: RunOptions) -> Result<Config, super::DecideError> {
     let mut config = Config::from_toml(SIM_CONFIG)?;
-    config.decide.hedge = hedge;
+    config.decide.hedge = opts.hedge;
+    if opts.shaping {
+        let forms = &spec.board.models.efficientnet_lite0.forms;
+        config.forms = forms
+            .iter()
+            .take(MAX_FORMS)
+            .map(|(name, f)| FormConfig {
+                model: "efficientnet-lite0".to_owned(),
+                name: name.clone(),
+                up_bytes: f.up_bytes,
+                encode_ms: f.encode_ms,
+            })
+            .collect();
+        for t in &mut config.targets {
+            if let TargetConfig::Edge(e) = t {
+                e.forms = config.forms.iter().map(|f| f.name.clone()).collect();
+            }
+        }
+        config.validate()?;
+    }
+    Ok(config)
+}
+
+/// Runs one policy over a trace with [`RunOptions`].
+pub fn run_with(spec: &TraceSpec, timeline: &Timeline, policy: Box<dyn Policy>, opts: RunOptions) -> Result<Stats, super::DecideError> {
+    let config = sim_config(spec, opts)?;
     let mut decider = Decider::with_policy(&config, policy)?;
-    let name = decider.policy_name().to_owned() + if hedge { "+hedge" } else { "" };
+    let name = decider.policy_name().to_owned()
+        + if opts.hedge { "+hedge" } else { "" }
+        + if opts.shaping { "+shaping" } else { "" };
     let image = decider.model_id("efficientnet-lite0").unwrap_or(ModelId(0));
     let digits = decider.model_id("digits").unwrap_or(ModelId(1));
     let edge_target = decider
@@ -643,6 +740,11 @@ pub fn run(spec: &TraceSpec, timeline: &Timeline, policy: Box<dyn Policy>, hedge
         digits,
         edge_target,
         throttle_c: spec.board.cpu.throttle_c,
+        shaping: opts.shaping,
+        form: vec![FormId::ORIGINAL; n],
+        offload_cancelled: vec![false; n],
+        shaped: vec![None; n],
+        sent_by_form: vec![0; MAX_FORMS + 1],
     };
     sim.oracle_edge =
         sim.reqs.iter().map(|r| (world::oracle_us(r, timeline).1, world::choice_matters(r, timeline))).collect();
@@ -671,6 +773,7 @@ pub fn run(spec: &TraceSpec, timeline: &Timeline, policy: Box<dyn Policy>, hedge
     stats.probes = sim.probes;
     stats.probe_bytes = (sim.probes as f64 * (PROBE_UP_BYTES + PROBE_DOWN_BYTES)) as u64;
     stats.wrong_path = sim.wrong_path;
+    stats.sent_by_form = sim.sent_by_form;
     Ok(stats)
 }
 

@@ -4,6 +4,7 @@
 use super::board::BoardProfile;
 use super::rng::Rng;
 use super::trace::{self, Sample, Timeline, TraceSpec};
+use crate::config::MAX_FORMS;
 
 /// The per-request wobble of the network time (log-σ of its log-normal factor): a property of
 /// the simulated link, not of the board, so not in the [`BoardProfile`].
@@ -47,6 +48,32 @@ pub struct Req {
     pub up_bytes: u32,
     /// Bytes down.
     pub down_bytes: u32,
+    /// The shaped forms of its input (the profile's, in name order; see
+    /// [`super::board::ModelProfile::forms`]): form `k` is element `k - 1`.
+    pub forms: [FormTruth; MAX_FORMS],
+    /// How many of `forms` there are.
+    pub form_count: u8,
+}
+
+/// One shaped form of a request's input, as it really is.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FormTruth {
+    /// On the wire, bytes.
+    pub up_bytes: u32,
+    /// Making it on the board at no load, ms.
+    pub encode_ms: f64,
+}
+
+/// A model's shaped forms from its profile, in name order (the order the simulator's
+/// `[[forms]]` config lists them, so form ids agree).
+pub fn form_truths(m: &super::board::ModelProfile) -> ([FormTruth; MAX_FORMS], u8) {
+    let mut out = [FormTruth::default(); MAX_FORMS];
+    let mut n = 0u8;
+    for (slot, f) in out.iter_mut().zip(m.forms.values()) {
+        *slot = FormTruth { up_bytes: f.up_bytes, encode_ms: f.encode_ms };
+        n += 1;
+    }
+    (out, n)
 }
 
 /// The requests of a trace, on the trace's board.
@@ -65,6 +92,7 @@ pub fn requests(spec: &TraceSpec) -> Vec<Req> {
         // old constants replays the old runs exactly.
         let z_local = rng.normal();
         let z_edge = rng.normal();
+        let (forms, form_count) = form_truths(m);
         out.push(Req {
             at_us: t as u64,
             image,
@@ -80,6 +108,8 @@ pub fn requests(spec: &TraceSpec) -> Vec<Req> {
             throttle_c: board.cpu.throttle_c,
             up_bytes: m.up_bytes,
             down_bytes: m.down_bytes,
+            forms,
+            form_count,
         });
         t += period * (0.9 + 0.2 * rng.f64());
     }
@@ -100,6 +130,20 @@ pub fn local_us(r: &Req, fp32: bool, s: &Sample) -> f64 {
     let v = usize::from(!fp32);
     r.local_ms[v] * 1e3 * r.board_slowdown * r.local_noise[v] * (1.0 + r.load_k * s.cpu_load)
         / freq_ratio(r.throttle_c, s.temp_c)
+}
+
+/// True time to make shaped form `form` (≥ 1) of a request's input in state `s`, µs, and its
+/// bytes; `None` for the original or a form the request's model does not have. It slows down
+/// with the board as FP32 compute does (same draw).
+pub fn shaped(r: &Req, form: u8, s: &Sample) -> Option<(f64, u32)> {
+    let k = usize::from(form).checked_sub(1)?;
+    if k >= usize::from(r.form_count) {
+        return None;
+    }
+    let f = r.forms[k];
+    let us = f.encode_ms * 1e3 * r.board_slowdown * r.local_noise[0] * (1.0 + r.load_k * s.cpu_load)
+        / freq_ratio(r.throttle_c, s.temp_c);
+    Some((us, f.up_bytes))
 }
 
 /// What the edge does with a request sent in state `s`.
