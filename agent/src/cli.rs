@@ -181,6 +181,9 @@ pub struct EvalArgs {
     /// `original`, `jpegQ` (shaped to the model's input, JPEG at quality Q, 1–100), `int8-tensor`.
     #[arg(long, value_delimiter = ',', default_value = "original,jpeg95,jpeg85,jpeg75,jpeg50,int8-tensor", value_parser = parse_form)]
     pub forms: Vec<ferry_runtime::forms::Form>,
+    /// Only FP32 (the reference and the forms), not the other variants the manifest ships.
+    #[arg(long)]
+    pub fp32_only: bool,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -190,17 +193,7 @@ pub struct EvalArgs {
 }
 
 fn parse_form(s: &str) -> Result<ferry_runtime::forms::Form, String> {
-    use ferry_runtime::forms::Form;
-    match s {
-        "original" => Ok(Form::Original),
-        "int8-tensor" => Ok(Form::Int8),
-        _ => s
-            .strip_prefix("jpeg")
-            .and_then(|q| q.parse::<u8>().ok())
-            .filter(|q| (1..=100).contains(q))
-            .map(|quality| Form::Jpeg { quality })
-            .ok_or_else(|| format!("`{s}`: expected original, int8-tensor or jpegQ with Q in 1..=100")),
-    }
+    s.parse()
 }
 
 /// `ferry bench ...`.

@@ -53,6 +53,10 @@ pub struct Answer {
     /// The constraints that applied (placement, mode, deadline_ms, best_effort, stream, freshest).
     #[serde(default)]
     pub constraints: Option<serde_json::Value>,
+    /// Why it ran where it did: the predictions compared and the input form chosen for an
+    /// offload (`reason.form`).
+    #[serde(default)]
+    pub reason: Option<serde_json::Value>,
 }
 
 /// What went wrong.

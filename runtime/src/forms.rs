@@ -43,6 +43,50 @@ impl std::fmt::Display for Form {
     }
 }
 
+impl std::str::FromStr for Form {
+    type Err = String;
+
+    /// `original`, `int8-tensor`, or `jpegQ` with Q in 1..=100 (the names [`Form`] displays).
+    fn from_str(s: &str) -> Result<Form, String> {
+        match s {
+            "original" => Ok(Form::Original),
+            "int8-tensor" => Ok(Form::Int8),
+            _ => s
+                .strip_prefix("jpeg")
+                .and_then(|q| q.parse::<u8>().ok())
+                .filter(|q| (1..=100).contains(q))
+                .map(|quality| Form::Jpeg { quality })
+                .ok_or_else(|| format!("`{s}`: expected original, int8-tensor or jpegQ with Q in 1..=100")),
+        }
+    }
+}
+
+/// A form made on the device from the original bytes ([`make`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Made {
+    /// The original: nothing to make.
+    Original,
+    /// The shaped image, JPEG-encoded.
+    Jpeg(Vec<u8>),
+    /// The preprocessed input as NCHW signed bytes, with [`InputQuant::of`] the manifest.
+    Int8(Vec<i8>),
+}
+
+/// Makes `form` of an original encoded image as the device does before an offload: decodes it
+/// (with [`preprocess::decode_image`]'s bounds), shapes it, encodes it. The agent's shaper
+/// and `ferry eval` both make forms here.
+pub fn make(manifest: &Manifest, form: Form, original: &[u8]) -> Result<Made, RuntimeError> {
+    if form == Form::Original {
+        return Ok(Made::Original);
+    }
+    let image = preprocess::decode_image(original, "the original image")?;
+    Ok(match form {
+        Form::Original => Made::Original,
+        Form::Jpeg { quality } => Made::Jpeg(shaped_jpeg(manifest, &image, quality)?),
+        Form::Int8 => Made::Int8(quantize_image(manifest, &image)),
+    })
+}
+
 /// Per-channel affine quantization of the model's input: `x = scale[c] × (q − zero_point[c])`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InputQuant {

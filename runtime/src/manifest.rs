@@ -38,6 +38,9 @@ pub struct Manifest {
     /// One entry per precision the model ships in.
     #[serde(rename = "variant")]
     pub variants: Vec<Variant>,
+    /// What `ferry eval` measured on the labelled evaluation split, if it was run.
+    #[serde(default)]
+    pub evaluation: Option<Evaluation>,
     /// The folder the manifest was read from (set by [`Manifest::load`]).
     #[serde(skip)]
     pub dir: PathBuf,
@@ -121,6 +124,54 @@ pub struct AccuracyRequirement {
     /// and still be used.
     #[serde(default = "default_max_drop")]
     pub max_drop: f32,
+    /// The largest drop of real top-1 (points, against the labels of `[evaluation]`) a shaped
+    /// input form may have against the original input and still be sent. Default 1.
+    #[serde(default = "default_max_drop")]
+    pub max_top1_drop: f32,
+}
+
+/// `[evaluation]`: figures `ferry eval` measured on labelled images the model never saw.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Evaluation {
+    /// The images and the split (e.g. the evaluation split of imagenet-val-650, its seed).
+    pub data: String,
+    /// The command that measured the figures.
+    pub command: String,
+    /// Images measured.
+    pub images: u32,
+    /// Top-1 against the labels of the FP32 variant on the original input, %.
+    pub top1: f32,
+    /// Its 95 % interval (Wilson), %.
+    pub top1_interval: [f32; 2],
+    /// `[[evaluation.form]]`: per shaped input form.
+    #[serde(default, rename = "form")]
+    pub forms: Vec<FormFigures>,
+}
+
+/// `[[evaluation.form]]`: one shaped input form, FP32 model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormFigures {
+    /// Its name (`jpeg85`, `int8-tensor`; see [`crate::forms::Form`]).
+    pub form: String,
+    /// Mean payload bytes per image.
+    pub mean_bytes: u32,
+    /// Mean time to make it from the original on the measuring machine, ms.
+    pub make_ms: f64,
+    /// Top-1 against the labels, %.
+    pub top1: f32,
+    /// Its 95 % interval (Wilson), %.
+    pub top1_interval: [f32; 2],
+    /// Top-1 agreement with the answer on the original input, %.
+    pub agreement: f32,
+}
+
+impl Evaluation {
+    /// The figures of one form.
+    pub fn form(&self, name: &str) -> Option<&FormFigures> {
+        self.forms.iter().find(|f| f.form == name)
+    }
 }
 
 fn default_metric() -> String {
@@ -133,7 +184,7 @@ fn default_max_drop() -> f32 {
 
 impl Default for AccuracyRequirement {
     fn default() -> Self {
-        Self { metric: default_metric(), max_drop: default_max_drop() }
+        Self { metric: default_metric(), max_drop: default_max_drop(), max_top1_drop: default_max_drop() }
     }
 }
 
@@ -219,6 +270,36 @@ impl Manifest {
         for (i, v) in self.variants.iter().enumerate() {
             if self.variants[..i].iter().any(|w| w.precision == v.precision) {
                 return Err(self.invalid(&format!("variant[{i}].precision"), "each precision at most once"));
+            }
+        }
+        if let Some(e) = &self.evaluation {
+            let percent = |x: f32| x.is_finite() && (0.0..=100.0).contains(&x);
+            let interval = |i: [f32; 2], x: f32| percent(i[0]) && percent(i[1]) && i[0] <= x && x <= i[1];
+            if !percent(e.top1) || !interval(e.top1_interval, e.top1) {
+                return Err(self.invalid("evaluation.top1", "a percentage inside its top1_interval [low, high]"));
+            }
+            for (i, f) in e.forms.iter().enumerate() {
+                let key = |k: &str| format!("evaluation.form[{i}].{k}");
+                match f.form.parse::<crate::forms::Form>() {
+                    Ok(crate::forms::Form::Original) => return Err(self.invalid(&key("form"), "a shaped form (the original's figures are [evaluation] top1)")),
+                    Ok(_) => {}
+                    Err(why) => return Err(self.invalid(&key("form"), why)),
+                }
+                if e.forms[..i].iter().any(|g| g.form == f.form) {
+                    return Err(self.invalid(&key("form"), "each form at most once"));
+                }
+                if !percent(f.top1) || !interval(f.top1_interval, f.top1) {
+                    return Err(self.invalid(&key("top1"), "a percentage inside its top1_interval [low, high]"));
+                }
+                if !percent(f.agreement) {
+                    return Err(self.invalid(&key("agreement"), "a percentage"));
+                }
+                if !(f.make_ms.is_finite() && (0.0..=600_000.0).contains(&f.make_ms)) {
+                    return Err(self.invalid(&key("make_ms"), "milliseconds in 0..=600000"));
+                }
+                if f.mean_bytes == 0 || f.mean_bytes > 4 << 20 {
+                    return Err(self.invalid(&key("mean_bytes"), "bytes in 1..=4194304"));
+                }
             }
         }
         if let Some(folder) = self.dir.file_name().and_then(|f| f.to_str()) {

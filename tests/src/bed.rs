@@ -46,6 +46,9 @@ pub struct BedOptions {
     pub spool_tmpfs_kib: Option<u32>,
     /// The edge server's queue capacity.
     pub edge_queue: usize,
+    /// The shaped input forms the board config's edge target lists (`forms`); none: the
+    /// original only.
+    pub edge_forms: &'static [&'static str],
 }
 
 impl Default for BedOptions {
@@ -58,6 +61,7 @@ impl Default for BedOptions {
             drain_ms: None,
             spool_tmpfs_kib: None,
             edge_queue: EdgeOptions::default().queue_capacity,
+            edge_forms: &[],
         }
     }
 }
@@ -126,8 +130,9 @@ pub fn is_root() -> bool {
     Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
 }
 
-fn write_configs(dir: &Path, certs: &Path, telemetry: bool, drain_ms: Option<u32>) -> PathBuf {
+fn write_configs(dir: &Path, certs: &Path, telemetry: bool, drain_ms: Option<u32>, edge_forms: &[&str]) -> PathBuf {
     let board = dir.join("board.toml");
+    let forms: Vec<String> = edge_forms.iter().map(|f| format!("\"{f}\"")).collect();
     std::fs::write(
         &board,
         "[board]\nname = \"testbed-device\"\ndescription = \"the testbed's device namespace\"\n\
@@ -137,7 +142,9 @@ fn write_configs(dir: &Path, certs: &Path, telemetry: bool, drain_ms: Option<u32
          [[models]]\nname = \"efficientnet-lite0\"\nprecisions = [\"fp32\", \"int8\"]\n\
          [[targets]]\nkind = \"local\"\nname = \"local-fp32\"\nmodel = \"efficientnet-lite0\"\nprecision = \"fp32\"\n\
          [[targets]]\nkind = \"local\"\nname = \"local-int8\"\nmodel = \"efficientnet-lite0\"\nprecision = \"int8\"\npriority = 1\n\
-         [[targets]]\nkind = \"edge\"\nname = \"edge\"\nendpoint = \"mqtts://10.201.0.2:8883\"\npriority = 2\n",
+         [[targets]]\nkind = \"edge\"\nname = \"edge\"\nendpoint = \"mqtts://10.201.0.2:8883\"\npriority = 2\n"
+            .to_string()
+            + &format!("forms = [{}]\n", forms.join(", ")),
     )
     .expect("write board.toml");
     let telemetry = if telemetry {
@@ -195,7 +202,7 @@ impl Bed {
         let spool_mount = options.spool_tmpfs_kib.map(|kib| {
             Tmpfs::mount(&work.path().join("spool"), kib).unwrap_or_else(|e| panic!("the spool's tmpfs: {e}"))
         });
-        let agent_config = write_configs(work.path(), &certs, options.telemetry, options.drain_ms);
+        let agent_config = write_configs(work.path(), &certs, options.telemetry, options.drain_ms, options.edge_forms);
         let api = Endpoint::Unix(work.path().join("api.sock"));
         let agent = spawn_agent(&tb, &agent_config, options.log, work.path());
         Bed { agent, api, edge, broker, spool_mount, broker_conf, agent_config, agent_log: options.log, edge_options, work, pki, tb }

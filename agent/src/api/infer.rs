@@ -118,6 +118,7 @@ pub async fn infer(
                 "raced": a.raced,
                 "reason": {
                     "why": format!("{:?}", a.reason.why),
+                    "form": outcome.form,
                     "chosen": a.reason.chosen.map(estimate),
                     "best_local": a.reason.best_local.map(estimate),
                     "best_edge": a.reason.best_edge.map(estimate),
@@ -224,5 +225,6 @@ fn estimate(p: PathEstimate) -> Value {
     json!({
         "target": p.target, "local": p.local, "mean_ms": p.mean_ms, "std_ms": p.std_ms,
         "quantile_ms": p.quantile_ms, "energy_mj": p.energy_mj, "fail_p": p.fail_p,
+        "form": p.form, "up_bytes": p.up_bytes,
     })
 }

@@ -45,8 +45,14 @@ fn check_models(board_path: &Path, store: &ModelStore) -> Vec<String> {
         Ok(b) => b,
         Err(e) => return vec![e.to_string()],
     };
-    let mut config = targets::decide_config(&board, &DecideConfig::default(), false);
+    let mut config = targets::decide_config(&board, &DecideConfig::default(), true);
     accuracy::enforce(&mut config, store);
+    if let Err(e) = accuracy::offer_forms(&mut config, store) {
+        return vec![format!("{}: {e}", board.path.display())];
+    }
+    for f in &config.forms {
+        println!("form {} {}: offered to the edge ({} B, {:.1} ms to make, before measurement)", f.model, f.name, f.up_bytes, f.encode_ms);
+    }
     let engine = TractEngine::new(Threads(1));
     let mut errors = Vec::new();
     for t in &config.targets {

@@ -52,7 +52,8 @@ pub struct FormFigures {
     pub tally: Tally,
     /// Mean bytes on the wire per image (the payload only).
     pub mean_bytes: f64,
-    /// Mean time to make the form on this machine, ms (0 for the original).
+    /// Mean time to make the form on this machine from the original bytes (decode, shape,
+    /// encode: what the device does before an offload), ms (0 for the original).
     pub encode_ms: f64,
 }
 
@@ -85,7 +86,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         "all" => SplitPart::All,
         _ => SplitPart::Evaluation,
     };
-    let evaluation = evaluate(&store, &args.model, &data, part, args.limit.map(|n| n as usize), &args.forms, Threads(args.threads.into()))?;
+    let evaluation = evaluate(&store, &args.model, &data, part, args.limit.map(|n| n as usize), &args.forms, args.fp32_only, Threads(args.threads.into()))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&to_json(&args.model, &evaluation))?);
     } else {
@@ -103,13 +104,14 @@ pub fn evaluate(
     part: SplitPart,
     limit: Option<usize>,
     forms: &[Form],
+    fp32_only: bool,
     threads: Threads,
 ) -> Result<Evaluation> {
     let engine = TractEngine::new(threads);
     let reference = store.load(&engine, model, Precision::Fp32)?;
     let mut others: Vec<LocalModel> = Vec::new();
     for variant in &reference.manifest().variants {
-        if variant.precision != Precision::Fp32 {
+        if variant.precision != Precision::Fp32 && !fp32_only {
             others.push(store.load(&engine, model, variant.precision)?);
         }
     }
@@ -141,9 +143,8 @@ pub fn evaluate(
             compute[i + 1] += answer.compute.as_secs_f64();
         }
         for (i, form) in forms.iter().enumerate() {
-            let made = Instant::now();
-            let (bytes, answer) = run_form(&reference, *form, &original, &decoded, &quant, &first)?;
-            form_secs[i] += made.elapsed().as_secs_f64() - answer.compute.as_secs_f64();
+            let (bytes, make_s, answer) = run_form(&reference, *form, &original, &quant, &first)?;
+            form_secs[i] += make_s;
             form_bytes[i] += bytes as f64;
             form_tallies[i].record(image.class, &answer.top, &top);
         }
@@ -169,32 +170,31 @@ pub fn evaluate(
     Ok(Evaluation { data: data.to_path_buf(), part, images: images.len(), variants, forms })
 }
 
-/// Makes `form` of one image as a device would, takes it apart as the edge would, and runs the
-/// FP32 model on it: the payload's bytes and the answer. (The original form's answer is the
-/// reference's own.) The time spent beyond the model's compute is the form's round trip
-/// through encoder and decoder.
+/// Makes `form` of one image as a device would ([`forms::make`]: decode, shape, encode),
+/// takes it apart as the edge would, and runs the FP32 model on it: the payload's bytes, the
+/// time the device took to make it, and the answer. (The original form's answer is the
+/// reference's own.)
 fn run_form(
     model: &LocalModel,
     form: Form,
     original: &[u8],
-    decoded: &preprocess::DynamicImage,
     quant: &InputQuant,
     reference: &Inference,
-) -> Result<(usize, Inference)> {
+) -> Result<(usize, f64, Inference)> {
     let manifest = model.manifest();
     let shape = manifest.input.shape.clone();
-    Ok(match form {
-        Form::Original => (original.len(), reference.clone()),
-        Form::Jpeg { quality } => {
-            let jpeg = forms::shaped_jpeg(manifest, decoded, quality)?;
-            let back = preprocess::decode_image(&jpeg, "the shaped JPEG")?;
-            let tensor = preprocess::shaped_image_to_tensor(manifest, &back, "the shaped JPEG")?;
-            (jpeg.len(), model.infer_tensor(&shape, &tensor, TOP_K)?)
+    let started = Instant::now();
+    let made = forms::make(manifest, form, original)?;
+    let make_s = started.elapsed().as_secs_f64();
+    Ok(match made {
+        forms::Made::Original => (original.len(), 0.0, reference.clone()),
+        forms::Made::Jpeg(jpeg) => {
+            let tensor = forms::tensor_of_shaped(manifest, &jpeg, "the shaped JPEG")?;
+            (jpeg.len(), make_s, model.infer_tensor(&shape, &tensor, TOP_K)?)
         }
-        Form::Int8 => {
-            let q = forms::quantize_image(manifest, decoded);
+        forms::Made::Int8(q) => {
             let tensor = forms::dequantize(manifest, quant, &q)?;
-            (q.len(), model.infer_tensor(&shape, &tensor, TOP_K)?)
+            (q.len(), make_s, model.infer_tensor(&shape, &tensor, TOP_K)?)
         }
     })
 }

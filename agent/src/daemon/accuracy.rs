@@ -3,9 +3,13 @@
 //! pass, the decider then picks the fastest by measurement (warm-up runs at start-up, every
 //! completed run after), so an INT8 that is slower on this board is not taken, and an INT8 that
 //! is faster but too inaccurate is never a candidate.
+//!
+//! Likewise for what crosses the link: a shaped input form an edge target lists (`forms`) is
+//! offered for a model only if the model's manifest measured it (`[[evaluation.form]]`) within
+//! `[accuracy] max_top1_drop` points of real top-1 of the original input ([`offer_forms`]).
 
 use ferry_hal::Precision;
-use ferry_decide::config::TargetConfig;
+use ferry_decide::config::{FormConfig, TargetConfig};
 use ferry_decide::Config;
 use ferry_runtime::{Manifest, ModelStore};
 
@@ -87,6 +91,120 @@ pub fn enforce(config: &mut Config, store: &ModelStore) -> Vec<String> {
         v.allowed()
     });
     removed
+}
+
+/// Why a shaped form may or may not be sent for a model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FormVerdict {
+    /// Within the bound: its figures.
+    Within {
+        /// Real top-1 points below the original input's.
+        drop: f32,
+        /// Mean payload bytes.
+        mean_bytes: u32,
+        /// Time to make it on the measuring machine, ms.
+        make_ms: f64,
+    },
+    /// It loses more top-1 than the manifest allows.
+    TooLossy {
+        /// Real top-1 points below the original input's.
+        drop: f32,
+        /// `[accuracy] max_top1_drop`.
+        max: f32,
+    },
+    /// The manifest has no `[[evaluation.form]]` for it.
+    Unmeasured,
+}
+
+/// The verdict for sending `model`'s input in form `name`.
+pub fn form_verdict(manifest: &Manifest, name: &str) -> FormVerdict {
+    let Some((e, f)) = manifest.evaluation.as_ref().and_then(|e| e.form(name).map(|f| (e, f))) else {
+        return FormVerdict::Unmeasured;
+    };
+    let (drop, max) = (e.top1 - f.top1, manifest.accuracy.max_top1_drop);
+    if drop <= max {
+        FormVerdict::Within { drop, mean_bytes: f.mean_bytes, make_ms: f.make_ms }
+    } else {
+        FormVerdict::TooLossy { drop, max }
+    }
+}
+
+/// Bytes of a request beyond its payload (the envelope: ids, model name, deadline, input tag).
+fn envelope_bytes(model: &str) -> u32 {
+    use ferry_protocol::{encoded_request_len, DeviceId, ImageFormat, InputRef, ModelName, RequestRef};
+    let (Ok(device_id), Ok(model)) = (DeviceId::new("device-0000000000"), ModelName::new(model)) else { return 0 };
+    let request = RequestRef {
+        request_id: 0,
+        device_id,
+        model,
+        precision: ferry_protocol::Precision::Fp32,
+        deadline_ms: Some(1000),
+        sent_at_us: 0,
+        input: InputRef::ShapedImage { format: ImageFormat::Jpeg, bytes: &[] },
+    };
+    u32::try_from(encoded_request_len(&request)).unwrap_or(0)
+}
+
+/// Fills `config.forms` with every form an edge target lists that a served model's manifest
+/// allows (see [`form_verdict`]), its measured bytes and making time as the decision's priors
+/// (the agent measures both on this board from the first offload in that form on), logging
+/// each form left out and why. A name that is no form is an error naming its key.
+pub fn offer_forms(config: &mut Config, store: &ModelStore) -> Result<(), String> {
+    let mut models: Vec<String> = Vec::new();
+    for t in &config.targets {
+        if let TargetConfig::Local(l) = t {
+            if !models.contains(&l.model) {
+                models.push(l.model.clone());
+            }
+        }
+    }
+    let mut offered: Vec<FormConfig> = Vec::new();
+    for (i, t) in config.targets.iter().enumerate() {
+        let TargetConfig::Edge(e) = t else { continue };
+        for (j, name) in e.forms.iter().enumerate() {
+            match name.parse::<ferry_runtime::forms::Form>() {
+                Ok(ferry_runtime::forms::Form::Original) => {
+                    return Err(format!("targets[{i}].forms[{j}]: expected a shaped form (the original is always sent when it costs least), got `original`"))
+                }
+                Ok(_) => {}
+                Err(why) => return Err(format!("targets[{i}].forms[{j}]: {why}")),
+            }
+            let served = if e.models.is_empty() { &models } else { &e.models };
+            for model in served {
+                if offered.iter().any(|f| &f.model == model && &f.name == name) {
+                    continue;
+                }
+                let Ok(manifest) = store.manifest(model) else { continue };
+                match form_verdict(&manifest, name) {
+                    FormVerdict::Within { .. } if offered.iter().filter(|f| &f.model == model).count() >= ferry_decide::config::MAX_FORMS => {
+                        tracing::warn!(model = %model, form = %name, "input form not sent: at most 4 shaped forms per model");
+                    }
+                    FormVerdict::Within { drop, mean_bytes, make_ms } => {
+                        tracing::info!(model = %model, form = %name, top1_drop = drop, mean_bytes, make_ms, "input form offered to the edge");
+                        offered.push(FormConfig {
+                            model: model.clone(),
+                            name: name.clone(),
+                            up_bytes: mean_bytes.saturating_add(envelope_bytes(model)),
+                            encode_ms: make_ms,
+                        });
+                    }
+                    FormVerdict::TooLossy { drop, max } => tracing::warn!(
+                        model = %model, form = %name, manifest = %manifest.path.display(), top1_drop = drop, max_top1_drop = max,
+                        "input form not sent: it loses more top-1 than the manifest allows"
+                    ),
+                    FormVerdict::Unmeasured => tracing::info!(
+                        model = %model, form = %name, manifest = %manifest.path.display(),
+                        "input form not sent for this model: its manifest has no [[evaluation.form]] figures for it (ferry eval measures them)"
+                    ),
+                }
+            }
+            if !offered.iter().any(|f| &f.name == name) {
+                tracing::warn!(target = %e.name, form = %name, "input form listed but sent for no model: no served model's manifest allows it");
+            }
+        }
+    }
+    config.forms = offered;
+    Ok(())
 }
 
 #[cfg(test)]

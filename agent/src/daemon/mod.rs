@@ -8,6 +8,8 @@
 //! - [`edge`]: which link carries each edge target, and the deadline an envelope carries.
 //! - [`validate`]: an input decoded and checked against its model before it is decided on.
 //! - [`local`]: the local path (tract), one inference at a time.
+//! - [`accuracy`]: which local variants and which shaped input forms the manifests allow.
+//! - [`shaper`]: an image input made into a shaped form before an offload.
 //! - [`system`]: sensor readings → the decider's system state.
 //! - [`stats`]: counters and latency percentiles.
 
@@ -17,6 +19,7 @@ pub mod edge;
 pub mod local;
 pub mod stats;
 pub mod system;
+pub mod shaper;
 pub mod targets;
 pub mod validate;
 
@@ -174,6 +177,8 @@ impl Daemon {
         let store = config.agent.models.as_ref().map(|p| ModelStore::new(config.resolve(p))).unwrap_or_else(ModelStore::discover);
         let mut decide_config = targets::decide_config(&board, &config.decide, config.mqtt.is_some());
         accuracy::enforce(&mut decide_config, &store);
+        accuracy::offer_forms(&mut decide_config, &store)
+            .map_err(|message| StartError::Decide { path: board.path.display().to_string(), message })?;
         let decider = Decider::new(&decide_config)
             .map_err(|e| StartError::Decide { path: board.path.display().to_string(), message: e.to_string() })?;
         let device = DeviceId::new(&config.agent.device_id).map_err(|e| StartError::Mqtt {
@@ -228,7 +233,8 @@ impl Daemon {
             None => Vec::new(),
         };
         let edges = edge_links.iter().map(|(id, l)| (decider.targets().name(*id).to_string(), l.clone())).collect();
-        let executor = Executor::new(decider, runner.clone(), edges);
+        let shaper = Arc::new(shaper::ManifestShaper::new(manifests.clone()));
+        let executor = Executor::new(decider, runner.clone(), edges).with_shaper(shaper);
         let (telemetry, publisher) = match &config.mqtt {
             Some(mqtt) if config.telemetry.enabled => {
                 let t = Telemetry::open(&config.telemetry, device)?;
@@ -360,6 +366,7 @@ impl Daemon {
                     path,
                     target = %o.ran_on,
                     why = ?r.why,
+                    form = %o.form,
                     fallback = ?o.answer.fallback,
                     latency_ms = ms,
                     predicted_local_ms = r.best_local.map_or(f32::NAN, |p| p.mean_ms),

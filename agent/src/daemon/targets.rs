@@ -32,5 +32,6 @@ pub fn decide_config(board_config: &BoardConfig, decide_section: &DecideConfig, 
         thermal: board_config.thermal.clone(),
         energy: board_config.energy.clone(),
         targets,
+        forms: Vec::new(),
     }
 }

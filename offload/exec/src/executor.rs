@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
 
 use super::gate::LocalGate;
-use super::paths::{LocalResult, LocalRunner};
+use super::paths::{LocalResult, LocalRunner, Shaper};
 use ferry_decide::{
     offload_stop_cause, queue, Action, Answer, Constraints, Decider, Event, ModelId, OffloadEnd, OffloadWatch,
-    Observation, Ran, RequestInfo, RequestMachine, StopCause, TargetId,
+    FormId, Observation, Ran, RequestInfo, RequestMachine, StopCause, TargetId,
 };
-use ferry_protocol::{encoded_request_len, EdgeTimings, Request, Response, Status};
+use ferry_protocol::{encoded_request_len, EdgeTimings, Input, Request, Response, Status};
 use ferry_transport::{EdgeLink, LinkError};
 
 /// Bytes expected back from an edge before any answer was seen (top-5 with labels).
@@ -41,6 +41,9 @@ pub struct Outcome {
     pub response: Response,
     /// The name of the target it ran on (`"-"` when nowhere).
     pub ran_on: String,
+    /// The input form the decision chose for its offload (`original` also when it was not
+    /// offloaded).
+    pub form: String,
 }
 
 /// What a request asks beyond its model, input and deadline.
@@ -84,6 +87,8 @@ pub struct Executor<L, E> {
     counters: Arc<ExecCounters>,
     next_seq: std::sync::atomic::AtomicU64,
     epoch: Instant,
+    /// Makes shaped forms of image inputs; `None`: every offload sends the original.
+    shaper: Option<Arc<dyn Shaper>>,
 }
 
 enum PathEvent {
@@ -160,7 +165,15 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
             counters: Arc::new(ExecCounters::default()),
             next_seq: std::sync::atomic::AtomicU64::new(1),
             epoch: Instant::now(),
+            shaper: None,
         }
+    }
+
+    /// With a shaper: image requests may then be offloaded in the shaped forms the decider's
+    /// config offers ([`ferry_decide::FormConfig`]), when the decision says one costs less.
+    pub fn with_shaper(mut self, shaper: Arc<dyn Shaper>) -> Self {
+        self.shaper = Some(shaper);
+        self
     }
 
     /// Microseconds since the executor started: the decider's clock.
@@ -212,6 +225,7 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
             up_bytes,
             down_bytes: DEFAULT_DOWN_BYTES,
             deadline_us: request.deadline_ms.map(|ms| ms.saturating_mul(1000)),
+            shapeable: self.shaper.is_some() && matches!(request.input, Input::Image { .. }),
         };
         let start = self.now_us();
         let (decision, freshest_default) = {
@@ -219,6 +233,7 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
             (d.decide_with(&info, &opts.constraints, start), d.config().freshest)
         };
         let edge_timeout = Duration::from_micros(decision.edge_timeout_us.max(1_000));
+        let form = decision.form;
         let (mut machine, mut actions) = RequestMachine::start(decision, start, info.deadline_us);
 
         let request = Arc::new(request);
@@ -267,9 +282,13 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
                 match *action {
                     Action::StartLocal(t) => self.start_local(t, &request, &tx, &local_cancelled, &local_wake),
                     Action::StartOffload(t) => {
-                        let now = self.now_us();
-                        let backlog = self.with_decider(|d| d.estimators().edge(t).uplink_wait_us(now)) as u64;
-                        self.start_edge(t, model, up_bytes, &request, edge_timeout, backlog, &offload, &tx);
+                        if form == FormId::ORIGINAL || self.shaper.is_none() {
+                            let now = self.now_us();
+                            let backlog = self.with_decider(|d| d.estimators().edge(t).uplink_wait_us(now)) as u64;
+                            self.start_edge(t, model, up_bytes, &request, edge_timeout, backlog, &offload, &tx);
+                        } else {
+                            self.start_shaped_edge(t, model, form, up_bytes, &request, edge_timeout, &offload, &tx);
+                        }
                     }
                     Action::SetTimer(at) => timer = Some(at),
                     // A queued run is dropped before it starts; a running one is asked to stop
@@ -293,7 +312,7 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
             }
             if let Some(answer) = answer {
                 guard.answered = true;
-                return Ok(self.outcome(answer, &request, local_response, edge_response, last_error));
+                return Ok(self.outcome(answer, &request, (model, form), local_response, edge_response, last_error));
             }
 
             let wait = timer.map(|at| Duration::from_micros(at.saturating_sub(self.now_us())));
@@ -427,32 +446,63 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
             });
             return;
         };
-        let (watch, sent) = OffloadWatch::sent(target, model, up_bytes, DEFAULT_DOWN_BYTES);
-        self.observe(sent);
-        let sent_at = Instant::now();
-        *lock_offload(offload) = Some(Offload { watch, sent_at, backlog_us });
-        let (decider, epoch, offload) = (self.decider.clone(), self.epoch, offload.clone());
-        let (request, tx) = ((**request).clone(), tx.clone());
+        let send = OffloadSend { decider: self.decider.clone(), epoch: self.epoch, offload: offload.clone(), tx: tx.clone() };
+        send.sent(target, model, up_bytes, backlog_us);
+        let request = (**request).clone();
+        tokio::spawn(send.offload(link, request, timeout));
+    }
+
+    /// Like [`Self::start_edge`], the input first made into shaped `form` on a blocking
+    /// thread (its time and bytes observed): the offload leaves once it is made, unless the
+    /// request was answered meanwhile. If it cannot be made, the original is sent.
+    #[allow(clippy::too_many_arguments)]
+    fn start_shaped_edge(
+        &self,
+        target: TargetId,
+        model: ModelId,
+        form: FormId,
+        original_bytes: u32,
+        request: &Arc<Request>,
+        timeout: Duration,
+        offload: &SharedOffload,
+        tx: &mpsc::Sender<PathEvent>,
+    ) {
+        let (Some(link), Some(shaper)) = (self.edges.get(target.index()).cloned().flatten(), self.shaper.clone()) else {
+            let now = self.now_us();
+            let backlog = self.with_decider(|d| d.estimators().edge(target).uplink_wait_us(now)) as u64;
+            return self.start_edge(target, model, original_bytes, request, timeout, backlog, offload, tx);
+        };
+        let name = self.with_decider(|d| d.targets().form_name(model, form).to_owned());
+        let send = OffloadSend { decider: self.decider.clone(), epoch: self.epoch, offload: offload.clone(), tx: tx.clone() };
+        let request = request.clone();
         tokio::spawn(async move {
-            let result = link.offload(request, timeout).await;
-            let end = match &result {
-                Ok(r) if r.status == Status::Ok => OffloadEnd::Answered {
-                    down_bytes: response_bytes(r),
-                    edge_queue_us: r.timings.queue_wait_us,
-                    edge_compute_us: r.timings.compute_us,
-                },
-                Ok(r) if r.status == Status::Busy => OffloadEnd::Busy { edge_queue_us: Some(r.timings.queue_wait_us) },
-                _ => OffloadEnd::Failed,
+            let started = Instant::now();
+            let input = request.clone();
+            let made = tokio::task::spawn_blocking(move || shaper.shape(&input, &name).map_err(|e| (name, e))).await;
+            let encode_us = u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX);
+            let (shaped, up_bytes) = match made {
+                Ok(Ok(shaped)) => {
+                    let up_bytes = u32::try_from(encoded_request_len(&shaped.as_ref())).unwrap_or(u32::MAX);
+                    lock(&send.decider).observe(Observation::Shaped { model, form, up_bytes, encode_us }, clamp_now(send.epoch));
+                    (shaped, up_bytes)
+                }
+                Ok(Err((name, why))) => {
+                    tracing::warn!(form = %name, error = %why, "could not make the input's shaped form; sending the original");
+                    ((*request).clone(), original_bytes)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the shaping task failed; sending the original");
+                    ((*request).clone(), original_bytes)
+                }
             };
-            let obs = lock_offload(&offload).as_mut().and_then(|o| {
-                let elapsed_us = o.reported_us();
-                o.watch.ended(end, elapsed_us)
-            });
-            if let Some(obs) = obs {
-                lock(&decider).observe(obs, clamp_now(epoch));
+            // Answered by the other path while the form was made: nothing to send.
+            if send.tx.is_closed() {
+                return;
             }
-            // The request may already be answered by the other path: then nobody listens.
-            let _ = tx.send(PathEvent::Edge(result)).await;
+            let now = clamp_now(send.epoch);
+            let backlog = lock(&send.decider).estimators().edge(target).uplink_wait_us(now) as u64;
+            send.sent(target, model, up_bytes, backlog);
+            send.offload(link, shaped, timeout).await;
         });
     }
 
@@ -460,6 +510,7 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
         &self,
         answer: Answer,
         request: &Request,
+        (model, form): (ModelId, FormId),
         local: Option<Response>,
         edge: Option<Response>,
         last_error: String,
@@ -470,7 +521,10 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
             Ran::Local(t) | Ran::Edge(t) => (None, Some(t)),
             Ran::Nowhere => (None, None),
         };
-        let ran_on = target.map_or_else(|| "-".to_string(), |t| self.with_decider(|d| d.targets().name(t).to_string()));
+        let (ran_on, form) = self.with_decider(|d| {
+            let ran_on = target.map_or_else(|| "-".to_string(), |t| d.targets().name(t).to_string());
+            (ran_on, d.targets().form_name(model, form).to_string())
+        });
         let response = response.unwrap_or_else(|| Response {
             request_id: request.request_id,
             status: Status::Internal,
@@ -479,7 +533,7 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
             top_k: Vec::new(),
             output: None,
         });
-        Outcome { answer, response, ran_on }
+        Outcome { answer, response, ran_on, form }
     }
 }
 
@@ -504,6 +558,48 @@ async fn wait_cancelled(cancelled: &AtomicBool, wake: &Notify) {
             return;
         }
         wake.notified().await;
+    }
+}
+
+/// What an offload's sending needs: the decider it teaches, the request's offload slot and
+/// its path events.
+struct OffloadSend {
+    decider: Arc<Mutex<Decider>>,
+    epoch: Instant,
+    offload: SharedOffload,
+    tx: mpsc::Sender<PathEvent>,
+}
+
+impl OffloadSend {
+    /// Records the offload as sent now: `up_bytes` join the uplink, the watch starts.
+    fn sent(&self, target: TargetId, model: ModelId, up_bytes: u32, backlog_us: u64) {
+        let (watch, sent) = OffloadWatch::sent(target, model, up_bytes, DEFAULT_DOWN_BYTES);
+        lock(&self.decider).observe(sent, clamp_now(self.epoch));
+        *lock_offload(&self.offload) = Some(Offload { watch, sent_at: Instant::now(), backlog_us });
+    }
+
+    /// Sends it and waits for the edge; what the device learns goes to the decider, the
+    /// result to the request's loop.
+    async fn offload<E: EdgeLink>(self, link: Arc<E>, request: Request, timeout: Duration) {
+        let result = link.offload(request, timeout).await;
+        let end = match &result {
+            Ok(r) if r.status == Status::Ok => OffloadEnd::Answered {
+                down_bytes: response_bytes(r),
+                edge_queue_us: r.timings.queue_wait_us,
+                edge_compute_us: r.timings.compute_us,
+            },
+            Ok(r) if r.status == Status::Busy => OffloadEnd::Busy { edge_queue_us: Some(r.timings.queue_wait_us) },
+            _ => OffloadEnd::Failed,
+        };
+        let obs = lock_offload(&self.offload).as_mut().and_then(|o| {
+            let elapsed_us = o.reported_us();
+            o.watch.ended(end, elapsed_us)
+        });
+        if let Some(obs) = obs {
+            lock(&self.decider).observe(obs, clamp_now(self.epoch));
+        }
+        // The request may already be answered by the other path: then nobody listens.
+        let _ = self.tx.send(PathEvent::Edge(result)).await;
     }
 }
 

@@ -9,7 +9,8 @@
 //! measured for what it is.
 //!
 //! # Layout
-//! - [`paths`]: the `LocalRunner` trait the agent implements (tract); edges are any
+//! - [`paths`]: the `LocalRunner` and `Shaper` traits the agent implements (tract, the
+//!   manifest's preprocessing); edges are any
 //!   [`EdgeLink`] (`ferry-transport`).
 //! - [`executor`]: `Executor::submit` / `submit_with` (constraints, stream), the per-request
 //!   loop; dropping its future cancels the request; freshest-frame per stream.
@@ -25,4 +26,4 @@ pub mod paths;
 pub use executor::{ExecCounters, ExecError, Executor, Outcome, SubmitOptions};
 pub use gate::QueueFull;
 pub use ferry_transport::{EdgeLink, LinkError};
-pub use paths::{LocalResult, LocalRunner};
+pub use paths::{LocalResult, LocalRunner, Shaper};

@@ -1,4 +1,5 @@
-//! The local path, as the executor sees it; the edge path is [`ferry_transport::EdgeLink`].
+//! The local path, as the executor sees it, and the shaping of an input before an offload;
+//! the edge path is [`ferry_transport::EdgeLink`].
 
 use std::future::Future;
 use std::sync::atomic::AtomicBool;
@@ -31,4 +32,13 @@ pub trait LocalRunner: Send + Sync + 'static {
         request: Arc<Request>,
         cancel: Arc<AtomicBool>,
     ) -> impl Future<Output = Result<LocalResult, String>> + Send;
+}
+
+/// Makes a request's original image input into a shaped form before an offload (the agent
+/// implements it with the model's manifest). Called on a blocking thread.
+pub trait Shaper: Send + Sync + 'static {
+    /// `request` with its input made into the form named `form` (a name of the decider's
+    /// `[[forms]]` for `request.model`). An `Err` says why it could not be: the original is
+    /// then sent.
+    fn shape(&self, request: &Request, form: &str) -> Result<Request, String>;
 }

@@ -57,7 +57,7 @@ pub fn write(args: &BenchLocalArgs, store: &ModelStore, figures: &[VariantFigure
         let (up, down, how) = sizes(store, name, sent, ext)?;
         // The edge: the same engine on the same machine, one worker thread per request.
         let edge = fp32.threads_1;
-        models.push(ModelProfile { up_bytes: up, down_bytes: down, bytes: how, edge, fp32, int8 });
+        models.push(ModelProfile { up_bytes: up, down_bytes: down, bytes: how, edge, fp32, int8, forms: Default::default() });
     }
     let [image, digits]: [ModelProfile; 2] = models.try_into().map_err(|_| anyhow::anyhow!("two models expected"))?;
     let board = match &args.board_name {

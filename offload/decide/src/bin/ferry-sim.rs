@@ -207,7 +207,7 @@ fn sent_as(s: &Stats, names: &[String]) -> Option<String> {
         .filter(|(n, _)| **n > 0)
         .map(|(n, name)| format!("{name} {:.0} %", 100.0 * *n as f64 / sent.max(1) as f64))
         .collect();
-    (!shares.is_empty()).then(|| shares.join(", "))
+    (!shares.is_empty()).then(|| format!("{} of {sent}", shares.join(", ")))
 }
 
 /// `--forms`: one table per trace.
@@ -244,15 +244,16 @@ fn sweep_report(spec: &TraceSpec) -> Result<()> {
         "### Where each option wins: board `{}`, steady uplink, {SWEEP_RTT_MS} ms RTT, 100 Mbit/s down, {} fps, deadline {} ms\n",
         spec.board.board, spec.fps, spec.deadline_ms
     );
-    println!("| uplink Mbit/s | {} | wins | adaptive+shaping: mean ms | deadline met | sent as |", options.join(" ms | ") + " ms");
-    println!("|{}", "---|".repeat(options.len() + 5));
+    println!("| uplink Mbit/s | {} | wins | adaptive: mean ms | adaptive+shaping: mean ms | deadline met | sent as |", options.join(" ms | ") + " ms");
+    println!("|{}", "---|".repeat(options.len() + 6));
     for p in &points {
         let best = p.costs.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map_or("—", |(n, _)| n.as_str());
         let cells: Vec<String> = p.costs.iter().map(|(_, ms)| format!("{ms:.1}")).collect();
         println!(
-            "| {} | {} | {best} | {:.1} | {:.1} % | {} |",
+            "| {} | {} | {best} | {:.1} | {:.1} | {:.1} % | {} |",
             p.up_mbps,
             cells.join(" | "),
+            p.plain.mean_ms,
             p.adaptive.mean_ms,
             100.0 * p.adaptive.deadline_met_share(),
             sent_as(&p.adaptive, &names).unwrap_or_else(|| "local only".to_owned()),

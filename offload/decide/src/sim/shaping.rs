@@ -55,9 +55,9 @@ pub fn steady_link(base: &TraceSpec, up_mbps: f64, down_mbps: f64, rtt_ms: f64) 
 }
 
 /// Each option's latency for one image request in an idle world on a steady link, ms, with
-/// no noise: `local` (the faster variant), then `offload(<form>)` for the original and each
+/// no noise, on `board` computing `board_slowdown` times slower than profiled: `local` (the faster variant), then `offload(<form>)` for the original and each
 /// shaped form (making it, its bytes up, RTT, the edge's compute, the answer down).
-pub fn option_costs(board: &BoardProfile, up_mbps: f64, down_mbps: f64, rtt_ms: f64) -> Vec<(String, f64)> {
+pub fn option_costs(board: &BoardProfile, board_slowdown: f64, up_mbps: f64, down_mbps: f64, rtt_ms: f64) -> Vec<(String, f64)> {
     let m = &board.models.efficientnet_lite0;
     let (forms, form_count) = world::form_truths(m);
     let r = Req {
@@ -70,7 +70,7 @@ pub fn option_costs(board: &BoardProfile, up_mbps: f64, down_mbps: f64, rtt_ms: 
         edge_noise: 1.0,
         net_noise: 1.0,
         busy_roll: 1.0,
-        board_slowdown: 1.0,
+        board_slowdown: board_slowdown.max(1e-3),
         load_k: board.cpu.load_k,
         throttle_c: board.cpu.throttle_c,
         up_bytes: m.up_bytes,
@@ -101,11 +101,13 @@ pub struct SweepPoint {
     pub up_mbps: f64,
     /// [`option_costs`] there.
     pub costs: Vec<(String, f64)>,
-    /// Adaptive with shaping over the steady-link trace.
+    /// Adaptive sending the original, over the steady-link trace.
+    pub plain: Stats,
+    /// Adaptive with shaping over the same trace.
     pub adaptive: Stats,
 }
 
-/// [`option_costs`] and adaptive with shaping at each uplink rate, on `base`'s board and
+/// [`option_costs`] and adaptive without and with shaping at each uplink rate, on `base`'s board and
 /// requests, 100 Mbit/s down, `rtt_ms` of RTT.
 pub fn uplink_sweep(base: &TraceSpec, rates: &[f64], rtt_ms: f64) -> Result<Vec<SweepPoint>, DecideError> {
     rates
@@ -113,8 +115,9 @@ pub fn uplink_sweep(base: &TraceSpec, rates: &[f64], rtt_ms: f64) -> Result<Vec<
         .map(|&up| {
             let spec = steady_link(base, up, 100.0, rtt_ms)?;
             let timeline = spec.timeline();
+            let plain = run_with(&spec, &timeline, policy_of(PolicyKind::Adaptive), RunOptions::default())?;
             let adaptive = run_with(&spec, &timeline, policy_of(PolicyKind::Adaptive), RunOptions { hedge: false, shaping: true })?;
-            Ok(SweepPoint { up_mbps: up, costs: option_costs(&base.board, up, 100.0, rtt_ms), adaptive })
+            Ok(SweepPoint { up_mbps: up, costs: option_costs(&base.board, base.board_slowdown, up, 100.0, rtt_ms), plain, adaptive })
         })
         .collect()
 }
