@@ -382,6 +382,42 @@ file = "m.onnx"
         assert!(matches!(m.variant(Precision::Int8), Err(RuntimeError::NoVariant { .. })));
     }
 
+    const EVALUATION: &str = r#"
+[evaluation]
+data = "test"
+command = "ferry eval"
+images = 10
+top1 = 80.0
+top1_interval = [70.0, 90.0]
+[[evaluation.form]]
+form = "jpeg85"
+mean_bytes = 1000
+make_ms = 2.0
+top1 = 78.0
+top1_interval = [68.0, 88.0]
+agreement = 95.0
+"#;
+
+    #[test]
+    fn evaluation_figures_parse_and_bad_ones_name_their_key() {
+        let m = parse(&format!("{GOOD}{EVALUATION}")).unwrap();
+        let e = m.evaluation.as_ref().unwrap();
+        assert_eq!(e.form("jpeg85").unwrap().mean_bytes, 1000);
+        assert!(e.form("jpeg95").is_none());
+        for (from, to, key) in [
+            ("form = \"jpeg85\"", "form = \"png\"", "evaluation.form[0].form"),
+            ("form = \"jpeg85\"", "form = \"original\"", "evaluation.form[0].form"),
+            ("top1 = 78.0", "top1 = 99.0", "evaluation.form[0].top1"),
+            ("top1 = 80.0", "top1 = 101.0", "evaluation.top1"),
+            ("agreement = 95.0", "agreement = -1.0", "evaluation.form[0].agreement"),
+            ("mean_bytes = 1000", "mean_bytes = 0", "evaluation.form[0].mean_bytes"),
+            ("make_ms = 2.0", "make_ms = -2.0", "evaluation.form[0].make_ms"),
+        ] {
+            let err = parse(&format!("{GOOD}{}", EVALUATION.replace(from, to))).unwrap_err().to_string();
+            assert!(err.contains(key), "{to}: {err}");
+        }
+    }
+
     #[test]
     fn an_unknown_key_is_refused_with_its_name() {
         let err = parse(&GOOD.replace("[input]", "colour = 1\n[input]")).unwrap_err().to_string();

@@ -244,4 +244,46 @@ mod tests {
         assert_eq!(verdict(&manifest(Some(99.0), None, 1.0), Precision::Int8), Verdict::Unmeasured);
         assert_eq!(verdict(&manifest(None, Some(99.0), 1.0), Precision::Int8), Verdict::Unmeasured);
     }
+
+    fn repo_store() -> ModelStore {
+        ModelStore::new(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"))
+    }
+
+    fn config_with_edge_forms(forms: &str) -> Config {
+        let text = format!(
+            "[thermal]\nthrottle_point_c = 85.0\nset_point_c = 75.0\n\
+             [[targets]]\nkind = \"local\"\nname = \"l\"\nmodel = \"efficientnet-lite0\"\nprecision = \"fp32\"\n\
+             [[targets]]\nkind = \"edge\"\nname = \"e\"\nforms = {forms}\n"
+        );
+        Config::from_toml(&text).expect("test config")
+    }
+
+    #[test]
+    fn a_form_is_offered_only_within_the_manifests_top1_bound() {
+        let store = repo_store();
+        let manifest = store.manifest("efficientnet-lite0").unwrap();
+        // jpeg85 loses 2.0 points of real top-1 (bound 2.0), jpeg50 5.4.
+        assert!(matches!(form_verdict(&manifest, "jpeg85"), FormVerdict::Within { mean_bytes: 15445, .. }));
+        assert!(matches!(form_verdict(&manifest, "jpeg50"), FormVerdict::TooLossy { max, .. } if max == 2.0));
+        assert_eq!(form_verdict(&manifest, "jpeg60"), FormVerdict::Unmeasured);
+
+        let mut config = config_with_edge_forms(r#"["jpeg85", "jpeg50", "int8-tensor"]"#);
+        offer_forms(&mut config, &store).unwrap();
+        let names: Vec<&str> = config.forms.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["jpeg85", "int8-tensor"]);
+        let jpeg = &config.forms[0];
+        assert_eq!(jpeg.model, "efficientnet-lite0");
+        // The payload plus the envelope.
+        assert!(jpeg.up_bytes > 15445 && jpeg.up_bytes < 15445 + 200, "{jpeg:?}");
+        // The decider takes the result.
+        ferry_decide::Decider::new(&config).unwrap();
+    }
+
+    #[test]
+    fn a_name_that_is_no_form_is_an_error_naming_its_key() {
+        let store = repo_store();
+        let mut config = config_with_edge_forms(r#"["jpeg85", "png"]"#);
+        let e = offer_forms(&mut config, &store).unwrap_err();
+        assert!(e.starts_with("targets[1].forms[1]: `png`: expected"), "{e}");
+    }
 }

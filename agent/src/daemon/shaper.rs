@@ -57,3 +57,57 @@ impl ferry_exec::Shaper for ManifestShaper {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_exec::Shaper;
+    use ferry_protocol::{DeviceId, ModelName, Precision};
+    use ferry_runtime::ModelStore;
+
+    fn shaper_and_request() -> (ManifestShaper, Request) {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let manifest = ModelStore::new(root.join("models")).manifest("efficientnet-lite0").unwrap();
+        let bytes = std::fs::read(root.join("models/images/espresso.jpg")).unwrap();
+        let request = Request {
+            request_id: 7,
+            device_id: DeviceId::new("dev-1").unwrap(),
+            model: ModelName::new("efficientnet-lite0").unwrap(),
+            precision: Precision::Fp32,
+            deadline_ms: Some(500),
+            sent_at_us: 1,
+            input: Input::Image { format: ImageFormat::Jpeg, bytes },
+        };
+        let manifests = HashMap::from([("efficientnet-lite0".to_string(), Arc::new(manifest))]);
+        (ManifestShaper::new(manifests), request)
+    }
+
+    #[test]
+    fn an_image_becomes_a_224_jpeg_or_the_exact_int8_tensor_and_keeps_its_envelope() {
+        let (shaper, request) = shaper_and_request();
+        let jpeg = shaper.shape(&request, "jpeg85").unwrap();
+        assert_eq!((jpeg.request_id, jpeg.deadline_ms), (7, Some(500)));
+        let Input::ShapedImage { format: ImageFormat::Jpeg, bytes } = &jpeg.input else { panic!("{:?}", jpeg.input.as_ref()) };
+        let decoded = ferry_runtime::preprocess::decode_image(bytes, "test").unwrap();
+        assert_eq!((decoded.width(), decoded.height()), (224, 224));
+        let original = match &request.input {
+            Input::Image { bytes, .. } => bytes.len(),
+            _ => unreachable!(),
+        };
+        assert!(bytes.len() * 3 < original, "{} vs {original}", bytes.len());
+
+        let int8 = shaper.shape(&request, "int8-tensor").unwrap();
+        let Input::Quantized(q) = &int8.input else { panic!("not quantized") };
+        assert_eq!(q.as_ref().tensor.data().len(), 3 * 224 * 224);
+    }
+
+    #[test]
+    fn what_cannot_be_shaped_says_why() {
+        let (shaper, mut request) = shaper_and_request();
+        assert!(shaper.shape(&request, "png").unwrap_err().contains("expected"));
+        request.input = Input::Image { format: ImageFormat::Jpeg, bytes: b"not an image".to_vec() };
+        assert!(!shaper.shape(&request, "jpeg85").unwrap_err().is_empty());
+        request.model = ModelName::new("unknown").unwrap();
+        assert!(shaper.shape(&request, "jpeg85").unwrap_err().contains("no manifest"));
+    }
+}

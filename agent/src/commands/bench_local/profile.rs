@@ -217,7 +217,7 @@ mod tests {
         let model = |name: &str| -> ModelProfile {
             let fp32 = variant(&figures, name, Precision::Fp32).unwrap();
             let int8 = variant(&figures, name, Precision::Int8).unwrap();
-            ModelProfile { up_bytes: 319, down_bytes: 82, bytes: "test".into(), edge: fp32.threads_1, fp32, int8 }
+            ModelProfile { up_bytes: 319, down_bytes: 82, bytes: "test".into(), edge: fp32.threads_1, fp32, int8, forms: Default::default() }
         };
         let profile = BoardProfile {
             board: "test".into(),
