@@ -50,12 +50,12 @@ fn run(api: &Endpoint, images: &[Vec<u8>]) -> Vec<Row> {
     rows
 }
 
-/// The answer of the local model on each image (placement=local).
+/// The answer of the local model on each image (placement=local-only).
 fn local_top1(api: &Endpoint, images: &[Vec<u8>]) -> Vec<u32> {
     images
         .iter()
         .map(|body| {
-            let a = infer_query(api, MODEL, "placement=local", "image/jpeg", body).expect("a local answer");
+            let a = infer_query(api, MODEL, "placement=local-only", "image/jpeg", body).expect("a local answer");
             assert_eq!(a.ran, "local");
             a.top[0].index
         })

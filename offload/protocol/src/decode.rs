@@ -346,6 +346,12 @@ pub fn decode_response<'a>(
     };
 
     check_envelope(buf, &prefix, limits).map_err(known)?;
+    // Responses exist in one layout, written as version 1 by every edge (see
+    // `wire::RESPONSE_VERSION`): a response claiming a later version is not one this build
+    // defines (and would not re-encode to its own bytes).
+    if prefix.version > super::wire::RESPONSE_VERSION {
+        return Err(known(DecodeError::UnsupportedVersion { found: prefix.version }));
+    }
     response_body(&mut r, prefix.request_id, status).map_err(known)
 }
 

@@ -285,6 +285,20 @@ fn response_from_a_newer_edge_still_tells_its_status() {
     assert_eq!(peek_response_header(&buf).unwrap(), header);
 }
 
+/// Found by the `envelope` fuzzer (fuzz/regressions/envelope/response-claiming-version-2): a
+/// response claiming version 2 decoded, and re-encoded as version 1, to other bytes. Every edge
+/// writes responses as version 1; a later version is refused, its status still told.
+#[test]
+fn a_response_claiming_version_2_is_refused() {
+    let mut buf = Vec::new();
+    encode_error_response(9, Status::Busy, "busy", EdgeTimings::default(), &mut buf);
+    assert_eq!(buf[3], 1);
+    buf[3] = 2;
+    let err = decode_response(&buf, &Limits::default()).unwrap_err();
+    assert_eq!(err.error, DecodeError::UnsupportedVersion { found: 2 });
+    assert_eq!(err.header.unwrap().status, Status::Busy);
+}
+
 #[test]
 fn reserved_flags_and_trailing_bytes_are_malformed() {
     let mut buf = encode_req(&image_request(b"img"));
