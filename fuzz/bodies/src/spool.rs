@@ -16,7 +16,7 @@
 //! flags u8:  bit 0 fix record checksums | bit 1 ack file | bit 2 reserved file
 //!            bits 3-4 fsync (never, every record, interval 0, interval 1 h)
 //!            bits 5-6 segment files (0 to 3) | bit 7 keep the ack file's checksum as given
-//! segment_bytes - 33: u16 | max_bytes / segment_bytes - 2: u8 (mod 6)
+//! segment_bytes - (header + the appended payload): u16 | max_bytes / segment_bytes - 2: u8 (mod 6)
 //! [ack: head u64, dropped u64 (, crc u32 if bit 7)] [reserved: mark u64]
 //! per segment: first seq u64 (its file name), length u16 (the last takes the rest), bytes
 //! ```
@@ -74,7 +74,9 @@ struct Layout {
 fn layout(data: &[u8], dir: &Path) -> Option<Layout> {
     let mut input = Input(data);
     let flags = input.u8()?;
-    let segment_bytes = 33 + u64::from(input.u16()?);
+    // Room for the record the body appends after opening: a smaller segment refuses it
+    // (TooLarge), rightly (the first libFuzzer run found the body asking for that).
+    let segment_bytes = HEADER_BYTES + PAYLOAD.len() as u64 + u64::from(input.u16()?);
     let max_bytes = segment_bytes * (2 + u64::from(input.u8()? % 6));
     let fsync = match (flags >> 3) & 3 {
         0 => FsyncPolicy::Never,

@@ -9,7 +9,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rumqttc::v5::mqttbytes::v5::Packet;
 use rumqttc::v5::mqttbytes::QoS;
@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use super::config::{Backoff, ConfigError, MqttConfig};
 use super::error::OffloadError;
 use super::session::{
-    AfterConnAck, AfterSubAck, Correlator, Disconnection, Link, LinkState, Reply, Resolved, Routed,
+    AckWatch, AfterConnAck, AfterSubAck, Correlator, Disconnection, Link, LinkState, Reply, Resolved, Routed,
 };
 use super::subscribe_in_background;
 use ferry_protocol::{encode_request, topics, DeviceId, Limits, Request, Response};
@@ -141,11 +141,13 @@ impl MqttOffloader {
             counters: Counters::default(),
             state: state_tx,
         });
+        let liveness = AckWatch::new(Duration::from_secs(u64::from(config.keep_alive_s)));
         let task = tokio::spawn(run_event_loop(
             eventloop,
             client.clone(),
             link,
             shared.clone(),
+            liveness,
         ));
         // Ids start from the clock so that a restarted device does not reuse the ids of
         // answers still on their way to its previous incarnation.
@@ -375,11 +377,42 @@ async fn run_event_loop(
     client: AsyncClient,
     mut link: Link,
     shared: Arc<Shared>,
+    mut liveness: AckWatch,
 ) {
     // Runs until the offloader is dropped (the task is aborted) or shut down
     // (`RequestsDone` once every client handle is gone).
     loop {
-        match eventloop.poll().await {
+        // A connection that went silent with publishes waiting (a cut link) is given up after
+        // the keep-alive, as the broker would give us up: rumqttc sends no ping while
+        // publishes keep it busy, and TCP takes minutes to give up by itself.
+        let polled = match liveness.deadline() {
+            Some(deadline) => {
+                match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), eventloop.poll()).await {
+                    Ok(polled) => Some(polled),
+                    Err(_) => None,
+                }
+            }
+            None => Some(eventloop.poll().await),
+        };
+        let Some(polled) = polled else {
+            if liveness.is_dead(Instant::now()) {
+                liveness.reset();
+                // rumqttc drops the connection and reconnects at the next poll.
+                eventloop.clean();
+                let why = "no acknowledgement and nothing else from the broker for the keep-alive: the link went silent";
+                let step = link.on_connection_lost(Disconnection::network(why));
+                shared.show(&link);
+                shared.fail_all(|| OffloadError::Disconnected(why.to_string()));
+                tracing::warn!(error = why, "connection to the broker given up; reconnecting");
+                tokio::time::sleep(step.delay).await;
+                link.on_backoff_elapsed();
+            }
+            continue;
+        };
+        if let Ok(Event::Incoming(_)) = &polled {
+            liveness.on_received(Instant::now());
+        }
+        match polled {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 shared.counters.connections.fetch_add(1, Ordering::Relaxed);
                 if let AfterConnAck::Subscribe(filters) = link.on_connack() {
@@ -420,8 +453,12 @@ async fn run_event_loop(
                     }
                 }
             }
-            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => shared.correlator().on_sent(pkid),
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
+                liveness.on_sent(Instant::now());
+                shared.correlator().on_sent(pkid);
+            }
             Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                liveness.on_ack(Instant::now());
                 let refused = shared.correlator().on_puback(ack.pkid, ack.reason);
                 if let Some(refused) = refused {
                     if let Err(e) = &refused.reply {
@@ -443,6 +480,7 @@ async fn run_event_loop(
                 return;
             }
             Err(e) => {
+                liveness.reset();
                 let step = link.on_connection_lost(Disconnection::from(&e));
                 shared.show(&link);
                 let why = &step.cause.why;

@@ -13,12 +13,16 @@
 //!   message a PUBACK acknowledges).
 //! - `correlator`: [`Correlator`], the device side's pending requests by request id and by
 //!   packet id, and what a response, a PUBACK or a disconnect resolves.
+//! - `ackwatch`: [`AckWatch`], when a connection that went silent with publishes waiting is
+//!   given up (a cut link).
 
+mod ackwatch;
 mod correlator;
 mod disconnect;
 mod link;
 mod puback;
 
+pub use ackwatch::AckWatch;
 pub use correlator::{Correlator, Reply, Resolved, Routed};
 pub use disconnect::{is_closed_by_peer, is_refusal, is_takeover, Disconnection};
 pub use link::{
