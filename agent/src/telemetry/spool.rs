@@ -85,6 +85,16 @@ pub struct SpoolOptions {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SpoolError {
+    /// No sequence number is left: the spool's files claim one at the end of the range (only
+    /// a corrupted or hostile spool directory does; it is not wrapped around, which would
+    /// give numbers twice).
+    #[error("spool {dir}: sequence numbers exhausted (its files claim seq {next}); move the spool directory away to start a new one")]
+    SeqExhausted {
+        /// The spool directory.
+        dir: PathBuf,
+        /// The next seq its files claim.
+        next: u64,
+    },
     /// A file operation failed.
     #[error("spool {path}: {source}")]
     Io {
@@ -329,8 +339,12 @@ impl Spool {
         if needs_new {
             self.rotate()?;
         }
-        self.make_room(size)?;
         let seq = self.next_seq;
+        // Room for this record's successor and a reservation ahead of it.
+        if seq.checked_add(1 + RESERVED_SEQS).is_none() {
+            return Err(SpoolError::SeqExhausted { dir: self.options.dir.clone(), next: seq });
+        }
+        self.make_room(size)?;
         if matches!(self.options.fsync, FsyncPolicy::Interval(_)) && seq >= self.reserved {
             self.write_reserved(seq + RESERVED_SEQS)?;
         }
@@ -1142,5 +1156,31 @@ mod tests {
             s.append(&[0u8; 300]),
             Err(SpoolError::TooLarge { .. })
         ));
+    }
+
+    /// Found by the `spool` fuzzer (fuzz/regressions/spool/seq-at-the-end-of-the-range): a
+    /// segment named with a seq at the end of the u64 range made the append overflow (a panic
+    /// with overflow checks, a wrap to seq 0 without).
+    #[test]
+    fn a_spool_whose_files_claim_the_last_seqs_refuses_to_append_instead_of_wrapping() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(options(dir.path(), 4096, 1024)).unwrap();
+        s.append(b"first").unwrap();
+        drop(s);
+        let seg = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|x| x == "seg")).unwrap();
+        // Rewrite the one record as seq u64::MAX - 1 in a segment of that name.
+        let payload = b"first";
+        let seq = u64::MAX - 1;
+        let mut record = Vec::new();
+        record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        record.extend_from_slice(&checksum(seq, payload).to_le_bytes());
+        record.extend_from_slice(&seq.to_le_bytes());
+        record.extend_from_slice(payload);
+        std::fs::remove_file(&seg).unwrap();
+        std::fs::write(dir.path().join(format!("{seq:020}.seg")), &record).unwrap();
+        let mut s = Spool::open(options(dir.path(), 4096, 1024)).unwrap();
+        let err = s.append(b"next").unwrap_err();
+        assert!(matches!(err, SpoolError::SeqExhausted { .. }), "{err}");
+        assert!(err.to_string().contains("sequence numbers exhausted"), "{err}");
     }
 }

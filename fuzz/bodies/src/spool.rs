@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ferry_agent::telemetry::spool::{FsyncPolicy, Record, Spool, SpoolOptions, HEADER_BYTES};
+use ferry_agent::telemetry::spool::{FsyncPolicy, Record, Spool, SpoolError, SpoolOptions, HEADER_BYTES};
 
 const PAYLOAD: &[u8] = b"appended after the fuzz input";
 
@@ -233,9 +233,15 @@ pub fn run_in(data: &[u8], dir: &Path) {
         Spool::open(layout.options.clone()).expect("a spool opens whatever its files hold");
     let before = read_all(&mut spool);
     let next = spool.next_seq();
-    let seq = spool
-        .append(PAYLOAD)
-        .expect("an append to an opened spool succeeds");
+    let seq = match spool.append(PAYLOAD) {
+        Ok(seq) => seq,
+        // Files claiming the last seqs of the range: refused, never wrapped.
+        Err(SpoolError::SeqExhausted { next, .. }) => {
+            assert!(next.checked_add(1 + ferry_agent::telemetry::spool::RESERVED_SEQS).is_none(), "exhausted at {next}");
+            return;
+        }
+        Err(e) => panic!("an append to an opened spool succeeds: {e:?}"),
+    };
     assert!(
         seq >= next,
         "append gave {seq}, the spool said the next is {next}"
