@@ -47,10 +47,10 @@ use rumqttc::{NetworkOptions, TlsConfiguration, Transport};
 /// memory, not for flow: rumqttc sizes its outgoing table for the bound when an event loop is
 /// created (one `Option<Publish>`, 216 bytes, per packet id), and with none it takes `u16::MAX`:
 /// 14.2 MB (13.6 MiB) allocated and written per event loop. The telemetry publisher makes a
-/// fresh event loop per connection, and glibc kept those blocks in its per-thread
-/// arenas after they were freed: the agent's RSS grew in 13.6 MiB steps over a soak of broker
-/// restarts (124 to 158 MiB in 30 minutes; 92 to 210 MiB in 30 restarts 5 s apart). At 256
-/// the table is 55 KB (the whole event loop 103 KB), below glibc's mmap threshold.
+/// fresh event loop per connection, and glibc kept those blocks in its per-thread arenas
+/// after they were freed: the agent's RSS grew in 13.6 MiB steps over broker restarts (the
+/// rest of that growth is glibc's, see `ferry_agent::malloc`). At 256 the table is 55 KB (the
+/// whole event loop 103 KB), below glibc's mmap threshold.
 pub const MAX_OUTGOING_INFLIGHT: u16 = 256;
 
 /// Builds rumqttc options from `config` for the client id `client_id`: TLS (or plain TCP when
