@@ -12,6 +12,7 @@
 //! - [`cli`]: the command line, as clap types (the help text lives here).
 //! - [`commands`]: one module per subcommand; `run` dispatches.
 //! - [`logging`]: tracing to stderr, journald-friendly.
+//! - [`malloc`]: glibc's mmap and trim thresholds fixed, so that RSS follows live memory.
 //! - [`rss`]: the process's resident memory, for benchmarks.
 //! - [`telemetry`]: telemetry over MQTT, spooled on disk while the broker is away.
 #![deny(unsafe_code, missing_docs)]
@@ -24,6 +25,7 @@ pub mod daemon;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod logging;
+pub mod malloc;
 pub mod rss;
 pub mod service;
 pub mod telemetry;

@@ -45,7 +45,9 @@ pub struct TelemetryConfig {
     /// Decision statistics are published every this many seconds (default 60).
     #[serde(default = "default_decisions_interval_s")]
     pub decisions_interval_s: u64,
-    /// Messages published and not yet acknowledged by the broker at once (default 16).
+    /// Messages published and not yet acknowledged by the broker at once (default 16, at
+    /// most [`MAX_OUTGOING_INFLIGHT`](ferry_transport::mqtt::MAX_OUTGOING_INFLIGHT), the
+    /// bound every Ferry MQTT connection keeps).
     #[serde(default = "default_max_inflight")]
     pub max_inflight: u16,
     /// MQTT client id of the telemetry connection (default `<device>-telemetry`; it must
@@ -125,6 +127,14 @@ impl TelemetryConfig {
                 reason: "more than 0",
             });
         }
+        // The connection never has more in flight than this: a larger window would be
+        // accepted and not honoured.
+        if self.max_inflight > ferry_transport::mqtt::MAX_OUTGOING_INFLIGHT {
+            return Err(ConfigError {
+                key: "max_inflight",
+                reason: "at most 256 (the MQTT connection's bound on unacknowledged publishes)",
+            });
+        }
         Ok(())
     }
 
@@ -196,5 +206,16 @@ mod tests {
         let c: TelemetryConfig =
             toml::from_str("max_spool_bytes = 100000\nsegment_bytes = 65536").unwrap();
         assert_eq!(c.check().unwrap_err().key, "max_spool_bytes");
+    }
+
+    #[test]
+    fn a_window_beyond_the_connections_inflight_bound_is_refused() {
+        let bound = ferry_transport::mqtt::MAX_OUTGOING_INFLIGHT;
+        let c: TelemetryConfig = toml::from_str(&format!("max_inflight = {bound}")).unwrap();
+        c.check().unwrap();
+        let c: TelemetryConfig = toml::from_str(&format!("max_inflight = {}", bound + 1)).unwrap();
+        let e = c.check().unwrap_err();
+        assert_eq!(e.key, "max_inflight");
+        assert!(e.reason.contains(&bound.to_string()), "{}", e.reason);
     }
 }
