@@ -703,7 +703,10 @@ fn check_segment(path: PathBuf, first_seq: u64) -> Result<(Segment, u64), SpoolE
     let mut offset = 0;
     let mut next_seq = first_seq;
     while let Some((record, size)) = read_record(&file, offset, len).map_err(io(&path))? {
-        if record.seq != next_seq {
+        // The last seq of the range has no successor: no spool writes it (`append` refuses
+        // before), so a record claiming it is cut like any record out of sequence, and every
+        // record kept has a `seq + 1`.
+        if record.seq != next_seq || next_seq == u64::MAX {
             break;
         }
         offset += size;
@@ -1182,5 +1185,23 @@ mod tests {
         let err = s.append(b"next").unwrap_err();
         assert!(matches!(err, SpoolError::SeqExhausted { .. }), "{err}");
         assert!(err.to_string().contains("sequence numbers exhausted"), "{err}");
+        drop(s);
+
+        // Found next by the same fuzzer (fuzz/regressions/spool/record-with-the-last-seq): a
+        // record claiming seq u64::MAX itself made the open overflow counting past it. It is
+        // cut as out of range.
+        let seq = u64::MAX;
+        let mut record = Vec::new();
+        record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        record.extend_from_slice(&checksum(seq, payload).to_le_bytes());
+        record.extend_from_slice(&seq.to_le_bytes());
+        record.extend_from_slice(payload);
+        for e in std::fs::read_dir(dir.path()).unwrap() {
+            std::fs::remove_file(e.unwrap().path()).unwrap();
+        }
+        std::fs::write(dir.path().join(format!("{seq:020}.seg")), &record).unwrap();
+        let mut s = Spool::open(options(dir.path(), 4096, 1024)).unwrap();
+        assert_eq!(s.stats().pending, 0);
+        assert!(s.read(0, 10).unwrap().is_empty());
     }
 }
