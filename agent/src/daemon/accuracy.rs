@@ -159,6 +159,8 @@ pub fn offer_forms(config: &mut Config, store: &ModelStore) -> Result<(), String
         }
     }
     let mut offered: Vec<FormConfig> = Vec::new();
+    // Each model's manifest read once, however many forms and edges name it.
+    let mut manifests: std::collections::HashMap<String, Option<Manifest>> = std::collections::HashMap::new();
     for (i, t) in config.targets.iter().enumerate() {
         let TargetConfig::Edge(e) = t else { continue };
         for (j, name) in e.forms.iter().enumerate() {
@@ -174,8 +176,10 @@ pub fn offer_forms(config: &mut Config, store: &ModelStore) -> Result<(), String
                 if offered.iter().any(|f| &f.model == model && &f.name == name) {
                     continue;
                 }
-                let Ok(manifest) = store.manifest(model) else { continue };
-                match form_verdict(&manifest, name) {
+                let Some(manifest) = manifests.entry(model.clone()).or_insert_with(|| store.manifest(model).ok()) else {
+                    continue;
+                };
+                match form_verdict(manifest, name) {
                     FormVerdict::Within { .. } if offered.iter().filter(|f| &f.model == model).count() >= ferry_decide::config::MAX_FORMS => {
                         tracing::warn!(model = %model, form = %name, "input form not sent: at most 4 shaped forms per model");
                     }

@@ -11,7 +11,7 @@ use super::estimators::{Estimators, Observation};
 use super::fixed::{AlwaysLocal, AlwaysOffload};
 use super::policy::{Choice, Context, Decision, Policy, Reason, Why};
 use super::probe::ProbePlan;
-use super::targets::{FormId, ModelId, TargetId, TargetKind, Targets};
+use super::targets::{ModelId, TargetId, TargetKind, Targets};
 use super::thermal::ThermalGovernor;
 use super::threshold::Threshold;
 
@@ -209,7 +209,6 @@ impl Decider {
                 _ => false,
             },
             edge_timeout_us,
-            form: chosen.filter(|p| !p.local).map_or(FormId::ORIGINAL, |p| p.form_id()),
             answer_by_us,
             reason: Reason {
                 why,
@@ -233,7 +232,6 @@ impl Decider {
             local_idle: false,
             local_may_win: false,
             edge_timeout_us: 0,
-            form: FormId::ORIGINAL,
             answer_by_us: None,
             reason: Reason {
                 why,

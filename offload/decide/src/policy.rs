@@ -92,15 +92,20 @@ pub struct Decision {
     pub local_may_win: bool,
     /// The edge's hard timeout, µs.
     pub edge_timeout_us: u64,
-    /// The form an offload sends the input in: the chosen edge's cheapest
-    /// ([`crate::cost`]); the original when nothing is offloaded.
-    pub form: FormId,
     /// The answer is due by this long after the decision, µs (deadline + grace): then the
     /// scheduler answers `deadline_exceeded` and stops every path. `None`: no deadline, or
     /// best effort.
     pub answer_by_us: Option<u64>,
     /// Why.
     pub reason: Reason,
+}
+
+impl Decision {
+    /// The form an offload sends the input in: the chosen edge's cheapest
+    /// ([`crate::cost`]); the original when nothing is offloaded.
+    pub fn form(&self) -> FormId {
+        self.reason.chosen.filter(|p| !p.local).map_or(FormId::ORIGINAL, |p| p.form_id())
+    }
 }
 
 /// What a policy sees.

@@ -152,6 +152,19 @@ impl Targets {
                 }
             }
         }
+        // Per model, its shaped forms in config order (form `k` is entry `k - 1`).
+        let forms: Vec<Vec<FormSpec>> = models
+            .iter()
+            .map(|m| {
+                config
+                    .forms
+                    .iter()
+                    .filter(|f| &f.model == m)
+                    .take(MAX_FORMS)
+                    .map(|f| FormSpec { name: f.name.clone(), prior_up_bytes: f.up_bytes, prior_encode_us: f.encode_ms * 1e3 })
+                    .collect()
+            })
+            .collect();
         let mut list = heapless::Vec::new();
         let mut names = Vec::new();
         for (i, t) in config.targets.iter().enumerate() {
@@ -179,11 +192,9 @@ impl Targets {
                     for m in &e.models {
                         serves |= 1 << model_id(m, &mut models)?.0;
                     }
-                    let mut forms = [0u8; MAX_MODELS];
-                    for (m, mask) in forms.iter_mut().enumerate() {
-                        let Some(model) = models.get(m) else { break };
-                        let of_model = config.forms.iter().filter(|f| &f.model == model);
-                        for (k, f) in of_model.enumerate().take(MAX_FORMS) {
+                    let mut masks = [0u8; MAX_MODELS];
+                    for (mask, of_model) in masks.iter_mut().zip(&forms) {
+                        for (k, f) in of_model.iter().enumerate() {
                             if e.forms.contains(&f.name) {
                                 *mask |= 1 << k;
                             }
@@ -194,7 +205,7 @@ impl Targets {
                         timeout_us: u64::from(e.timeout_ms) * 1000,
                         max_inflight: e.max_inflight.max(1),
                         compute_prior_us: e.compute_prior_ms.unwrap_or(20.0) * 1e3,
-                        forms,
+                        forms: masks,
                     }
                 }
             };
@@ -203,18 +214,6 @@ impl Targets {
                 .map_err(|_| DecideError::Invalid { key: "targets", why: "at most 8 targets" })?;
             names.push(t.name().to_owned());
         }
-        let forms = models
-            .iter()
-            .map(|m| {
-                config
-                    .forms
-                    .iter()
-                    .filter(|f| &f.model == m)
-                    .take(MAX_FORMS)
-                    .map(|f| FormSpec { name: f.name.clone(), prior_up_bytes: f.up_bytes, prior_encode_us: f.encode_ms * 1e3 })
-                    .collect()
-            })
-            .collect();
         Ok(Targets { list, names, models, forms })
     }
 

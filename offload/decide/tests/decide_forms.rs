@@ -84,7 +84,7 @@ fn on_a_slow_link_the_small_shaped_form_makes_offloading_pay() {
     let mut d = decider(r#"["jpeg85", "int8-tensor"]"#);
     let now = learn(&mut d, 2.0, 112_842);
     let dec = d.decide(&request(true), now);
-    assert_eq!(dec.form, FormId(1), "the JPEG: {dec:?}");
+    assert_eq!(dec.form(), FormId(1), "the JPEG: {dec:?}");
     assert!(matches!(dec.choice, ferry_decide::Choice::Offload(EDGE)), "{dec:?}");
     let chosen = dec.reason.chosen.unwrap();
     assert_eq!(chosen.up_bytes, 15_600);
@@ -92,7 +92,7 @@ fn on_a_slow_link_the_small_shaped_form_makes_offloading_pay() {
 
     // The same request, its input not an image the device can shape: the original, so local.
     let dec = d.decide(&request(false), now);
-    assert_eq!(dec.form, FormId::ORIGINAL);
+    assert_eq!(dec.form(), FormId::ORIGINAL);
     assert!(matches!(dec.choice, ferry_decide::Choice::Local(LOCAL)), "{dec:?}");
 }
 
@@ -105,7 +105,7 @@ fn an_edge_is_sent_only_the_forms_it_accepts() {
     // and local beats both.
     assert_eq!(dec.reason.best_edge.unwrap().form_id(), FormId::ORIGINAL, "{dec:?}");
     assert!(matches!(dec.choice, ferry_decide::Choice::Local(LOCAL)), "{dec:?}");
-    assert_eq!(dec.form, FormId::ORIGINAL);
+    assert_eq!(dec.form(), FormId::ORIGINAL);
 
     let mut d = decider("[]");
     let now = learn(&mut d, 2.0, 112_842);
@@ -118,7 +118,7 @@ fn on_a_fast_link_the_original_wins_because_shaping_takes_time() {
     let mut d = decider(r#"["jpeg85"]"#);
     let now = learn(&mut d, 400.0, 112_842);
     let dec = d.decide(&request(true), now);
-    assert_eq!(dec.form, FormId::ORIGINAL, "{dec:?}");
+    assert_eq!(dec.form(), FormId::ORIGINAL, "{dec:?}");
     assert!(matches!(dec.choice, ferry_decide::Choice::Offload(EDGE)), "{dec:?}");
 }
 

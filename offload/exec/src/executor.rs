@@ -233,7 +233,7 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
             (d.decide_with(&info, &opts.constraints, start), d.config().freshest)
         };
         let edge_timeout = Duration::from_micros(decision.edge_timeout_us.max(1_000));
-        let form = decision.form;
+        let form = decision.form();
         let (mut machine, mut actions) = RequestMachine::start(decision, start, info.deadline_us);
 
         let request = Arc::new(request);
@@ -283,9 +283,7 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
                     Action::StartLocal(t) => self.start_local(t, &request, &tx, &local_cancelled, &local_wake),
                     Action::StartOffload(t) => {
                         if form == FormId::ORIGINAL || self.shaper.is_none() {
-                            let now = self.now_us();
-                            let backlog = self.with_decider(|d| d.estimators().edge(t).uplink_wait_us(now)) as u64;
-                            self.start_edge(t, model, up_bytes, &request, edge_timeout, backlog, &offload, &tx);
+                            self.start_edge(t, model, up_bytes, &request, edge_timeout, &offload, &tx);
                         } else {
                             self.start_shaped_edge(t, model, form, up_bytes, &request, edge_timeout, &offload, &tx);
                         }
@@ -432,7 +430,6 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
         up_bytes: u32,
         request: &Arc<Request>,
         timeout: Duration,
-        backlog_us: u64,
         offload: &SharedOffload,
         tx: &mpsc::Sender<PathEvent>,
     ) {
@@ -446,6 +443,8 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
             });
             return;
         };
+        let now = self.now_us();
+        let backlog_us = self.with_decider(|d| d.estimators().edge(target).uplink_wait_us(now)) as u64;
         let send = OffloadSend { decider: self.decider.clone(), epoch: self.epoch, offload: offload.clone(), tx: tx.clone() };
         send.sent(target, model, up_bytes, backlog_us);
         let request = (**request).clone();
@@ -468,9 +467,7 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
         tx: &mpsc::Sender<PathEvent>,
     ) {
         let (Some(link), Some(shaper)) = (self.edges.get(target.index()).cloned().flatten(), self.shaper.clone()) else {
-            let now = self.now_us();
-            let backlog = self.with_decider(|d| d.estimators().edge(target).uplink_wait_us(now)) as u64;
-            return self.start_edge(target, model, original_bytes, request, timeout, backlog, offload, tx);
+            return self.start_edge(target, model, original_bytes, request, timeout, offload, tx);
         };
         let name = self.with_decider(|d| d.targets().form_name(model, form).to_owned());
         let send = OffloadSend { decider: self.decider.clone(), epoch: self.epoch, offload: offload.clone(), tx: tx.clone() };

@@ -610,7 +610,7 @@ impl Sim<'_> {
                     shapeable: self.shaping && r.image,
                 };
                 let decision = self.decider.decide(&req, now);
-                self.form[i] = decision.form;
+                self.form[i] = decision.form();
                 let (m, actions) = RequestMachine::start(decision, now, req.deadline_us);
                 self.machines[i] = Some(m);
                 self.perform(i, &actions, now, false);

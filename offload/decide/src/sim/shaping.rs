@@ -58,26 +58,7 @@ pub fn steady_link(base: &TraceSpec, up_mbps: f64, down_mbps: f64, rtt_ms: f64) 
 /// no noise, on `board` computing `board_slowdown` times slower than profiled: `local` (the faster variant), then `offload(<form>)` for the original and each
 /// shaped form (making it, its bytes up, RTT, the edge's compute, the answer down).
 pub fn option_costs(board: &BoardProfile, board_slowdown: f64, up_mbps: f64, down_mbps: f64, rtt_ms: f64) -> Vec<(String, f64)> {
-    let m = &board.models.efficientnet_lite0;
-    let (forms, form_count) = world::form_truths(m);
-    let r = Req {
-        at_us: 0,
-        image: true,
-        deadline_us: u32::MAX,
-        local_ms: [m.fp32.threads_1.mean_ms, m.int8.threads_1.mean_ms],
-        local_noise: [1.0, 1.0],
-        edge_ms: m.edge.mean_ms,
-        edge_noise: 1.0,
-        net_noise: 1.0,
-        busy_roll: 1.0,
-        board_slowdown: board_slowdown.max(1e-3),
-        load_k: board.cpu.load_k,
-        throttle_c: board.cpu.throttle_c,
-        up_bytes: m.up_bytes,
-        down_bytes: m.down_bytes,
-        forms,
-        form_count,
-    };
+    let r = Req::noiseless(board, true, board_slowdown);
     let s = Sample { up_mbps, down_mbps, rtt_ms, cpu_load: 0.0, temp_c: 50.0, edge_queue_ms: 0.0, edge_busy: 0.0, edge_down: false };
     let local = world::local_us(&r, true, &s).min(world::local_us(&r, false, &s));
     let mut out = vec![("local".to_owned(), local / 1e3)];

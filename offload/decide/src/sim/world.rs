@@ -76,6 +76,35 @@ pub fn form_truths(m: &super::board::ModelProfile) -> ([FormTruth; MAX_FORMS], u
     (out, n)
 }
 
+impl Req {
+    /// A request for the image model (`true`) or digits on `board`, computing
+    /// `board_slowdown` times slower than profiled, at 0 with no deadline and no noise: the
+    /// board's figures, which [`requests`] then gives its draws.
+    pub fn noiseless(board: &BoardProfile, image: bool, board_slowdown: f64) -> Req {
+        let m = board.model(image);
+        let (fp32, int8) = (m.fp32.threads_1, if image { m.int8.threads_1 } else { m.fp32.threads_1 });
+        let (forms, form_count) = form_truths(m);
+        Req {
+            at_us: 0,
+            image,
+            deadline_us: u32::MAX,
+            local_ms: [fp32.mean_ms, int8.mean_ms],
+            local_noise: [1.0, 1.0],
+            edge_ms: m.edge.mean_ms,
+            edge_noise: 1.0,
+            net_noise: 1.0,
+            busy_roll: 1.0,
+            board_slowdown: board_slowdown.max(1e-3),
+            load_k: board.cpu.load_k,
+            throttle_c: board.cpu.throttle_c,
+            up_bytes: m.up_bytes,
+            down_bytes: m.down_bytes,
+            forms,
+            form_count,
+        }
+    }
+}
+
 /// The requests of a trace, on the trace's board.
 pub fn requests(spec: &TraceSpec) -> Vec<Req> {
     let board: &BoardProfile = &spec.board;
@@ -92,24 +121,14 @@ pub fn requests(spec: &TraceSpec) -> Vec<Req> {
         // old constants replays the old runs exactly.
         let z_local = rng.normal();
         let z_edge = rng.normal();
-        let (forms, form_count) = form_truths(m);
         out.push(Req {
             at_us: t as u64,
-            image,
             deadline_us: 1000 * if image { spec.deadline_ms } else { spec.digits_deadline_ms },
-            local_ms: [fp32.mean_ms, int8.mean_ms],
             local_noise: [(fp32.log_sigma() * z_local).exp(), (int8.log_sigma() * z_local).exp()],
-            edge_ms: m.edge.mean_ms,
             edge_noise: (m.edge.log_sigma() * z_edge).exp(),
             net_noise: rng.lognormal(NET_SIGMA),
             busy_roll: rng.f64(),
-            board_slowdown: spec.board_slowdown.max(1e-3),
-            load_k: board.cpu.load_k,
-            throttle_c: board.cpu.throttle_c,
-            up_bytes: m.up_bytes,
-            down_bytes: m.down_bytes,
-            forms,
-            form_count,
+            ..Req::noiseless(board, image, spec.board_slowdown)
         });
         t += period * (0.9 + 0.2 * rng.f64());
     }
@@ -128,8 +147,13 @@ pub fn freq_ratio(throttle_c: f64, temp_c: f64) -> f64 {
 /// True local compute, µs, of a request on a variant (fp32 = true) started in state `s`.
 pub fn local_us(r: &Req, fp32: bool, s: &Sample) -> f64 {
     let v = usize::from(!fp32);
-    r.local_ms[v] * 1e3 * r.board_slowdown * r.local_noise[v] * (1.0 + r.load_k * s.cpu_load)
-        / freq_ratio(r.throttle_c, s.temp_c)
+    on_board_us(r, r.local_ms[v], r.local_noise[v], s)
+}
+
+/// `ms` of the board's CPU work, µs, with its draw `noise`, for a request on its board in
+/// state `s`: slower with background load and throttling.
+fn on_board_us(r: &Req, ms: f64, noise: f64, s: &Sample) -> f64 {
+    ms * 1e3 * r.board_slowdown * noise * (1.0 + r.load_k * s.cpu_load) / freq_ratio(r.throttle_c, s.temp_c)
 }
 
 /// True time to make shaped form `form` (≥ 1) of a request's input in state `s`, µs, and its
@@ -141,9 +165,7 @@ pub fn shaped(r: &Req, form: u8, s: &Sample) -> Option<(f64, u32)> {
         return None;
     }
     let f = r.forms[k];
-    let us = f.encode_ms * 1e3 * r.board_slowdown * r.local_noise[0] * (1.0 + r.load_k * s.cpu_load)
-        / freq_ratio(r.throttle_c, s.temp_c);
-    Some((us, f.up_bytes))
+    Some((on_board_us(r, f.encode_ms, r.local_noise[0], s), f.up_bytes))
 }
 
 /// What the edge does with a request sent in state `s`.
