@@ -184,6 +184,10 @@ pub struct EvalArgs {
     /// Only FP32 (the reference and the forms), not the other variants the manifest ships.
     #[arg(long)]
     pub fp32_only: bool,
+    /// Also price every candidate cut of split inference (`ferry_runtime::split`): the head,
+    /// the crossing tensor quantized to bytes, the tail, against the whole FP32 model.
+    #[arg(long)]
+    pub splits: bool,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -53,6 +53,11 @@ pub struct EdgeConfig {
     /// Classes returned per answer unless the model says otherwise. Default 5.
     #[serde(default = "default_top_k")]
     pub top_k: u8,
+    /// Where the split halves of the models are cached (ONNX files cut from the models, made
+    /// once). Default: `$FERRY_CACHE_DIR`, systemd's `$CACHE_DIRECTORY`,
+    /// `$XDG_CACHE_HOME/ferry`, `~/.cache/ferry`, in that order.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
     /// The models served, by name. Empty (the default): every model in `models_dir`, FP32.
     #[serde(default)]
     pub models: BTreeMap<String, ModelConfig>,
@@ -69,6 +74,13 @@ pub struct ModelConfig {
     /// Classes returned for this model (default: the server's `top_k`).
     #[serde(default)]
     pub top_k: Option<u8>,
+    /// Serve split requests for this model: at start, load the tail of every candidate cut
+    /// of its FP32 graph (`ferry_runtime::split`; a model without cut points has none), so a
+    /// device may run the head and send the crossing tensor. Default false: each tail is
+    /// loaded and held in memory (efficientnet-lite0: 6 cuts), and cutting the model the
+    /// first time takes a few seconds at start-up.
+    #[serde(default)]
+    pub splits: bool,
 }
 
 impl Default for ModelConfig {
@@ -76,6 +88,7 @@ impl Default for ModelConfig {
         ModelConfig {
             precisions: default_precisions(),
             top_k: None,
+            splits: false,
         }
     }
 }

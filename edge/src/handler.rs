@@ -13,7 +13,7 @@ use ferry_runtime::preprocess;
 
 use crate::answers::{Answers, Outgoing};
 use crate::clock::{self, SkewMonitor};
-use crate::models::Catalogue;
+use crate::models::{Catalogue, Served};
 use crate::queue::{Admit, Refusal};
 use crate::stats::Stats;
 use crate::worker::{Job, JobInput, Queue};
@@ -126,16 +126,18 @@ impl Handler {
                 ),
             ));
         }
-        let served = self
-            .catalogue
-            .find(request.model.as_str(), request.precision)
+        let found = match request.input {
+            InputRef::Split { .. } => self.catalogue.find_split(request.model.as_str()),
+            _ => self.catalogue.find(request.model.as_str(), request.precision),
+        };
+        let served = found
             .ok_or_else(|| {
                 (
                     Status::UnknownModel,
-                    format!(
-                        "this edge does not serve {} at precision {:?}",
-                        request.model, request.precision
-                    ),
+                    match request.input {
+                        InputRef::Split { .. } => format!("this edge serves no split requests for {}", request.model),
+                        _ => format!("this edge does not serve {} at precision {:?}", request.model, request.precision),
+                    },
                 )
             })?;
         let input = match request.input {
@@ -161,6 +163,7 @@ impl Handler {
                     .map_err(|e| (Status::Malformed, e.to_string()))?;
                 JobInput::Tensor(data)
             }
+            InputRef::Split { cut, tensor } => split_input(&served, cut, &tensor)?,
         };
         let job = Job {
             device,
@@ -216,4 +219,30 @@ impl Handler {
         let payload = std::mem::take(&mut self.buf);
         self.answers.try_send(Outgoing { device, payload });
     }
+}
+
+/// A split request's input, checked against the cut it names: one scale and zero point, u8
+/// values of the cut's shape.
+fn split_input(served: &Arc<Served>, cut: &str, tensor: &ferry_protocol::QuantizedRef<'_>) -> Result<JobInput, (Status, String)> {
+    let model = &served.model.manifest().name;
+    let Some(index) = served.tails.iter().position(|t| t.cut().tensor == cut) else {
+        let known: Vec<String> = served.tails.iter().map(|t| t.cut().name()).collect();
+        return Err((Status::UnknownModel, format!("`{cut}` is not a cut of {model} this edge serves (cuts: {})", known.join(", "))));
+    };
+    let params: Vec<(f32, i32)> = tensor.params().collect();
+    let [(scale, zero_point)] = params.as_slice() else {
+        return Err((Status::Malformed, format!("a split tensor has one scale and zero point, got {}", params.len())));
+    };
+    if tensor.tensor.dtype() != DType::U8 {
+        return Err((Status::Malformed, format!("a split tensor's values are u8, got {:?}", tensor.tensor.dtype())));
+    }
+    let shape: Vec<usize> = tensor.tensor.shape().dims().iter().map(|&d| d as usize).collect();
+    let want = &served.tails[index].cut().shape;
+    if &shape != want {
+        return Err((Status::Malformed, format!("{} of {model} takes shape {want:?}, got {shape:?}", served.tails[index].cut().name())));
+    }
+    if !(0..=255).contains(zero_point) {
+        return Err((Status::Malformed, format!("zero point {zero_point}: expected 0..=255 for u8 values")));
+    }
+    Ok(JobInput::Split { tail: index, shape, scale: *scale, zero_point: *zero_point, values: tensor.tensor.data().to_vec() })
 }

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ferry_protocol as protocol;
+use ferry_runtime::split::{Splitter, Tail};
 use ferry_runtime::{LocalModel, ModelStore, Precision, RuntimeError, Threads, TractEngine};
 
 use crate::config::{EdgeConfig, ModelConfig};
@@ -15,7 +16,11 @@ pub struct Served {
     pub model: LocalModel,
     /// Classes per answer.
     pub top_k: usize,
+    /// The tails of the model's cuts, for split requests (FP32 variant only; empty when the
+    /// model has none or `splits = false`).
+    pub tails: Vec<Tail>,
 }
+
 
 /// Every loaded variant, by model name; each name's first variant is its default.
 #[derive(Debug, Default)]
@@ -54,11 +59,21 @@ impl Catalogue {
                     "model loaded"
                 );
                 let top_k = usize::from(model_config.top_k.unwrap_or(config.top_k));
-                variants.push(Arc::new(Served { model, top_k }));
+                let tails = if precision == Precision::Fp32 && model_config.splits {
+                    load_tails(&engine, &model, config)?
+                } else {
+                    Vec::new()
+                };
+                variants.push(Arc::new(Served { model, top_k, tails }));
             }
             models.insert(name, variants);
         }
         Ok(Catalogue { models })
+    }
+
+    /// The variant that serves split requests for `name`: its FP32 one, if it has tails.
+    pub fn find_split(&self, name: &str) -> Option<Arc<Served>> {
+        self.models.get(name)?.iter().find(|s| !s.tails.is_empty()).cloned()
     }
 
     /// The variant that serves `name` at the `wanted` precision, if any.
@@ -91,4 +106,27 @@ impl Catalogue {
     pub fn is_empty(&self) -> bool {
         self.models.is_empty()
     }
+}
+
+/// The tails of every candidate cut of `model` (none, with a log line, if it cannot be cut).
+fn load_tails(engine: &TractEngine, model: &LocalModel, config: &EdgeConfig) -> Result<Vec<Tail>, RuntimeError> {
+    let name = &model.manifest().name;
+    let splitter = match Splitter::open(Arc::new(model.manifest().clone())) {
+        Ok(s) => s,
+        Err(RuntimeError::Split { message }) => {
+            tracing::info!(model = %name, "no split requests: {message}");
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(e),
+    };
+    let cache = config.cache_dir.clone().unwrap_or_else(ferry_runtime::split::cache_dir);
+    let started = std::time::Instant::now();
+    let tails = splitter.cuts().iter().map(|cut| splitter.load_tail(engine, cut, &cache)).collect::<Result<Vec<_>, _>>()?;
+    tracing::info!(
+        model = %name,
+        cuts = ?splitter.cuts().iter().map(|c| c.name()).collect::<Vec<_>>(),
+        load_ms = started.elapsed().as_millis() as u64,
+        "split tails loaded"
+    );
+    Ok(tails)
 }

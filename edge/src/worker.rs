@@ -30,6 +30,20 @@ pub enum JobInput {
     Tensor(Vec<f32>),
     /// An encoded image the device shaped to the model's input: decoded and only normalised.
     ShapedImage(Vec<u8>),
+    /// A split request's crossing tensor, checked against its cut: run through the tail
+    /// `served.tails[tail]`, on its own (not batched).
+    Split {
+        /// Which of the served model's tails.
+        tail: usize,
+        /// The tensor's shape (the cut's).
+        shape: Vec<usize>,
+        /// Its quantization step.
+        scale: f32,
+        /// Its zero point.
+        zero_point: i32,
+        /// Its u8 values.
+        values: Vec<u8>,
+    },
 }
 
 /// One accepted request.
@@ -226,6 +240,15 @@ impl Worker {
                         Err(e) => self.answer_error(&job, Status::Malformed, &e.to_string(), wait),
                     }
                 }
+                JobInput::Split { tail, ref shape, scale, zero_point, ref values } => {
+                    let compute_start = Instant::now();
+                    let result = served.tails[tail].infer(shape, scale, zero_point, values, served.top_k);
+                    let compute = compute_start.elapsed();
+                    match result {
+                        Ok(answer) => self.answer_ok(&job, &answer, started, compute, 1),
+                        Err(e) => self.answer_error(&job, Status::Internal, &e.to_string(), wait),
+                    }
+                }
             }
         }
         if ready.is_empty() {
@@ -239,39 +262,7 @@ impl Worker {
         match result {
             Ok(answers) => {
                 for ((job, _), answer) in ready.iter().zip(answers) {
-                    let top: Vec<TopK> = answer
-                        .top
-                        .iter()
-                        .map(|c| TopK {
-                            class: u32::try_from(c.index).unwrap_or(u32::MAX),
-                            score: c.score,
-                            label: c.label.clone(),
-                        })
-                        .collect();
-                    let timings = EdgeTimings {
-                        queue_wait_us: micros(started.duration_since(job.received)),
-                        compute_us: micros(compute),
-                        batch_size,
-                        queue_depth: self.queue_depth(),
-                    };
-                    let resp = ResponseRef {
-                        request_id: job.request_id,
-                        status: Status::Ok,
-                        detail: "",
-                        timings,
-                        top_k: TopKList::from_owned(&top),
-                        output: None,
-                    };
-                    match encode_response(&resp, &mut self.buf) {
-                        Ok(_) => {
-                            Stats::bump(&self.stats.answered_ok);
-                            tracing::debug!(device = %job.device, request_id = job.request_id, batch = batch_size, "answered ok");
-                            self.send(job.device);
-                        }
-                        Err(e) => {
-                            self.answer_error(job, Status::Internal, &e.to_string(), started.duration_since(job.received));
-                        }
-                    }
+                    self.answer_ok(job, &answer, started, compute, batch_size);
                 }
             }
             Err(e) => {
@@ -279,6 +270,43 @@ impl Worker {
                 for (job, _) in &ready {
                     self.answer_error(job, Status::Internal, &e.to_string(), started.duration_since(job.received));
                 }
+            }
+        }
+    }
+
+    /// Answers `job` with its classes.
+    fn answer_ok(&mut self, job: &Job, answer: &ferry_runtime::Inference, started: Instant, compute: std::time::Duration, batch_size: u16) {
+        let top: Vec<TopK> = answer
+            .top
+            .iter()
+            .map(|c| TopK {
+                class: u32::try_from(c.index).unwrap_or(u32::MAX),
+                score: c.score,
+                label: c.label.clone(),
+            })
+            .collect();
+        let timings = EdgeTimings {
+            queue_wait_us: micros(started.duration_since(job.received)),
+            compute_us: micros(compute),
+            batch_size,
+            queue_depth: self.queue_depth(),
+        };
+        let resp = ResponseRef {
+            request_id: job.request_id,
+            status: Status::Ok,
+            detail: "",
+            timings,
+            top_k: TopKList::from_owned(&top),
+            output: None,
+        };
+        match encode_response(&resp, &mut self.buf) {
+            Ok(_) => {
+                Stats::bump(&self.stats.answered_ok);
+                tracing::debug!(device = %job.device, request_id = job.request_id, batch = batch_size, "answered ok");
+                self.send(job.device);
+            }
+            Err(e) => {
+                self.answer_error(job, Status::Internal, &e.to_string(), started.duration_since(job.received));
             }
         }
     }

@@ -17,6 +17,23 @@ pub trait Engine: Send + Sync {
 
     /// Loads, checks against its manifest, and prepares the `precision` variant of a model.
     fn load(&self, manifest: &Manifest, precision: Precision) -> Result<Box<dyn Session>, RuntimeError>;
+
+    /// Loads part of a model (a split's head or tail, [`crate::split`]): one input of a fixed
+    /// shape, one output of a known length.
+    fn load_part(&self, part: &Part) -> Result<Box<dyn Session>, RuntimeError>;
+}
+
+/// A model file that is part of a model, with what it takes and gives.
+#[derive(Debug, Clone)]
+pub struct Part {
+    /// The ONNX file.
+    pub path: std::path::PathBuf,
+    /// Its one input's shape.
+    pub input_shape: Vec<usize>,
+    /// How many values its one output holds.
+    pub output_len: usize,
+    /// What to call it in errors and logs (`efficientnet-lite0 split@42 head`).
+    pub label: String,
 }
 
 /// A loaded model, ready to run; shared between threads.

@@ -103,6 +103,12 @@ pub enum RuntimeError {
         /// The engine's explanation.
         message: String,
     },
+    /// A model could not be cut, or a split request does not fit its cut.
+    #[error("split inference: {message}")]
+    Split {
+        /// What is wrong.
+        message: String,
+    },
     /// A labelled evaluation set is missing, unreadable or malformed.
     #[error("{path}: {message}")]
     Dataset {

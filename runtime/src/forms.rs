@@ -31,6 +31,13 @@ pub enum Form {
     },
     /// The preprocessed tensor quantized to INT8, exactly.
     Int8,
+    /// Split inference at the cut `split@nodes` ([`crate::split`]): the device runs the head,
+    /// the crossing tensor is sent as bytes. Made by a loaded [`crate::split::Head`], not by
+    /// [`make`].
+    Split {
+        /// The cut's number: graph nodes before it.
+        nodes: usize,
+    },
 }
 
 impl std::fmt::Display for Form {
@@ -39,6 +46,7 @@ impl std::fmt::Display for Form {
             Form::Original => f.write_str("original"),
             Form::Jpeg { quality } => write!(f, "jpeg{quality}"),
             Form::Int8 => f.write_str("int8-tensor"),
+            Form::Split { nodes } => write!(f, "split@{nodes}"),
         }
     }
 }
@@ -46,8 +54,17 @@ impl std::fmt::Display for Form {
 impl std::str::FromStr for Form {
     type Err = String;
 
-    /// `original`, `int8-tensor`, or `jpegQ` with Q in 1..=100 (the names [`Form`] displays).
+    /// `original`, `int8-tensor`, `jpegQ` with Q in 1..=100, or `split@N` (the names [`Form`]
+    /// displays).
     fn from_str(s: &str) -> Result<Form, String> {
+        if let Some(n) = s.strip_prefix("split@") {
+            return n
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .map(|nodes| Form::Split { nodes })
+                .ok_or_else(|| format!("`{s}`: expected split@N with N the cut's number (`ferry eval --splits` lists them)"));
+        }
         match s {
             "original" => Ok(Form::Original),
             "int8-tensor" => Ok(Form::Int8),
@@ -56,7 +73,7 @@ impl std::str::FromStr for Form {
                 .and_then(|q| q.parse::<u8>().ok())
                 .filter(|q| (1..=100).contains(q))
                 .map(|quality| Form::Jpeg { quality })
-                .ok_or_else(|| format!("`{s}`: expected original, int8-tensor or jpegQ with Q in 1..=100")),
+                .ok_or_else(|| format!("`{s}`: expected original, int8-tensor, jpegQ with Q in 1..=100, or split@N")),
         }
     }
 }
@@ -79,9 +96,12 @@ pub fn make(manifest: &Manifest, form: Form, original: &[u8]) -> Result<Made, Ru
     if form == Form::Original {
         return Ok(Made::Original);
     }
+    if let Form::Split { .. } = form {
+        return Err(RuntimeError::Split { message: format!("{form} is made by running its head (ferry_runtime::split::Head)") });
+    }
     let image = preprocess::decode_image(original, "the original image")?;
     Ok(match form {
-        Form::Original => Made::Original,
+        Form::Original | Form::Split { .. } => Made::Original,
         Form::Jpeg { quality } => Made::Jpeg(shaped_jpeg(manifest, &image, quality)?),
         Form::Int8 => Made::Int8(quantize_image(manifest, &image)),
     })

@@ -12,6 +12,8 @@
 //! - [`preprocess`]: bounded image decoding, resize, crop, normalise; tensor shape checks.
 //! - [`forms`]: what a device may send instead of the original file (a shaped JPEG, the exact
 //!   INT8 tensor), made with the same preprocessing.
+//! - [`split`]: split inference: a model's cut points, its head and tail as ONNX files,
+//!   the crossing tensor quantized.
 //! - [`topk`]: softmax and top-k.
 //! - [`eval`]: accuracy on a labelled image set (top-1/top-5, agreement, 95 % intervals) and its
 //!   fixed calibration/evaluation split.
@@ -37,11 +39,12 @@ pub mod manifest;
 pub mod model;
 pub mod preprocess;
 pub mod quant;
+pub mod split;
 pub mod store;
 pub mod topk;
 pub mod tract_engine;
 
-pub use engine::{Cancel, Engine, RawOutput, Session, Threads};
+pub use engine::{Cancel, Engine, Part, RawOutput, Session, Threads};
 pub use error::RuntimeError;
 pub use ferry_hal::Precision;
 pub use manifest::Manifest;

@@ -147,6 +147,36 @@ pub struct Evaluation {
     /// `[[evaluation.form]]`: per shaped input form.
     #[serde(default, rename = "form")]
     pub forms: Vec<FormFigures>,
+    /// `[[evaluation.cut]]`: per candidate cut of split inference.
+    #[serde(default, rename = "cut")]
+    pub cuts: Vec<CutFigures>,
+}
+
+/// `[[evaluation.cut]]`: split inference at one cut, FP32 halves, the crossing tensor as u8.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CutFigures {
+    /// Its name, `split@N` ([`crate::split::Cut::name`]).
+    pub cut: String,
+    /// The crossing tensor's name in the graph.
+    pub tensor: String,
+    /// Payload bytes (one per value).
+    pub bytes: u32,
+    /// Making it from the original on the measuring machine (decode, preprocess, head,
+    /// quantize), ms.
+    pub make_ms: f64,
+    /// The head's compute alone, ms.
+    pub head_ms: f64,
+    /// The tail's compute, ms.
+    pub tail_ms: f64,
+    /// Top-1 against the labels, %.
+    pub top1: f32,
+    /// Its 95 % interval (Wilson), %.
+    pub top1_interval: [f32; 2],
+    /// Top-1 agreement with the whole model, %.
+    pub agreement: f32,
+    /// Top-1 agreement where the whole model is confident (p >= 0.5), %.
+    pub confident_agreement: f32,
 }
 
 /// `[[evaluation.form]]`: one shaped input form, FP32 model.
@@ -171,6 +201,11 @@ impl Evaluation {
     /// The figures of one form.
     pub fn form(&self, name: &str) -> Option<&FormFigures> {
         self.forms.iter().find(|f| f.form == name)
+    }
+
+    /// The figures of one cut (`split@N`).
+    pub fn cut(&self, name: &str) -> Option<&CutFigures> {
+        self.cuts.iter().find(|c| c.cut == name)
     }
 }
 

@@ -115,11 +115,17 @@ impl LocalModel {
         Ok(self.finish(one.scores, one.compute, k))
     }
 
-    fn finish(&self, mut scores: Vec<f32>, compute: Duration, k: usize) -> Inference {
-        if self.manifest.output.scores == Scores::Logits {
-            softmax(&mut scores);
-        }
-        let top = top_k(&scores, &self.labels, k);
-        Inference { top, probabilities: scores, compute }
+    fn finish(&self, scores: Vec<f32>, compute: Duration, k: usize) -> Inference {
+        finish(&self.manifest, &self.labels, scores, compute, k)
     }
+}
+
+/// The answer from a model's raw output scores: probabilities (softmax of logits) and top `k`.
+/// The whole model and a split's tail both end here.
+pub(crate) fn finish(manifest: &Manifest, labels: &[String], mut scores: Vec<f32>, compute: Duration, k: usize) -> Inference {
+    if manifest.output.scores == Scores::Logits {
+        softmax(&mut scores);
+    }
+    let top = top_k(&scores, labels, k);
+    Inference { top, probabilities: scores, compute }
 }

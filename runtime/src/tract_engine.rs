@@ -10,7 +10,7 @@ use ferry_hal::Precision;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 
-use crate::engine::{Cancel, Engine, RawOutput, Session, Threads};
+use crate::engine::{Cancel, Engine, Part, RawOutput, Session, Threads};
 use crate::error::RuntimeError;
 use crate::manifest::Manifest;
 use crate::quant;
@@ -36,13 +36,21 @@ impl Engine for TractEngine {
     fn load(&self, manifest: &Manifest, precision: Precision) -> Result<Box<dyn Session>, RuntimeError> {
         let path = manifest.model_path(precision)?;
         let plan = load_plan(manifest, &path, self.threads)?;
-        Ok(Box::new(TractSession {
-            plan,
-            states: Mutex::new(Vec::new()),
-            shape: manifest.input.shape.clone(),
-            model: manifest.name.clone(),
-            precision,
-        }))
+        Ok(Box::new(TractSession::new(plan, manifest.input.shape.clone(), manifest.name.clone(), precision)))
+    }
+
+    fn load_part(&self, part: &Part) -> Result<Box<dyn Session>, RuntimeError> {
+        let path = &part.path;
+        let file_err = |e: TractError| RuntimeError::ModelFile { path: path.to_path_buf(), message: format!("{e:#}") };
+        if !path.is_file() {
+            return Err(RuntimeError::ModelFile { path: path.to_path_buf(), message: "no such file".to_string() });
+        }
+        let model = tract_onnx::onnx().model_for_path(path).map_err(file_err)?;
+        let plan = optimize(model, &part.input_shape, path, self.threads, |shape| {
+            let len: usize = shape.iter().product();
+            (len == part.output_len).then_some(()).ok_or_else(|| format!("{}: output shape {shape:?}, expected {} values", part.label, part.output_len))
+        })?;
+        Ok(Box::new(TractSession::new(plan, part.input_shape.clone(), part.label.clone(), Precision::Fp32)))
     }
 }
 
@@ -63,18 +71,32 @@ fn load_plan(manifest: &Manifest, path: &Path, threads: Threads) -> Result<Arc<T
         return Err(mismatch(format!("input is named `{input_name}`, the manifest says `{}`", manifest.input.name)));
     }
     check_declared_shape(&model, &manifest.input.shape).map_err(mismatch)?;
+    let classes = manifest.output.classes;
+    optimize(model, &manifest.input.shape, path, threads, |shape| {
+        (shape.iter().product::<usize>() == classes).then_some(()).ok_or_else(|| format!("output shape {shape:?}, the manifest says {classes} classes"))
+    })
+}
 
+/// Types and optimizes a loaded model at `input_shape` (integer kernels for QDQ ops), checks
+/// its output shape with `check_output`, and makes the runnable plan.
+fn optimize(
+    model: InferenceModel,
+    input_shape: &[usize],
+    path: &Path,
+    threads: Threads,
+    check_output: impl Fn(&[usize]) -> Result<(), String>,
+) -> Result<Arc<TypedSimplePlan>, RuntimeError> {
+    let file_err = |e: TractError| RuntimeError::ModelFile { path: path.to_path_buf(), message: format!("{e:#}") };
+    let mismatch = |message: String| RuntimeError::ManifestMismatch { path: path.to_path_buf(), message };
     let model = model
-        .with_input_fact(0, f32::fact(manifest.input.shape.clone()).into())
+        .with_input_fact(0, f32::fact(input_shape.to_vec()).into())
         .and_then(|m| m.into_typed())
         .map_err(|e| mismatch(format!("{e:#}")))?;
     let model = integer_kernels(model, path).into_optimized().map_err(|e| mismatch(format!("{e:#}")))?;
     let out_shape = model.output_fact(0).ok().and_then(|f| f.shape.as_concrete().map(<[usize]>::to_vec));
     match out_shape {
-        Some(s) if s.iter().product::<usize>() == manifest.output.classes => {}
-        other => {
-            return Err(mismatch(format!("output shape {other:?}, the manifest says {} classes", manifest.output.classes)))
-        }
+        Some(s) => check_output(&s).map_err(mismatch)?,
+        None => return Err(mismatch("the output shape is not fixed at this input shape".to_string())),
     }
     let mut options = RunOptions::default();
     if threads.0 > 1 {
@@ -145,6 +167,10 @@ struct TractSession {
 }
 
 impl TractSession {
+    fn new(plan: Arc<TypedSimplePlan>, shape: Vec<usize>, model: String, precision: Precision) -> TractSession {
+        TractSession { plan, states: Mutex::new(Vec::new()), shape, model, precision }
+    }
+
     fn pool(&self) -> MutexGuard<'_, Vec<TypedSimpleState>> {
         // A panic elsewhere cannot leave a half-updated Vec of states: recover it.
         self.states.lock().unwrap_or_else(|poisoned| poisoned.into_inner())

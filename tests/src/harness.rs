@@ -551,6 +551,9 @@ pub struct EdgeOptions {
     pub workers: usize,
     /// Shared-subscription group.
     pub share_group: String,
+    /// Serve split requests for the models (their tails cut into the edge's own temporary
+    /// cache folder).
+    pub splits: bool,
 }
 
 impl Default for EdgeOptions {
@@ -561,6 +564,7 @@ impl Default for EdgeOptions {
             queue_capacity: 32,
             workers: 1,
             share_group: "ferry-edges".into(),
+            splits: false,
         }
     }
 }
@@ -597,8 +601,11 @@ impl Edge {
             options.queue_capacity,
             options.workers,
         );
+        if options.splits {
+            toml.push_str(&format!("cache_dir = \"{}\"\n", dir.path().join("cache").display()));
+        }
         for m in &options.models {
-            toml.push_str(&format!("[models.{m}]\nprecisions = [\"fp32\"]\n"));
+            toml.push_str(&format!("[models.{m}]\nprecisions = [\"fp32\"]\nsplits = {}\n", options.splits));
         }
         toml.push_str(&format!(
             "[mqtt]\nbroker = \"{}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nclient_id = \"{}\"\n\

@@ -8,7 +8,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use ferry_runtime::eval::{LabelledSet, Proportion, Split, SplitPart, Tally, TOP_K};
 use ferry_runtime::forms::{self, Form, InputQuant};
-use ferry_runtime::{preprocess, Inference, LocalModel, ModelStore, Precision, Threads, TractEngine};
+use ferry_runtime::split::{Cut, Head, Splitter, Tail};
+use ferry_runtime::{preprocess, Cancel, Inference, LocalModel, ModelStore, Precision, Threads, TractEngine};
 
 use crate::cli::EvalArgs;
 
@@ -57,6 +58,22 @@ pub struct FormFigures {
     pub encode_ms: f64,
 }
 
+/// One cut's figures (split inference, FP32 halves).
+#[derive(Debug, Clone)]
+pub struct SplitFigures {
+    /// The cut.
+    pub cut: Cut,
+    /// Against the labels and against the whole FP32 model on the same image.
+    pub tally: Tally,
+    /// Mean head compute, ms (this machine).
+    pub head_ms: f64,
+    /// Mean tail compute, ms (this machine).
+    pub tail_ms: f64,
+    /// Mean time to make the crossing tensor from the original bytes (decode, preprocess,
+    /// head, quantize: what the device does before a split offload), ms.
+    pub make_ms: f64,
+}
+
 /// What `ferry eval` measured.
 #[derive(Debug, Clone)]
 pub struct Evaluation {
@@ -70,6 +87,8 @@ pub struct Evaluation {
     pub variants: Vec<VariantFigures>,
     /// The input forms asked for.
     pub forms: Vec<FormFigures>,
+    /// Every candidate cut, if asked for; with the whole FP32 model's mean compute, ms.
+    pub splits: Vec<SplitFigures>,
 }
 
 /// Runs `ferry eval`.
@@ -86,7 +105,8 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         "all" => SplitPart::All,
         _ => SplitPart::Evaluation,
     };
-    let evaluation = evaluate(&store, &args.model, &data, part, args.limit.map(|n| n as usize), &args.forms, args.fp32_only, Threads(args.threads.into()))?;
+    let options = Options { forms: args.forms.clone(), fp32_only: args.fp32_only, splits: args.splits, threads: Threads(args.threads.into()) };
+    let evaluation = evaluate(&store, &args.model, &data, part, args.limit.map(|n| n as usize), &options)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&to_json(&args.model, &evaluation))?);
     } else {
@@ -95,19 +115,24 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     Ok(())
 }
 
+/// What to measure besides the FP32 model on the original images.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Input forms.
+    pub forms: Vec<Form>,
+    /// Leave out the variants other than FP32.
+    pub fp32_only: bool,
+    /// Every candidate cut of split inference.
+    pub splits: bool,
+    /// Threads for tract.
+    pub threads: Threads,
+}
+
 /// Measures every variant of `model` on `part` of the set in `data` (the first `limit` images
 /// of it if given).
-pub fn evaluate(
-    store: &ModelStore,
-    model: &str,
-    data: &std::path::Path,
-    part: SplitPart,
-    limit: Option<usize>,
-    forms: &[Form],
-    fp32_only: bool,
-    threads: Threads,
-) -> Result<Evaluation> {
-    let engine = TractEngine::new(threads);
+pub fn evaluate(store: &ModelStore, model: &str, data: &std::path::Path, part: SplitPart, limit: Option<usize>, options: &Options) -> Result<Evaluation> {
+    let (forms, fp32_only) = (options.forms.as_slice(), options.fp32_only);
+    let engine = TractEngine::new(options.threads);
     let reference = store.load(&engine, model, Precision::Fp32)?;
     let mut others: Vec<LocalModel> = Vec::new();
     for variant in &reference.manifest().variants {
@@ -127,10 +152,15 @@ pub fn evaluate(
     let mut form_bytes = vec![0.0f64; forms.len()];
     let mut form_secs = vec![0.0f64; forms.len()];
     let quant = InputQuant::of(reference.manifest());
+    let halves = if options.splits { load_halves(&engine, reference.manifest())? } else { Vec::new() };
+    let mut split_tallies = vec![Tally::default(); halves.len()];
+    let mut split_secs = vec![(0.0f64, 0.0f64, 0.0f64); halves.len()];
     let started = Instant::now();
     for image in &images {
         let original = std::fs::read(&image.path).with_context(|| image.path.display().to_string())?;
+        let decode_started = Instant::now();
         let decoded = preprocess::decode_image(&original, &image.path.display().to_string())?;
+        let decode_s = decode_started.elapsed().as_secs_f64();
         let first = reference.infer_image(&decoded, TOP_K)?;
         let Some(top) = first.top.first().cloned() else {
             bail!("model `{model}` gave no classes for {}", image.path.display());
@@ -147,6 +177,22 @@ pub fn evaluate(
             form_secs[i] += make_s;
             form_bytes[i] += bytes as f64;
             form_tallies[i].record(image.class, &answer.top, &top);
+        }
+        if !halves.is_empty() {
+            let prep_started = Instant::now();
+            let tensor = preprocess::image_to_tensor(reference.manifest(), &decoded);
+            let prep_s = decode_s + prep_started.elapsed().as_secs_f64();
+            for (i, (head, tail)) in halves.iter().enumerate() {
+                let made = Instant::now();
+                let (q, head_time) = head.run_tensor(&tensor, &Cancel::new())?;
+                let make_s = prep_s + made.elapsed().as_secs_f64();
+                let cut = head.cut();
+                let answer = tail.infer(&cut.shape, q.scale, q.zero_point, &q.values, TOP_K)?;
+                split_tallies[i].record(image.class, &answer.top, &top);
+                split_secs[i].0 += head_time.as_secs_f64();
+                split_secs[i].1 += answer.compute.as_secs_f64();
+                split_secs[i].2 += make_s;
+            }
         }
     }
     tracing::info!(images = images.len(), took_s = started.elapsed().as_secs_f64(), "evaluated");
@@ -167,7 +213,24 @@ pub fn evaluate(
             encode_ms: if *form == Form::Original { 0.0 } else { form_secs[i] * 1e3 / n },
         })
         .collect();
-    Ok(Evaluation { data: data.to_path_buf(), part, images: images.len(), variants, forms })
+    let splits = halves
+        .iter()
+        .zip(split_tallies)
+        .zip(split_secs)
+        .map(|(((head, _), tally), (h, t, m))| SplitFigures { cut: head.cut().clone(), tally, head_ms: h * 1e3 / n, tail_ms: t * 1e3 / n, make_ms: m * 1e3 / n })
+        .collect();
+    Ok(Evaluation { data: data.to_path_buf(), part, images: images.len(), variants, forms, splits })
+}
+
+/// The head and tail of every candidate cut of the model, cut into the cache folder.
+fn load_halves(engine: &TractEngine, manifest: &ferry_runtime::Manifest) -> Result<Vec<(Head, Tail)>> {
+    let splitter = Splitter::open(std::sync::Arc::new(manifest.clone()))?;
+    let cache = ferry_runtime::split::cache_dir();
+    splitter
+        .cuts()
+        .iter()
+        .map(|cut| Ok((splitter.load_head(engine, cut, &cache)?, splitter.load_tail(engine, cut, &cache)?)))
+        .collect()
 }
 
 /// Makes `form` of one image as a device would ([`forms::make`]: decode, shape, encode),
@@ -237,12 +300,31 @@ pub fn to_json(model: &str, e: &Evaluation) -> serde_json::Value {
             (f.form.to_string(), o)
         })
         .collect();
+    let splits: Vec<serde_json::Value> = e
+        .splits
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "cut": s.cut.name(),
+                "tensor": s.cut.tensor,
+                "shape": s.cut.shape,
+                "bytes": s.cut.values(),
+                "make_ms": s.make_ms,
+                "head_ms": s.head_ms,
+                "tail_ms": s.tail_ms,
+                "top1": proportion_json(&s.tally.top1),
+                "agreement_with_whole": proportion_json(&s.tally.agreement),
+                "agreement_where_confident": proportion_json(&s.tally.confident_agreement),
+            })
+        })
+        .collect();
     serde_json::json!({
         "model": model,
         "data": e.data.display().to_string(),
         "split": {"seed": Split::SEED, "calibration": Split::CALIBRATION, "part": e.part.name(), "images": e.images},
         "variants": variants,
         "forms_fp32": forms,
+        "cuts_fp32": splits,
     })
 }
 
@@ -266,6 +348,23 @@ fn print_table(model: &str, e: &Evaluation) {
             agreement,
             v.mean_ms
         );
+    }
+    if !e.splits.is_empty() {
+        println!("\nsplit inference, fp32 halves, the crossing tensor as u8, against the whole model:");
+        println!("{:<10} {:>8} {:>8} {:>8} {:>8} {:<32} {:<32} {:<32}", "cut", "bytes", "make ms", "head ms", "tail ms", "top-1", "top-1 agreement", "agreement where p >= 0.5");
+        for s in &e.splits {
+            println!(
+                "{:<10} {:>8} {:>8.2} {:>8.2} {:>8.2} {:<32} {:<32} {:<32}",
+                s.cut.name(),
+                s.cut.values(),
+                s.make_ms,
+                s.head_ms,
+                s.tail_ms,
+                s.tally.top1.describe(),
+                s.tally.agreement.describe(),
+                s.tally.confident_agreement.describe()
+            );
+        }
     }
     if e.forms.is_empty() {
         return;

@@ -104,6 +104,9 @@ pub enum FormVerdict {
         mean_bytes: u32,
         /// Time to make it on the measuring machine, ms.
         make_ms: f64,
+        /// The edge's compute for it as a share of the whole model's (a split's tail; 1 for
+        /// a shaped input).
+        edge_share: f64,
     },
     /// It loses more top-1 than the manifest allows.
     TooLossy {
@@ -116,14 +119,19 @@ pub enum FormVerdict {
     Unmeasured,
 }
 
-/// The verdict for sending `model`'s input in form `name`.
+/// The verdict for sending `model`'s input in form `name` (a shaped input, or a split
+/// `split@N` from `[[evaluation.cut]]`).
 pub fn form_verdict(manifest: &Manifest, name: &str) -> FormVerdict {
-    let Some((e, f)) = manifest.evaluation.as_ref().and_then(|e| e.form(name).map(|f| (e, f))) else {
-        return FormVerdict::Unmeasured;
+    let Some(e) = manifest.evaluation.as_ref() else { return FormVerdict::Unmeasured };
+    let figures = if name.starts_with("split@") {
+        e.cut(name).map(|c| (c.top1, c.bytes, c.make_ms, c.tail_ms / (c.head_ms + c.tail_ms).max(1e-9)))
+    } else {
+        e.form(name).map(|f| (f.top1, f.mean_bytes, f.make_ms, 1.0))
     };
-    let (drop, max) = (e.top1 - f.top1, manifest.accuracy.max_top1_drop);
+    let Some((top1, mean_bytes, make_ms, edge_share)) = figures else { return FormVerdict::Unmeasured };
+    let (drop, max) = (e.top1 - top1, manifest.accuracy.max_top1_drop);
     if drop <= max {
-        FormVerdict::Within { drop, mean_bytes: f.mean_bytes, make_ms: f.make_ms }
+        FormVerdict::Within { drop, mean_bytes, make_ms, edge_share: edge_share.clamp(1e-3, 1.0) }
     } else {
         FormVerdict::TooLossy { drop, max }
     }
@@ -181,15 +189,16 @@ pub fn offer_forms(config: &mut Config, store: &ModelStore) -> Result<(), String
                 };
                 match form_verdict(manifest, name) {
                     FormVerdict::Within { .. } if offered.iter().filter(|f| &f.model == model).count() >= ferry_decide::config::MAX_FORMS => {
-                        tracing::warn!(model = %model, form = %name, "input form not sent: at most 4 shaped forms per model");
+                        tracing::warn!(model = %model, form = %name, "input form not sent: at most 8 shaped forms per model");
                     }
-                    FormVerdict::Within { drop, mean_bytes, make_ms } => {
-                        tracing::info!(model = %model, form = %name, top1_drop = drop, mean_bytes, make_ms, "input form offered to the edge");
+                    FormVerdict::Within { drop, mean_bytes, make_ms, edge_share } => {
+                        tracing::info!(model = %model, form = %name, top1_drop = drop, mean_bytes, make_ms, edge_share, "input form offered to the edge");
                         offered.push(FormConfig {
                             model: model.clone(),
                             name: name.clone(),
                             up_bytes: mean_bytes.saturating_add(envelope_bytes(model)),
                             encode_ms: make_ms,
+                            edge_share,
                         });
                     }
                     FormVerdict::TooLossy { drop, max } => tracing::warn!(

@@ -135,6 +135,8 @@ pub fn infer(model: &LocalModel, request: &Request, k: usize, cancel: &Cancel) -
             forms::tensor_of_quantized(model.manifest(), q.params(), &shape, q.tensor.data(), q.tensor.dtype() == DType::I8)
                 .and_then(|t| model.infer_tensor_cancellable(&shape, &t, k, cancel))
         }
+        // Made by the executor for the edge from an image request; never a local run's input.
+        Input::Split { .. } => return Err("a split request's crossing tensor runs on the edge's tail, not locally".to_string()),
     };
     result.map(|i| (request.request_id, i)).map_err(|e| e.to_string())
 }

@@ -161,6 +161,7 @@ pub struct Prepared {
     device: DeviceId,
     runner: TractRunner,
     manifests: HashMap<String, Arc<Manifest>>,
+    shaper: shaper::ManifestShaper,
 }
 
 impl Daemon {
@@ -189,7 +190,7 @@ impl Daemon {
         let engine = TractEngine::new(Threads(config.agent.threads.into()));
         let targets = decider.targets().clone();
         let (top_k, slowdown) = (usize::from(config.agent.top_k), config.agent.emulate_slowdown);
-        let (runner, manifests) = tokio::task::spawn_blocking(move || {
+        let (runner, manifests, heads) = tokio::task::spawn_blocking(move || {
             let runner = TractRunner::load(&store, &engine, &targets, top_k, slowdown)?;
             // Models only an edge serves are checked against their manifest when the device
             // has it; without one, an image is still decoded before it is sent.
@@ -202,17 +203,23 @@ impl Daemon {
                     }
                 }
             }
-            Ok::<_, ferry_runtime::RuntimeError>((runner, manifests))
+            let heads = shaper::load_heads(&engine, &manifests, &targets, &ferry_runtime::split::cache_dir())?;
+            Ok::<_, ferry_runtime::RuntimeError>((runner, manifests, heads))
         })
         .await
         .map_err(|e| StartError::Join(e.to_string()))??;
-        Ok(Prepared { config, board, decider, device, runner, manifests })
+        let shaper = shaper::ManifestShaper::new(manifests.clone(), heads);
+        let mut decider = decider;
+        for obs in shaper::measure_heads(&shaper, decider.targets()) {
+            decider.observe(obs, 0);
+        }
+        Ok(Prepared { config, board, decider, device, runner, manifests, shaper })
     }
 
     /// Starts what [`Daemon::prepare`] loaded: the edge link (it connects in the background),
     /// telemetry, and a few warm-up runs that seed the local estimates.
     pub async fn start_prepared(prepared: Prepared) -> Result<Arc<Daemon>, StartError> {
-        let Prepared { config, board, decider, device, runner, manifests } = prepared;
+        let Prepared { config, board, decider, device, runner, manifests, shaper } = prepared;
         let runner = Arc::new(runner);
 
         let offloader = match &config.mqtt {
@@ -233,7 +240,7 @@ impl Daemon {
             None => Vec::new(),
         };
         let edges = edge_links.iter().map(|(id, l)| (decider.targets().name(*id).to_string(), l.clone())).collect();
-        let shaper = Arc::new(shaper::ManifestShaper::new(manifests.clone()));
+        let shaper = Arc::new(shaper);
         let executor = Executor::new(decider, runner.clone(), edges).with_shaper(shaper);
         let (telemetry, publisher) = match &config.mqtt {
             Some(mqtt) if config.telemetry.enabled => {

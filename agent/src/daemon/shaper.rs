@@ -1,24 +1,104 @@
-//! Makes an image request's input into a shaped form before an offload, with the model's
-//! manifest ([`ferry_runtime::forms::make`]: decode, resize and crop, encode), for the
-//! executor ([`ferry_exec::Shaper`]).
+//! Makes an image request's input into the form its offload sends, for the executor
+//! ([`ferry_exec::Shaper`]): a shaped form with the model's manifest
+//! ([`ferry_runtime::forms::make`]: decode, resize and crop, encode), or a split's crossing
+//! tensor by running the cut's head ([`ferry_runtime::split::Head`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
+use ferry_decide::{FormId, ModelId, Observation, Targets};
 use ferry_protocol::{DType, ImageFormat, Input, Quantized, Request, Shape, Tensor};
 use ferry_runtime::forms::{self, Form, InputQuant, Made};
-use ferry_runtime::Manifest;
+use ferry_runtime::split::{Head, Splitter};
+use ferry_runtime::{preprocess, Cancel, Engine, Manifest, RuntimeError};
 
-/// The manifests of the models the agent knows, by name.
+/// The manifests of the models the agent knows, by name, and the heads of the splits offered.
 pub struct ManifestShaper {
     manifests: HashMap<String, Arc<Manifest>>,
+    /// By (model, `split@N`).
+    heads: HashMap<(String, String), Head>,
 }
 
 impl ManifestShaper {
-    /// Over these manifests.
-    pub fn new(manifests: HashMap<String, Arc<Manifest>>) -> Self {
-        Self { manifests }
+    /// Over these manifests and heads.
+    pub fn new(manifests: HashMap<String, Arc<Manifest>>, heads: HashMap<(String, String), Head>) -> Self {
+        Self { manifests, heads }
     }
+}
+
+/// Loads the head of every split form the decision may choose (`targets`' forms named
+/// `split@N`), cut into `cache`. A cut the model's FP32 file does not have is an error.
+pub fn load_heads(
+    engine: &dyn Engine,
+    manifests: &HashMap<String, Arc<Manifest>>,
+    targets: &Targets,
+    cache: &std::path::Path,
+) -> Result<HashMap<(String, String), Head>, RuntimeError> {
+    let mut heads = HashMap::new();
+    for m in 0..targets.model_count() {
+        let model = targets.model_name(ModelId(m as u8));
+        let splits: Vec<&str> = targets.forms_of(ModelId(m as u8)).iter().map(|f| f.name.as_str()).filter(|n| n.starts_with("split@")).collect();
+        if splits.is_empty() {
+            continue;
+        }
+        let manifest = manifests.get(model).ok_or_else(|| RuntimeError::Split { message: format!("model `{model}`: no manifest on this device to cut it by") })?;
+        let splitter = Splitter::open(manifest.clone())?;
+        for name in splits {
+            let cut = splitter.by_name(name).ok_or_else(|| RuntimeError::Split {
+                message: format!(
+                    "model `{model}` has no candidate cut {name} (its FP32 file has {})",
+                    splitter.cuts().iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+                ),
+            })?;
+            heads.insert((model.to_string(), name.to_string()), splitter.load_head(engine, cut, cache)?);
+        }
+    }
+    Ok(heads)
+}
+
+/// Times each loaded head at start-up (its second run on a blank input, the first warms it),
+/// as the observation that seeds the head's making time: the measured head, plus the part of
+/// the manifest's making time that is not the head (decoding and preprocessing) until the
+/// first real split offload measures it all.
+pub fn measure_heads(shaper: &ManifestShaper, targets: &Targets) -> Vec<Observation> {
+    let mut out = Vec::new();
+    for ((model, name), head) in &shaper.heads {
+        let Some(manifest) = shaper.manifests.get(model) else { continue };
+        let (Some(model_id), Some(form)) = (targets.model_id(model), form_id(targets, model, name)) else { continue };
+        let blank = vec![0.0f32; manifest.input_len()];
+        let mut taken = None;
+        for _ in 0..2 {
+            let started = Instant::now();
+            if head.run_tensor(&blank, &Cancel::new()).is_err() {
+                break;
+            }
+            taken = Some(started.elapsed());
+        }
+        let Some(taken) = taken else { continue };
+        let figures = manifest.evaluation.as_ref().and_then(|e| e.cut(name));
+        let rest_ms = figures.map_or(0.0, |c| (c.make_ms - c.head_ms).max(0.0));
+        let encode_us = (taken.as_secs_f64() * 1e6 + rest_ms * 1e3) as u32;
+        let up_bytes = targets.form(model_id, form).map_or(0, |f| f.prior_up_bytes);
+        tracing::info!(model = %model, form = %name, head_ms = taken.as_secs_f64() * 1e3, "split head measured");
+        out.push(Observation::Shaped { model: model_id, form, up_bytes, encode_us });
+    }
+    out
+}
+
+fn form_id(targets: &Targets, model: &str, name: &str) -> Option<FormId> {
+    let m = targets.model_id(model)?;
+    targets.forms_of(m).iter().position(|f| f.name == name).map(|k| FormId(k as u8 + 1))
+}
+
+/// The protocol input of a split: the crossing tensor as u8 with its one scale.
+fn split_input(head: &Head, q: ferry_runtime::split::activation::Quantized) -> Result<Input, String> {
+    let cut = head.cut();
+    let dims: Vec<u32> = cut.shape.iter().map(|&d| u32::try_from(d).unwrap_or(u32::MAX)).collect();
+    let shape = Shape::new(&dims).map_err(|e| e.to_string())?;
+    let tensor = Tensor::new(DType::U8, shape, q.values).map_err(|e| e.to_string())?;
+    let tensor = Quantized::new(&[q.scale], &[q.zero_point], tensor).map_err(|e| e.to_string())?;
+    Ok(Input::Split { cut: cut.tensor.clone(), tensor })
 }
 
 /// The protocol input for a made form (`None` for the original).
@@ -44,8 +124,17 @@ impl ferry_exec::Shaper for ManifestShaper {
         let Input::Image { bytes, .. } = &request.input else {
             return Err("only an original image input can be shaped".to_string());
         };
-        let made = forms::make(manifest, form, bytes).map_err(|e| e.to_string())?;
-        let Some(input) = input_of(manifest, made)? else { return Ok(request.clone()) };
+        let input = if let Form::Split { .. } = form {
+            let key = (request.model.as_str().to_string(), form.to_string());
+            let head = self.heads.get(&key).ok_or_else(|| format!("no head loaded for {} of `{}`", key.1, key.0))?;
+            let image = preprocess::decode_image(bytes, "the request's image").map_err(|e| e.to_string())?;
+            let (q, _) = head.run_image(&image, &Cancel::new()).map_err(|e| e.to_string())?;
+            split_input(head, q)?
+        } else {
+            let made = forms::make(manifest, form, bytes).map_err(|e| e.to_string())?;
+            let Some(input) = input_of(manifest, made)? else { return Ok(request.clone()) };
+            input
+        };
         Ok(Request {
             request_id: request.request_id,
             device_id: request.device_id,
@@ -79,7 +168,7 @@ mod tests {
             input: Input::Image { format: ImageFormat::Jpeg, bytes },
         };
         let manifests = HashMap::from([("efficientnet-lite0".to_string(), Arc::new(manifest))]);
-        (ManifestShaper::new(manifests), request)
+        (ManifestShaper::new(manifests, HashMap::new()), request)
     }
 
     #[test]

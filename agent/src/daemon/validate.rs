@@ -57,6 +57,7 @@ pub fn check(manifest: Option<&Manifest>, input: &Input) -> Result<Option<Vec<f3
                 .map(Some)
                 .map_err(|e| InvalidInput(e.to_string()))
         }
+        Input::Split { .. } => Err(InvalidInput("a split tensor is made by the agent for the edge; send the image".to_string())),
     }
 }
 

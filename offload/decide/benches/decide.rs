@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use ferry_decide::sim::SIM_CONFIG;
-use ferry_decide::{Config, Decider, ModelId, Observation, RequestInfo, SystemState, TargetId};
+use ferry_decide::{Config, Decider, FormId, ModelId, Observation, RequestInfo, SystemState, TargetId};
 
 fn warmed() -> Decider {
     let mut d = Decider::new(&Config::from_toml(SIM_CONFIG).expect("sim config parses")).expect("decider");
@@ -25,6 +25,7 @@ fn warmed() -> Decider {
             Observation::OffloadAnswered {
                 target: TargetId(3),
                 model: ModelId(0),
+                form: FormId::ORIGINAL,
                 up_bytes: 150_000,
                 down_bytes: 1_000,
                 total_us: 35_000,

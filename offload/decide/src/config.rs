@@ -18,7 +18,7 @@ pub const MAX_TARGETS: usize = 8;
 /// The most distinct models a decider handles.
 pub const MAX_MODELS: usize = 8;
 /// The most shaped input forms per model ([`FormConfig`]), besides the original.
-pub const MAX_FORMS: usize = 4;
+pub const MAX_FORMS: usize = 8;
 /// The largest request on the wire: the protocol's 4 MiB message cap.
 const MAX_UP_BYTES: u32 = 4 << 20;
 
@@ -54,8 +54,20 @@ pub struct FormConfig {
     pub name: String,
     /// One request in this form on the wire, bytes (envelope included), until measured.
     pub up_bytes: u32,
-    /// Time to make it on the board from the original input, ms, until measured.
+    /// Time to make it on the board from the original input, ms, until measured (for a
+    /// split, running the head).
     pub encode_ms: f64,
+    /// The edge's compute for a request in this form, as a share of its compute for the whole
+    /// model (in (0, 1]): a split's tail, measured tail / whole; 1 (the default) for a shaped
+    /// input, which the whole model runs on. The edge's compute estimate stays one per model:
+    /// the prediction takes this share of it, and an answer in this form teaches it the
+    /// reported compute divided by the share.
+    #[serde(default = "one")]
+    pub edge_share: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// What "cost" means.
@@ -473,7 +485,7 @@ impl Config {
                 return bad("forms", "each model's form at most once");
             }
             if self.forms.iter().filter(|g| g.model == f.model).count() > MAX_FORMS {
-                return bad("forms", "at most 4 forms per model");
+                return bad("forms", "at most 8 forms per model");
             }
             if f.name.is_empty() || f.name == "original" {
                 return bad("forms.name", "a shaped form's name (the original is always there)");
@@ -483,6 +495,9 @@ impl Config {
             }
             if !(f.encode_ms.is_finite() && (0.0..=600_000.0).contains(&f.encode_ms)) {
                 return bad("forms.encode_ms", "must be in 0..=600000");
+            }
+            if !(f.edge_share > 0.0 && f.edge_share <= 1.0) {
+                return bad("forms.edge_share", "must be in (0, 1]");
             }
         }
         for t in &self.targets {

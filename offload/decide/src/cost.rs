@@ -166,8 +166,8 @@ pub fn predict(
         }
         let mut best: Option<PathEstimate> = None;
         for form in (0..=MAX_FORMS as u8).map(FormId) {
-            let (up_bytes, encode_us) = if form == FormId::ORIGINAL {
-                (req.up_bytes, 0.0)
+            let (up_bytes, encode_us, edge_share) = if form == FormId::ORIGINAL {
+                (req.up_bytes, 0.0, 1.0)
             } else if req.shapeable && t.accepts(req.model, form) {
                 match est.form_cost(req.model, form) {
                     Some(c) => c,
@@ -176,7 +176,7 @@ pub fn predict(
             } else {
                 continue;
             };
-            let p = edge_path(t.id.0, e, req, up_bytes, encode_us, best_local_mean_us, timeout_us, k, energy, now_us);
+            let p = edge_path(t.id.0, e, req, (up_bytes, encode_us, edge_share), best_local_mean_us, timeout_us, k, energy, now_us);
             if best.is_none_or(|b| p.mean_ms < b.mean_ms) {
                 best = Some(PathEstimate { form: form.0, ..p });
             }
@@ -188,14 +188,14 @@ pub fn predict(
     out
 }
 
-/// One edge path for the request's input sent as `up_bytes` after `encode_us` on the board.
+/// One edge path for the request's input sent as `up_bytes` after `encode_us` on the board,
+/// the edge computing `edge_share` of the whole model (a split's tail; 1 otherwise).
 #[allow(clippy::too_many_arguments)]
 fn edge_path(
     target: u8,
     e: &super::edge::EdgeEstimator,
     req: &RequestInfo,
-    up_bytes: u32,
-    encode_us: f64,
+    (up_bytes, encode_us, edge_share): (u32, f64, f64),
     best_local_mean_us: f64,
     timeout_us: u64,
     k: f64,
@@ -205,8 +205,8 @@ fn edge_path(
     let idle_mj_per_ms = energy.idle_mw / 1000.0;
     let (net, net_var) = e.link.predict(up_bytes, req.down_bytes);
     let compute = e.compute_at(req.model.index(), now_us).unwrap_or(Ewma::new(0.2));
-    let ok_mean = encode_us + e.uplink_wait_us(now_us) + net + e.queue().mean() + compute.mean();
-    let ok_var = net_var + e.queue().var() + compute.var();
+    let ok_mean = encode_us + e.uplink_wait_us(now_us) + net + e.queue().mean() + edge_share * compute.mean();
+    let ok_var = net_var + e.queue().var() + edge_share * edge_share * compute.var();
     let fallback = if best_local_mean_us.is_finite() { best_local_mean_us } else { ok_mean };
     // Three outcomes: refused or failed (the recent rate; it costs about its own time, then
     // the local run), an answer slower than the edge's hard timeout (from the prediction

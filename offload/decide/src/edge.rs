@@ -298,6 +298,15 @@ impl EdgeEstimator {
 
     /// A successful answer: the edge's own timings and the bytes moved.
     pub fn on_answer(&mut self, now_us: u64, model: usize, up: u32, down: u32, total_us: f64, queue_us: f64, compute_us: f64) {
+        self.on_answer_in_form(now_us, model, up, down, total_us, queue_us, compute_us, 1.0);
+    }
+
+    /// [`Self::on_answer`] for a request sent in a form whose edge compute is `share` of the
+    /// whole model's (a split's tail): the link is charged what the edge did not spend
+    /// (`total − queue − compute`, the compute as reported), the model's compute estimate
+    /// learns the whole model's (`compute / share`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_answer_in_form(&mut self, now_us: u64, model: usize, up: u32, down: u32, total_us: f64, queue_us: f64, compute_us: f64, share: f64) {
         self.check_claim(up, down, total_us - queue_us - compute_us);
         self.settle_pending();
         self.link.on_transfer(up, down, total_us - queue_us - compute_us);
@@ -305,8 +314,9 @@ impl EdgeEstimator {
         if let (Some(c), Some(l), Some(at)) =
             (self.compute_us.get_mut(model), self.compute_long_us.get_mut(model), self.compute_at_us.get_mut(model))
         {
-            c.update(compute_us);
-            l.update(compute_us);
+            let whole = compute_us / share.clamp(1e-3, 1.0);
+            c.update(whole);
+            l.update(whole);
             *at = now_us;
         }
         self.on_alive();

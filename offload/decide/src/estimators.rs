@@ -53,6 +53,8 @@ pub enum Observation {
         target: TargetId,
         /// The model it ran.
         model: ModelId,
+        /// The form its input was sent in (a split's edge compute is its tail's).
+        form: FormId,
         /// Bytes sent.
         up_bytes: u32,
         /// Bytes received.
@@ -115,6 +117,8 @@ pub enum Observation {
         target: TargetId,
         /// The model it ran.
         model: ModelId,
+        /// The form its input was sent in (a split's edge compute is its tail's).
+        form: FormId,
         /// Bytes sent.
         up_bytes: u32,
         /// Bytes received.
@@ -168,6 +172,8 @@ pub struct FormEstimate {
     pub up_bytes: Ewma,
     /// Time to make it, unloaded and unthrottled, µs.
     pub encode_base_us: Ewma,
+    /// The edge's compute for it as a share of the whole model's (fixed, from the config).
+    pub edge_share: f64,
 }
 
 /// Every estimator.
@@ -203,13 +209,14 @@ impl Estimators {
                 }
             }
         }
-        let blank = FormEstimate { up_bytes: Ewma::new(a), encode_base_us: Ewma::new(a) };
+        let blank = FormEstimate { up_bytes: Ewma::new(a), encode_base_us: Ewma::new(a), edge_share: 1.0 };
         let mut forms = [[blank; MAX_FORMS]; MAX_MODELS];
         for (m, row) in forms.iter_mut().enumerate() {
             for (k, f) in targets.forms_of(ModelId(m as u8)).iter().enumerate().take(MAX_FORMS) {
                 row[k] = FormEstimate {
                     up_bytes: Ewma::with_prior(a, f64::from(f.prior_up_bytes), 0.0),
                     encode_base_us: Ewma::with_prior(a, f.prior_encode_us, 0.0),
+                    edge_share: f.edge_share,
                 };
             }
         }
@@ -238,12 +245,22 @@ impl Estimators {
     }
 
     /// What sending `model`'s input in shaped `form` costs now: (bytes, time to make it under
-    /// the current system state, µs). `None` for the original or an unknown form.
-    pub fn form_cost(&self, model: ModelId, form: FormId) -> Option<(u32, f64)> {
+    /// the current system state µs, the edge's share of its whole-model compute). `None` for
+    /// the original or an unknown form.
+    pub fn form_cost(&self, model: ModelId, form: FormId) -> Option<(u32, f64, f64)> {
         let k = usize::from(form.0).checked_sub(1)?;
         let f = self.forms.get(model.index())?.get(k)?;
         let bytes = f.up_bytes.mean().round().clamp(1.0, f64::from(u32::MAX)) as u32;
-        Some((bytes, f.encode_base_us.mean() * self.slowdown.factor(&self.system)))
+        Some((bytes, f.encode_base_us.mean() * self.slowdown.factor(&self.system), f.edge_share))
+    }
+
+    /// The edge's compute for `model` in `form` as a share of the whole model's (1 for the
+    /// original and for shaped inputs).
+    fn edge_share(&self, model: ModelId, form: FormId) -> f64 {
+        usize::from(form.0)
+            .checked_sub(1)
+            .and_then(|k| self.forms.get(model.index())?.get(k))
+            .map_or(1.0, |f| f.edge_share.clamp(1e-3, 1.0))
     }
 
     /// Predicted local compute for a target under the current system state (mean, std), µs.
@@ -390,12 +407,13 @@ impl Estimators {
                 e.last_used_us = now_us;
                 e.on_sent(now_us, up_bytes);
             }
-            Observation::OffloadAnswered { target, model, up_bytes, down_bytes, total_us, edge_queue_us, edge_compute_us } => {
+            Observation::OffloadAnswered { target, model, form, up_bytes, down_bytes, total_us, edge_queue_us, edge_compute_us } => {
+                let share = self.edge_share(model, form);
                 let e = &mut self.edges[target.index() % MAX_TARGETS];
                 e.inflight = e.inflight.saturating_sub(1);
                 e.last_used_us = now_us;
                 e.on_delivered(now_us, up_bytes);
-                e.on_answer(
+                e.on_answer_in_form(
                     now_us,
                     model.index(),
                     up_bytes,
@@ -403,6 +421,7 @@ impl Estimators {
                     f64::from(total_us),
                     f64::from(edge_queue_us),
                     f64::from(edge_compute_us),
+                    share,
                 );
             }
             Observation::OffloadBusy { target, edge_queue_us } => {
@@ -429,11 +448,12 @@ impl Estimators {
                 e.settle_pending();
                 e.on_error(now_us, breaker);
             }
-            Observation::OffloadLate { target, model, up_bytes, down_bytes, total_us, edge_queue_us, edge_compute_us } => {
+            Observation::OffloadLate { target, model, form, up_bytes, down_bytes, total_us, edge_queue_us, edge_compute_us } => {
+                let share = self.edge_share(model, form);
                 // In-flight accounting was settled when the request was abandoned.
                 let e = &mut self.edges[target.index() % MAX_TARGETS];
                 e.on_delivered(now_us, up_bytes);
-                e.on_answer(
+                e.on_answer_in_form(
                     now_us,
                     model.index(),
                     up_bytes,
@@ -441,6 +461,7 @@ impl Estimators {
                     f64::from(total_us),
                     f64::from(edge_queue_us),
                     f64::from(edge_compute_us),
+                    share,
                 );
             }
             Observation::ProbeSent(t) => {

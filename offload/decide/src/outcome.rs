@@ -18,7 +18,7 @@
 //! Every offload yields at most one closing observation, whatever the order of the two.
 
 use super::estimators::Observation;
-use super::targets::{ModelId, TargetId};
+use super::targets::{FormId, ModelId, TargetId};
 
 /// Why the request stopped waiting for an offload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +62,7 @@ enum State {
 pub struct OffloadWatch {
     target: TargetId,
     model: ModelId,
+    form: FormId,
     up_bytes: u32,
     /// Bytes expected back, for the censored samples (no answer was seen).
     down_bytes: u32,
@@ -69,10 +70,10 @@ pub struct OffloadWatch {
 }
 
 impl OffloadWatch {
-    /// An offload of `model` to `target`: `up_bytes` sent, `down_bytes` expected back. Returns
-    /// the watch and the observation of the send.
-    pub fn sent(target: TargetId, model: ModelId, up_bytes: u32, down_bytes: u32) -> (Self, Observation) {
-        let watch = Self { target, model, up_bytes, down_bytes, state: State::Waiting };
+    /// An offload of `model` to `target`, its input in `form`: `up_bytes` sent, `down_bytes`
+    /// expected back. Returns the watch and the observation of the send.
+    pub fn sent(target: TargetId, model: ModelId, form: FormId, up_bytes: u32, down_bytes: u32) -> (Self, Observation) {
+        let watch = Self { target, model, form, up_bytes, down_bytes, state: State::Waiting };
         (watch, Observation::OffloadSent { target, up_bytes })
     }
 
@@ -116,16 +117,16 @@ impl OffloadWatch {
     /// [`stop_waiting`](Self::stop_waiting)). `None` when there is nothing left to learn (the
     /// offload already closed: its timeout passed, or it ended before).
     pub fn ended(&mut self, end: OffloadEnd, elapsed_us: u32) -> Option<Observation> {
-        let (target, model, up_bytes) = (self.target, self.model, self.up_bytes);
+        let (target, model, form, up_bytes) = (self.target, self.model, self.form, self.up_bytes);
         let obs = match (self.state, end) {
             (State::Closed, _) => return None,
             (State::Waiting, OffloadEnd::Answered { down_bytes, edge_queue_us, edge_compute_us }) => {
-                Observation::OffloadAnswered { target, model, up_bytes, down_bytes, total_us: elapsed_us, edge_queue_us, edge_compute_us }
+                Observation::OffloadAnswered { target, model, form, up_bytes, down_bytes, total_us: elapsed_us, edge_queue_us, edge_compute_us }
             }
             (State::Waiting, OffloadEnd::Busy { edge_queue_us }) => Observation::OffloadBusy { target, edge_queue_us },
             (State::Waiting, OffloadEnd::Failed) => Observation::OffloadFailed(target),
             (State::Abandoned, OffloadEnd::Answered { down_bytes, edge_queue_us, edge_compute_us }) => {
-                Observation::OffloadLate { target, model, up_bytes, down_bytes, total_us: elapsed_us, edge_queue_us, edge_compute_us }
+                Observation::OffloadLate { target, model, form, up_bytes, down_bytes, total_us: elapsed_us, edge_queue_us, edge_compute_us }
             }
             (State::Abandoned, OffloadEnd::Busy { .. } | OffloadEnd::Failed) => {
                 Observation::OffloadExpired { target, model, up_bytes, down_bytes: self.down_bytes, waited_us: elapsed_us }
@@ -150,7 +151,7 @@ mod tests {
     const ANSWER: OffloadEnd = OffloadEnd::Answered { down_bytes: 300, edge_queue_us: 5, edge_compute_us: 7 };
 
     fn watch() -> OffloadWatch {
-        let (w, sent) = OffloadWatch::sent(T, M, 1000, 512);
+        let (w, sent) = OffloadWatch::sent(T, M, FormId::ORIGINAL, 1000, 512);
         assert_eq!(sent, Observation::OffloadSent { target: T, up_bytes: 1000 });
         w
     }

@@ -113,6 +113,8 @@ pub struct FormSpec {
     pub prior_up_bytes: u32,
     /// Time to make it before it is measured, µs.
     pub prior_encode_us: f64,
+    /// The edge's compute for it as a share of the whole model's ([`crate::config::FormConfig::edge_share`]).
+    pub edge_share: f64,
 }
 
 /// All targets and the model names (names are only read off the hot path).
@@ -161,7 +163,7 @@ impl Targets {
                     .iter()
                     .filter(|f| &f.model == m)
                     .take(MAX_FORMS)
-                    .map(|f| FormSpec { name: f.name.clone(), prior_up_bytes: f.up_bytes, prior_encode_us: f.encode_ms * 1e3 })
+                    .map(|f| FormSpec { name: f.name.clone(), prior_up_bytes: f.up_bytes, prior_encode_us: f.encode_ms * 1e3, edge_share: f.edge_share })
                     .collect()
             })
             .collect();

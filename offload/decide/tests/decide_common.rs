@@ -1,7 +1,7 @@
 // Shared by the decide_* tests (included with `#[path]`, not a test of its own).
 #![allow(dead_code)]
 
-use ferry_decide::{Config, Constraints, Decider, ModelId, Observation, RequestInfo, SystemState, TargetId};
+use ferry_decide::{Config, Constraints, Decider, FormId, ModelId, Observation, RequestInfo, SystemState, TargetId};
 
 pub const CONFIG: &str = r#"
 [decide]
@@ -65,6 +65,7 @@ pub fn offload(d: &mut Decider, mbps: f64, rtt_ms: f64, now: &mut u64) {
     d.observe(Observation::OffloadAnswered {
         target: EDGE,
         model: ModelId(0),
+        form: FormId::ORIGINAL,
         up_bytes: 150_000,
         down_bytes: 1_000,
         total_us: total as u32,

@@ -64,6 +64,7 @@ fn learn(d: &mut Decider, mbps: f64, bytes: u32) -> u64 {
             Observation::OffloadAnswered {
                 target: EDGE,
                 model: IMAGE,
+                form: FormId::ORIGINAL,
                 up_bytes: bytes,
                 down_bytes: 200,
                 total_us: total as u32,
@@ -131,14 +132,15 @@ fn measured_shaping_replaces_the_prior() {
     for i in 0..30 {
         d.observe(Observation::Shaped { model: IMAGE, form: FormId(1), up_bytes: 90_000, encode_us: 40_000 }, now + i);
     }
-    let (bytes, encode_us) = d.estimators().form_cost(IMAGE, FormId(1)).unwrap();
+    let (bytes, encode_us, share) = d.estimators().form_cost(IMAGE, FormId(1)).unwrap();
+    assert_eq!(share, 1.0, "a shaped input runs the whole model");
     assert!((89_000..=90_000).contains(&bytes), "{bytes}");
     assert!((encode_us - 40_000.0).abs() < 500.0, "{encode_us}");
     let dec = d.decide(&request(true), now + 100);
     assert!(matches!(dec.choice, ferry_decide::Choice::Local(LOCAL)), "{dec:?}");
     // Under load the making slows down with the board, as local compute does.
     d.observe(Observation::System(SystemState { cpu_load: 1.0, freq_ratio: 0.5, temp_c: 50.0 }), now + 200);
-    let (_, loaded) = d.estimators().form_cost(IMAGE, FormId(1)).unwrap();
+    let (_, loaded, _) = d.estimators().form_cost(IMAGE, FormId(1)).unwrap();
     assert!(loaded >= 2.0 * encode_us, "{loaded} vs {encode_us}");
 }
 
@@ -154,4 +156,61 @@ fn forms_are_checked() {
     assert!(bad("name = \"jpeg85\"", "name = \"int8-tensor\"").contains("forms"));
     let text = CONFIG.replace("EDGE_FORMS", r#"["original"]"#);
     assert!(Config::from_toml(&text).unwrap_err().to_string().contains("targets.forms"));
+}
+
+/// A split: the device runs the head (here 40 ms), sends 9.4 KB, and the edge runs only the
+/// tail, `edge_share` of its whole-model compute. The edge's compute estimate stays the whole
+/// model's: a split's answer teaches it the tail's time divided by the share.
+#[test]
+fn a_split_is_priced_with_the_tails_share_of_the_edge_compute() {
+    let split = |share: f64| {
+        let text = CONFIG.replace("EDGE_FORMS", r#"["split@66"]"#)
+            + &format!("\n[[forms]]\nmodel = \"efficientnet-lite0\"\nname = \"split@66\"\nup_bytes = 9500\nencode_ms = 40.0\nedge_share = {share}\n");
+        Decider::new(&Config::from_toml(&text).unwrap()).unwrap()
+    };
+    let (mut whole, mut tail) = (split(1.0), split(0.3));
+    let now = learn(&mut whole, 2.0, 112_842);
+    let now_t = learn(&mut tail, 2.0, 112_842);
+    assert_eq!(now, now_t);
+    let mean = |d: &mut Decider| {
+        let dec = d.decide(&request(true), now);
+        let p = dec.reason.best_edge.unwrap();
+        assert_eq!(p.form_id(), FormId(3), "the split, the third form: {dec:?}");
+        p.mean_ms
+    };
+    let (m_whole, m_tail) = (mean(&mut whole), mean(&mut tail));
+    // 50 ms of edge compute against 15: 35 ms less.
+    assert!((m_whole - m_tail - 35.0).abs() < 1.0, "{m_whole} vs {m_tail}");
+    // On this 2 Mbit/s link the split (40 + 38 + 20 + 15 ms) beats local's 150 ms.
+    assert!(matches!(tail.decide(&request(true), now).choice, ferry_decide::Choice::Offload(EDGE)));
+
+    // Answers to splits report the tail's 15 ms: the whole-model estimate stays at 50, so the
+    // original's prediction does not move.
+    let original_before = {
+        let mut d = split(0.3);
+        let n = learn(&mut d, 2.0, 112_842);
+        d.decide(&request(false), n).reason.best_edge.unwrap().mean_ms
+    };
+    let mut t = now;
+    for _ in 0..10 {
+        tail.observe(Observation::OffloadSent { target: EDGE, up_bytes: 9_500 }, t);
+        let total = 20_000.0 + 9_500.0 * 8.0 / 2.0 + 15_000.0;
+        t += total as u64;
+        tail.observe(
+            Observation::OffloadAnswered {
+                target: EDGE,
+                model: IMAGE,
+                form: FormId(3),
+                up_bytes: 9_500,
+                down_bytes: 200,
+                total_us: total as u32,
+                edge_queue_us: 0,
+                edge_compute_us: 15_000,
+            },
+            t,
+        );
+        t += 500_000;
+    }
+    let original_after = tail.decide(&request(false), t).reason.best_edge.unwrap().mean_ms;
+    assert!((original_after - original_before).abs() < 3.0, "{original_before} -> {original_after}");
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use ferry_decide::{Choice, ModelId, Observation, Why};
+use ferry_decide::{Choice, FormId, ModelId, Observation, Why};
 
 #[test]
 fn fast_link_and_loaded_cpu_offloads() {
@@ -233,6 +233,7 @@ fn a_late_answer_teaches_the_link_what_an_abandoned_wait_cannot() {
             Observation::OffloadLate {
                 target: EDGE,
                 model: ModelId(0),
+                form: FormId::ORIGINAL,
                 up_bytes: 150_000,
                 down_bytes: 1_000,
                 total_us: 625_000,

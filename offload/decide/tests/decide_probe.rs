@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use ferry_decide::{Choice, ModelId, Observation};
+use ferry_decide::{Choice, FormId, ModelId, Observation};
 
 /// A board whose local run takes 400 ms, offloading over a 100 Mbit/s uplink.
 fn offloading() -> (ferry_decide::Decider, u64) {
@@ -45,7 +45,7 @@ fn collapse(d: &mut ferry_decide::Decider, mbps: f64, now: &mut u64) {
         *now += 100_000;
     }
     *now = sent + total as u64;
-    d.observe(Observation::OffloadLate { target: EDGE, model: ModelId(0), up_bytes: 150_000, down_bytes: 1_000, total_us: total as u32, edge_queue_us: 0, edge_compute_us: 15_000 }, *now);
+    d.observe(Observation::OffloadLate { target: EDGE, model: ModelId(0), form: FormId::ORIGINAL, up_bytes: 150_000, down_bytes: 1_000, total_us: total as u32, edge_queue_us: 0, edge_compute_us: 15_000 }, *now);
 }
 
 #[test]

@@ -446,7 +446,7 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
         let now = self.now_us();
         let backlog_us = self.with_decider(|d| d.estimators().edge(target).uplink_wait_us(now)) as u64;
         let send = OffloadSend { decider: self.decider.clone(), epoch: self.epoch, offload: offload.clone(), tx: tx.clone() };
-        send.sent(target, model, up_bytes, backlog_us);
+        send.sent(target, model, FormId::ORIGINAL, up_bytes, backlog_us);
         let request = (**request).clone();
         tokio::spawn(send.offload(link, request, timeout));
     }
@@ -477,19 +477,19 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
             let input = request.clone();
             let made = tokio::task::spawn_blocking(move || shaper.shape(&input, &name).map_err(|e| (name, e))).await;
             let encode_us = u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX);
-            let (shaped, up_bytes) = match made {
+            let (shaped, up_bytes, sent_form) = match made {
                 Ok(Ok(shaped)) => {
                     let up_bytes = u32::try_from(encoded_request_len(&shaped.as_ref())).unwrap_or(u32::MAX);
                     lock(&send.decider).observe(Observation::Shaped { model, form, up_bytes, encode_us }, clamp_now(send.epoch));
-                    (shaped, up_bytes)
+                    (shaped, up_bytes, form)
                 }
                 Ok(Err((name, why))) => {
                     tracing::warn!(form = %name, error = %why, "could not make the input's shaped form; sending the original");
-                    ((*request).clone(), original_bytes)
+                    ((*request).clone(), original_bytes, FormId::ORIGINAL)
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "the shaping task failed; sending the original");
-                    ((*request).clone(), original_bytes)
+                    ((*request).clone(), original_bytes, FormId::ORIGINAL)
                 }
             };
             // Answered by the other path while the form was made: nothing to send.
@@ -498,7 +498,7 @@ impl<L: LocalRunner, E: EdgeLink> Executor<L, E> {
             }
             let now = clamp_now(send.epoch);
             let backlog = lock(&send.decider).estimators().edge(target).uplink_wait_us(now) as u64;
-            send.sent(target, model, up_bytes, backlog);
+            send.sent(target, model, sent_form, up_bytes, backlog);
             send.offload(link, shaped, timeout).await;
         });
     }
@@ -568,9 +568,10 @@ struct OffloadSend {
 }
 
 impl OffloadSend {
-    /// Records the offload as sent now: `up_bytes` join the uplink, the watch starts.
-    fn sent(&self, target: TargetId, model: ModelId, up_bytes: u32, backlog_us: u64) {
-        let (watch, sent) = OffloadWatch::sent(target, model, up_bytes, DEFAULT_DOWN_BYTES);
+    /// Records the offload, its input in `form`, as sent now: `up_bytes` join the uplink, the
+    /// watch starts.
+    fn sent(&self, target: TargetId, model: ModelId, form: FormId, up_bytes: u32, backlog_us: u64) {
+        let (watch, sent) = OffloadWatch::sent(target, model, form, up_bytes, DEFAULT_DOWN_BYTES);
         lock(&self.decider).observe(sent, clamp_now(self.epoch));
         *lock_offload(&self.offload) = Some(Offload { watch, sent_at: Instant::now(), backlog_us });
     }

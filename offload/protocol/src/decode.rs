@@ -193,6 +193,16 @@ struct RequestBody<'a> {
     input: InputRef<'a>,
 }
 
+/// A quantized tensor: its channels' parameters, then the tensor.
+fn quantized<'a>(r: &mut Reader<'a>) -> Result<QuantizedRef<'a>, DecodeError> {
+    let channels = usize::from(r.u8("quantization channels")?);
+    if channels == 0 || channels > wire::MAX_QUANT_CHANNELS {
+        return Err(DecodeError::BadQuantization("expected 1 to 16 channels of scale and zero point"));
+    }
+    let params = r.take(channels * wire::QUANT_PARAM_LEN, "quantization parameters")?;
+    QuantizedRef::new(params, tensor(r, "quantized tensor")?)
+}
+
 fn request_body<'a>(r: &mut Reader<'a>, version: u8) -> Result<RequestBody<'a>, DecodeError> {
     let sent_at_us = r.u64("sent-at time")?;
     let deadline = r.u32("deadline")?;
@@ -216,13 +226,10 @@ fn request_body<'a>(r: &mut Reader<'a>, version: u8) -> Result<RequestBody<'a>, 
             let (format, bytes) = image(r)?;
             InputRef::ShapedImage { format, bytes }
         }
-        wire::INPUT_QUANTIZED if version >= 2 => {
-            let channels = usize::from(r.u8("quantization channels")?);
-            if channels == 0 || channels > wire::MAX_QUANT_CHANNELS {
-                return Err(DecodeError::BadQuantization("expected 1 to 16 channels of scale and zero point"));
-            }
-            let params = r.take(channels * wire::QUANT_PARAM_LEN, "quantization parameters")?;
-            InputRef::Quantized(QuantizedRef::new(params, tensor(r, "quantized tensor")?)?)
+        wire::INPUT_QUANTIZED if version >= 2 => InputRef::Quantized(quantized(r)?),
+        wire::INPUT_SPLIT if version >= 3 => {
+            let cut = r.str_u8("cut")?;
+            InputRef::Split { cut, tensor: quantized(r)? }
         }
         code => {
             return Err(DecodeError::UnknownCode {

@@ -32,6 +32,7 @@ pub fn encoded_request_len(req: &RequestRef<'_>) -> usize {
         InputRef::Image { bytes, .. } | InputRef::ShapedImage { bytes, .. } => 1 + 4 + bytes.len(),
         InputRef::Tensor(t) => tensor_len(t),
         InputRef::Quantized(q) => 1 + q.param_bytes().len() + tensor_len(&q.tensor),
+        InputRef::Split { cut, tensor } => 1 + cut.len() + 1 + tensor.param_bytes().len() + tensor_len(&tensor.tensor),
     };
     wire::PREFIX_LEN + 1 + req.device_id.as_bytes().len() // prefix, device id
         + 8 + 4 + 1 // sent_at, deadline, precision
@@ -73,6 +74,11 @@ fn put_tensor(out: &mut Vec<u8>, t: &TensorRef<'_>, data_len: u32) {
 pub fn encode_request(req: &RequestRef<'_>, out: &mut Vec<u8>) -> Result<usize, EncodeError> {
     out.clear();
     let payload_len = check_payload(req.input.payload().len())?;
+    if let InputRef::Split { cut, .. } = &req.input {
+        if cut.len() > usize::from(u8::MAX) {
+            return Err(EncodeError::TextTooLong { field: "cut", len: cut.len() });
+        }
+    }
     let len = encoded_request_len(req);
     out.reserve(len);
 
@@ -94,14 +100,26 @@ pub fn encode_request(req: &RequestRef<'_>, out: &mut Vec<u8>) -> Result<usize, 
         }
         InputRef::Quantized(q) => {
             out.push(wire::INPUT_QUANTIZED);
-            // Validated at construction: 1 to 16 channels.
-            out.push((q.param_bytes().len() / wire::QUANT_PARAM_LEN) as u8);
-            out.extend_from_slice(q.param_bytes());
-            put_tensor(out, &q.tensor, payload_len);
+            put_quantized(out, q, payload_len);
+        }
+        InputRef::Split { cut, tensor } => {
+            out.push(wire::INPUT_SPLIT);
+            // Checked by `encode_request` before anything was written: at most 255 bytes.
+            out.push(cut.len() as u8);
+            out.extend_from_slice(cut.as_bytes());
+            put_quantized(out, tensor, payload_len);
         }
     }
     debug_assert_eq!(out.len(), len);
     Ok(out.len())
+}
+
+/// A quantized tensor's parameters and values.
+fn put_quantized(out: &mut Vec<u8>, q: &crate::QuantizedRef<'_>, payload_len: u32) {
+    // Validated at construction: 1 to 16 channels.
+    out.push((q.param_bytes().len() / wire::QUANT_PARAM_LEN) as u8);
+    out.extend_from_slice(q.param_bytes());
+    put_tensor(out, &q.tensor, payload_len);
 }
 
 /// An image input: its tag (original or shaped), format, length and bytes.

@@ -97,6 +97,14 @@ pub enum InputRef<'a> {
     },
     /// Version 2: a tensor of i8 or u8 values with per-channel scale and zero point.
     Quantized(QuantizedRef<'a>),
+    /// Version 3: split inference: the tensor named `cut` in the model's graph, quantized,
+    /// for the edge to run the rest of the model on.
+    Split {
+        /// The crossing tensor's name in the model graph (at most 255 bytes).
+        cut: &'a str,
+        /// Its values.
+        tensor: QuantizedRef<'a>,
+    },
 }
 
 /// A quantized tensor, borrowed: `value = scale[c] × (q − zero_point[c])` for the values of
@@ -181,7 +189,7 @@ impl<'a> InputRef<'a> {
         match self {
             InputRef::Image { bytes, .. } | InputRef::ShapedImage { bytes, .. } => bytes,
             InputRef::Tensor(t) => t.data(),
-            InputRef::Quantized(q) => q.tensor.data(),
+            InputRef::Quantized(q) | InputRef::Split { tensor: q, .. } => q.tensor.data(),
         }
     }
 
@@ -191,6 +199,7 @@ impl<'a> InputRef<'a> {
         match self {
             InputRef::Image { .. } | InputRef::Tensor(_) => 1,
             InputRef::ShapedImage { .. } | InputRef::Quantized(_) => 2,
+            InputRef::Split { .. } => 3,
         }
     }
 
@@ -207,6 +216,7 @@ impl<'a> InputRef<'a> {
                 bytes: bytes.to_vec(),
             },
             InputRef::Quantized(q) => Input::Quantized(q.to_quantized()),
+            InputRef::Split { cut, tensor } => Input::Split { cut: cut.to_string(), tensor: tensor.to_quantized() },
         }
     }
 }
@@ -232,6 +242,13 @@ pub enum Input {
     },
     /// Version 2: a quantized tensor.
     Quantized(Quantized),
+    /// Version 3: a split inference's crossing tensor (see [`InputRef::Split`]).
+    Split {
+        /// The crossing tensor's name in the model graph.
+        cut: String,
+        /// Its values.
+        tensor: Quantized,
+    },
 }
 
 impl Input {
@@ -248,6 +265,7 @@ impl Input {
                 bytes,
             },
             Input::Quantized(q) => InputRef::Quantized(q.as_ref()),
+            Input::Split { cut, tensor } => InputRef::Split { cut, tensor: tensor.as_ref() },
         }
     }
 }

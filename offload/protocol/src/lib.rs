@@ -1,7 +1,7 @@
 //! `ferry-protocol`: the wire protocol between devices and edge servers: one request envelope, one response
 //! envelope, a binary little-endian layout, and MQTT topic helpers.
 //!
-//! # Layout (versions 1 and 2)
+//! # Layout (versions 1 to 3)
 //!
 //! Every message starts with a prefix that **no version will ever change**, so that an edge
 //! can answer a device of any version ("unsupported version", addressed to the right device)
@@ -23,6 +23,9 @@
 //!           | 3 format:u8 len:u32 bytes            (version 2: image shaped to the model's input)
 //!           | 4 channels:u8 (scale:f32 zero_point:i32)×channels tensor
 //!                                                  (version 2: quantized tensor, i8 or u8)
+//!           | 5 cut:(u8 len + UTF-8) channels:u8 (scale:f32 zero_point:i32)×channels tensor
+//!                                                  (version 3: split inference, the tensor
+//!                                                   named `cut` of the model's graph)
 //! tensor   := dtype:u8 ndim:u8 dims:u32×ndim len:u32 bytes   (len == Π dims × dtype size)
 //! response := prefix status:u8 queue_wait_us:u32 compute_us:u32 batch_size:u16
 //!             queue_depth:u32 detail:(u8 len + UTF-8) top_k_count:u8
@@ -34,7 +37,8 @@
 //! that carries its input (so an original image or an f32 tensor still reaches a version-1
 //! edge), responses always in version 1 (their layout did not change), and both versions are
 //! decoded: devices of either version keep working with an edge of either, except that a
-//! version-1 edge refuses a shaped or quantized input with "unsupported version".
+//! version-1 edge refuses a shaped or quantized input with "unsupported version". Version 3
+//! adds input kind 5 the same way: only a split request is written in it.
 //!
 //! Payloads travel as raw bytes at the end of the message: the framing around an image is
 //! 35 bytes plus the two names, around a tensor 38 + 4 per dimension plus the names.
@@ -86,7 +90,7 @@ pub use names::{DeviceId, ModelName, NameError, MAX_NAME_LEN};
 pub use tensor::{DType, Shape, Tensor, TensorRef, MAX_DIMS};
 
 /// The newest protocol version this build speaks.
-pub const PROTOCOL_VERSION: u8 = 2;
+pub const PROTOCOL_VERSION: u8 = 3;
 /// The oldest one it still decodes.
 pub const OLDEST_VERSION: u8 = 1;
 

@@ -569,3 +569,31 @@ fn bad_quantization_parameters_are_refused() {
     buf[tag + 2..tag + 6].copy_from_slice(&0f32.to_le_bytes());
     assert!(matches!(decode_req(&buf).unwrap_err().error, DecodeError::BadQuantization(_)));
 }
+
+#[test]
+fn a_split_input_is_version_3_and_round_trips() {
+    let t = Tensor::new(DType::U8, Shape::new(&[1, 4, 1, 1]).unwrap(), vec![0, 1, 2, 255]).unwrap();
+    let q = Quantized::new(&[0.05], &[7], t).unwrap();
+    let req = RequestRef { input: InputRef::Split { cut: "/blocks/blocks.3/Add_output_0", tensor: q.as_ref() }, ..image_request(&[]) };
+    let buf = encode_req(&req);
+    assert_eq!(buf[3], 3);
+    assert_eq!(buf.len(), encoded_request_len(&req));
+    let back = decode_req(&buf).unwrap();
+    assert_eq!(back, req);
+    assert_eq!(back.to_request().as_ref(), req);
+    assert_eq!(back.identity().version, 3);
+    assert_eq!(back.input.payload(), &[0, 1, 2, 255]);
+    // The same bytes claiming version 2: kind 5 does not exist there.
+    let mut old = buf.clone();
+    old[3] = 2;
+    assert_eq!(decode_req(&old).unwrap_err().error, DecodeError::UnknownCode { field: "input kind", code: 5 });
+    // A cut name too long to encode, and one that is not UTF-8.
+    let long = "x".repeat(256);
+    let mut out = Vec::new();
+    let too_long = RequestRef { input: InputRef::Split { cut: &long, tensor: q.as_ref() }, ..image_request(&[]) };
+    assert!(matches!(encode_request(&too_long, &mut out), Err(EncodeError::TextTooLong { field: "cut", .. })));
+    let name_at = buf.windows(b"/blocks".len()).position(|w| w == b"/blocks").unwrap();
+    let mut bad = buf.clone();
+    bad[name_at] = 0xff;
+    assert_eq!(decode_req(&bad).unwrap_err().error, DecodeError::InvalidUtf8 { field: "cut" });
+}

@@ -1,4 +1,4 @@
-//! Wire constants of protocol versions 1 and 2. The layout itself is documented in the module doc
+//! Wire constants of protocol versions 1 to 3. The layout itself is documented in the module doc
 //! of [`protocol`](super); this file holds the numbers both codec halves share.
 
 /// First three bytes of every Ferry message.
@@ -26,12 +26,15 @@ pub const INPUT_SHAPED_IMAGE: u8 = 3;
 /// Input tag (version 2): a quantized tensor: channel count u8, then per channel scale f32 and
 /// zero point i32, then a tensor (dtype i8 or u8).
 pub const INPUT_QUANTIZED: u8 = 4;
+/// Input tag (version 3): a split inference's crossing tensor: the tensor's name in the model
+/// graph (u8 length + UTF-8), then a quantized tensor as for [`INPUT_QUANTIZED`].
+pub const INPUT_SPLIT: u8 = 5;
 /// Most channels a quantized tensor's parameters may list.
 pub const MAX_QUANT_CHANNELS: usize = 16;
 /// Bytes per channel of quantization parameters (scale f32 + zero point i32).
 pub const QUANT_PARAM_LEN: usize = 8;
 
-/// The version responses are written in: their layout is the same in versions 1 and 2, so a
+/// The version responses are written in: their layout is the same in versions 1 to 3, so a
 /// version-1 device reads a newer edge's answers.
 pub const RESPONSE_VERSION: u8 = 1;
 

@@ -148,10 +148,22 @@ pub struct FormProfile {
     /// One request in this form on the wire, bytes (envelope included).
     pub up_bytes: u32,
     /// Making it from the original input on the board, ms, at no load (it slows down with
-    /// load and throttling as local compute does).
+    /// load and throttling as local compute does); for a split (`split@N`), running the head.
     pub encode_ms: f64,
-    /// How the two figures were obtained.
+    /// The edge's compute for it as a share of the whole model's, in (0, 1]: a split's tail
+    /// (measured tail / whole). Default 1 (a shaped input runs the whole model).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub edge_share: f64,
+    /// How the figures were obtained.
     pub source: String,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn is_one(x: &f64) -> bool {
+    *x == 1.0
 }
 
 /// One precision at the thread counts profiled.
@@ -247,7 +259,7 @@ fn check_model(key: &str, m: &ModelProfile) -> Result<(), ProfileError> {
     }
     check_timing(&format!("{key}.edge"), &m.edge)?;
     if m.forms.len() > crate::config::MAX_FORMS {
-        return Err(bad(format!("{key}.forms"), "at most 4 forms"));
+        return Err(bad(format!("{key}.forms"), "at most 8 forms"));
     }
     for (name, f) in &m.forms {
         if name == "original" {
@@ -258,6 +270,9 @@ fn check_model(key: &str, m: &ModelProfile) -> Result<(), ProfileError> {
         }
         if !(f.encode_ms.is_finite() && (0.0..=MAX_MS).contains(&f.encode_ms)) {
             return Err(bad(format!("{key}.forms.{name}.encode_ms"), "must be in [0, 600000] ms"));
+        }
+        if !(f.edge_share > 0.0 && f.edge_share <= 1.0) {
+            return Err(bad(format!("{key}.forms.{name}.edge_share"), "must be in (0, 1]"));
         }
         if f.source.trim().is_empty() {
             return Err(bad(format!("{key}.forms.{name}.source"), "must say how the figures were obtained"));

@@ -503,7 +503,7 @@ impl Sim<'_> {
         // As the agent does: what the device predicts it waits behind its own uploads is
         // taken off what its answer teaches about the link.
         let backlog = self.decider.estimators().edge(t).uplink_wait_us(now) as u64;
-        let (watch, sent) = OffloadWatch::sent(t, self.model_of(i), up_bytes, self.reqs[i].down_bytes);
+        let (watch, sent) = OffloadWatch::sent(t, self.model_of(i), form, up_bytes, self.reqs[i].down_bytes);
         self.decider.observe(sent, now);
         self.offload[i] = Some((now, watch));
         self.offload_backlog_us[i] = backlog;
@@ -513,7 +513,7 @@ impl Sim<'_> {
         let sample = self.timeline.at(now);
         let r = self.reqs[i];
         let done = self.uplink_send(now, f64::from(up_bytes) * r.net_noise);
-        let out = world::edge_outcome_after(&r, &sample, done - now as f64);
+        let out = world::edge_outcome_in(&r, form.0, &sample, done - now as f64);
         self.edge_reply[i] = Some(out);
         match out {
             EdgeOutcome::Answer { total_us, .. } => self.at(now + total_us as u64, Ev::Edge(i, EDGE_OK)),
@@ -685,6 +685,7 @@ pub fn sim_config(spec: &TraceSpec, opts: RunOptions) -> Result<Config, super::D
                 name: name.clone(),
                 up_bytes: f.up_bytes,
                 encode_ms: f.encode_ms,
+                edge_share: f.edge_share,
             })
             .collect();
         for t in &mut config.targets {

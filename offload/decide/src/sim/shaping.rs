@@ -65,7 +65,7 @@ pub fn option_costs(board: &BoardProfile, board_slowdown: f64, up_mbps: f64, dow
     for (id, name) in form_names(board).iter().enumerate() {
         let (encode_us, bytes) = world::shaped(&r, id as u8, &s).unwrap_or((0.0, r.up_bytes));
         let up_us = f64::from(bytes) * 8.0 / up_mbps.max(0.01);
-        let edge = match world::edge_outcome_after(&r, &s, up_us) {
+        let edge = match world::edge_outcome_in(&r, id as u8, &s, up_us) {
             EdgeOutcome::Answer { total_us, .. } => total_us,
             _ => f64::INFINITY,
         };

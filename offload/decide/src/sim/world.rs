@@ -62,6 +62,8 @@ pub struct FormTruth {
     pub up_bytes: u32,
     /// Making it on the board at no load, ms.
     pub encode_ms: f64,
+    /// The edge's compute for it as a share of the whole model's.
+    pub edge_share: f64,
 }
 
 /// A model's shaped forms from its profile, in name order (the order the simulator's
@@ -70,7 +72,7 @@ pub fn form_truths(m: &super::board::ModelProfile) -> ([FormTruth; MAX_FORMS], u
     let mut out = [FormTruth::default(); MAX_FORMS];
     let mut n = 0u8;
     for (slot, f) in out.iter_mut().zip(m.forms.values()) {
-        *slot = FormTruth { up_bytes: f.up_bytes, encode_ms: f.encode_ms };
+        *slot = FormTruth { up_bytes: f.up_bytes, encode_ms: f.encode_ms, edge_share: f.edge_share };
         n += 1;
     }
     (out, n)
@@ -222,9 +224,19 @@ pub fn edge_outcome(r: &Req, s: &Sample) -> EdgeOutcome {
     edge_outcome_after(r, s, f64::from(r.up_bytes) * 8.0 / s.up_mbps.max(0.01) * r.net_noise)
 }
 
-/// The truth of one offload whose last byte leaves the device `up_us` after the send (its own
-/// transfer plus any wait behind earlier sends on the same connection).
+/// The truth of one offload of the original input whose last byte leaves the device `up_us`
+/// after the send (its own transfer plus any wait behind earlier sends on the same connection).
 pub fn edge_outcome_after(r: &Req, s: &Sample, up_us: f64) -> EdgeOutcome {
+    edge_outcome_in(r, 0, s, up_us)
+}
+
+/// [`edge_outcome_after`] for the input sent in `form` (0 the original): the edge computes
+/// the form's share of the whole model (a split's tail).
+pub fn edge_outcome_in(r: &Req, form: u8, s: &Sample, up_us: f64) -> EdgeOutcome {
+    let share = usize::from(form)
+        .checked_sub(1)
+        .filter(|&k| k < usize::from(r.form_count))
+        .map_or(1.0, |k| r.forms[k].edge_share);
     if s.edge_down {
         return EdgeOutcome::Silent;
     }
@@ -235,7 +247,7 @@ pub fn edge_outcome_after(r: &Req, s: &Sample, up_us: f64) -> EdgeOutcome {
     if r.busy_roll < s.edge_busy {
         return EdgeOutcome::Busy { after_us: rtt + up, queue_us };
     }
-    let compute = r.edge_ms * 1e3 * r.edge_noise;
+    let compute = r.edge_ms * 1e3 * r.edge_noise * share;
     EdgeOutcome::Answer { total_us: rtt + up + queue_us + compute + down, queue_us, compute_us: compute }
 }
 
