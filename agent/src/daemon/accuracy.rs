@@ -293,6 +293,23 @@ mod tests {
     }
 
     #[test]
+    fn a_split_is_offered_from_its_measured_cut_with_the_tails_share() {
+        let store = repo_store();
+        let manifest = store.manifest("efficientnet-lite0").unwrap();
+        let FormVerdict::Within { mean_bytes, make_ms, edge_share, .. } = form_verdict(&manifest, "split@66") else { panic!("split@66 is within the bound") };
+        assert_eq!(mean_bytes, 9408);
+        assert!(make_ms > 0.0);
+        // Its tail is 13.24 of 63.25 + 13.24 ms.
+        assert!((edge_share - 13.24 / 76.49).abs() < 1e-3, "{edge_share}");
+        assert_eq!(form_verdict(&manifest, "split@7"), FormVerdict::Unmeasured);
+        let mut config = config_with_edge_forms(r#"["jpeg85", "split@66"]"#);
+        offer_forms(&mut config, &store).unwrap();
+        let split = config.forms.iter().find(|f| f.name == "split@66").expect("offered");
+        assert!((split.edge_share - edge_share).abs() < 1e-9);
+        ferry_decide::Decider::new(&config).unwrap();
+    }
+
+    #[test]
     fn a_name_that_is_no_form_is_an_error_naming_its_key() {
         let store = repo_store();
         let mut config = config_with_edge_forms(r#"["jpeg85", "png"]"#);

@@ -199,4 +199,43 @@ mod tests {
         request.model = ModelName::new("unknown").unwrap();
         assert!(shaper.shape(&request, "jpeg85").unwrap_err().contains("no manifest"));
     }
+
+    /// The decision's targets with an edge offered `split@92` (and `split@7`, no cut of the
+    /// model, in the second config).
+    fn targets(forms: &str) -> Targets {
+        let mut text = String::from(
+            "[thermal]\nthrottle_point_c = 85.0\nset_point_c = 75.0\n\
+             [[targets]]\nkind = \"local\"\nname = \"l\"\nmodel = \"efficientnet-lite0\"\nprecision = \"fp32\"\n",
+        );
+        text.push_str(&format!("[[targets]]\nkind = \"edge\"\nname = \"e\"\nforms = {forms}\n"));
+        for name in forms.trim_matches(['[', ']']).split(',').map(|n| n.trim().trim_matches('"')) {
+            text.push_str(&format!("[[forms]]\nmodel = \"efficientnet-lite0\"\nname = \"{name}\"\nup_bytes = 1400\nencode_ms = 80.0\nedge_share = 0.01\n"));
+        }
+        ferry_decide::Decider::new(&ferry_decide::Config::from_toml(&text).unwrap()).unwrap().targets().clone()
+    }
+
+    #[test]
+    fn a_split_runs_the_head_and_sends_the_crossing_tensor() {
+        let (plain, request) = shaper_and_request();
+        let targets = targets(r#"["split@92"]"#);
+        let cache = tempfile::tempdir().unwrap();
+        let engine = ferry_runtime::TractEngine::new(ferry_runtime::Threads(1));
+        let heads = load_heads(&engine, &plain.manifests, &targets, cache.path()).unwrap();
+        assert_eq!(heads.len(), 1);
+        let shaper = ManifestShaper::new(plain.manifests.clone(), heads);
+        let split = shaper.shape(&request, "split@92").unwrap();
+        assert_eq!((split.request_id, split.deadline_ms), (7, Some(500)));
+        let Input::Split { cut, tensor } = &split.input else { panic!("not a split") };
+        assert_eq!(cut, "/_avg_pooling/GlobalAveragePool_output_0");
+        assert_eq!(tensor.as_ref().tensor.data().len(), 1280);
+        assert_eq!(tensor.as_ref().params().count(), 1);
+        // Its head, timed at start-up, seeds the form's making time.
+        let seeded = measure_heads(&shaper, &targets);
+        assert!(matches!(seeded.as_slice(), [Observation::Shaped { form: FormId(1), encode_us, .. }] if *encode_us > 0), "{seeded:?}");
+        // Without a loaded head: a clear error.
+        assert!(plain.shape(&request, "split@92").unwrap_err().contains("no head"));
+        // A cut the model does not have: refused at start-up, listing the cuts.
+        let e = load_heads(&engine, &plain.manifests, &self::targets(r#"["split@7"]"#), cache.path()).unwrap_err().to_string();
+        assert!(e.contains("split@7") && e.contains("split@92"), "{e}");
+    }
 }
