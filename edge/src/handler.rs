@@ -237,12 +237,8 @@ fn split_input(served: &Arc<Served>, cut: &str, tensor: &ferry_protocol::Quantiz
         return Err((Status::Malformed, format!("a split tensor's values are u8, got {:?}", tensor.tensor.dtype())));
     }
     let shape: Vec<usize> = tensor.tensor.shape().dims().iter().map(|&d| d as usize).collect();
-    let want = &served.tails[index].cut().shape;
-    if &shape != want {
-        return Err((Status::Malformed, format!("{} of {model} takes shape {want:?}, got {shape:?}", served.tails[index].cut().name())));
-    }
-    if !(0..=255).contains(zero_point) {
-        return Err((Status::Malformed, format!("zero point {zero_point}: expected 0..=255 for u8 values")));
-    }
+    served.tails[index]
+        .check(&shape, *scale, *zero_point, tensor.tensor.data().len())
+        .map_err(|e| (Status::Malformed, e.to_string()))?;
     Ok(JobInput::Split { tail: index, shape, scale: *scale, zero_point: *zero_point, values: tensor.tensor.data().to_vec() })
 }

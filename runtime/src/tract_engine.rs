@@ -41,11 +41,7 @@ impl Engine for TractEngine {
 
     fn load_part(&self, part: &Part) -> Result<Box<dyn Session>, RuntimeError> {
         let path = &part.path;
-        let file_err = |e: TractError| RuntimeError::ModelFile { path: path.to_path_buf(), message: format!("{e:#}") };
-        if !path.is_file() {
-            return Err(RuntimeError::ModelFile { path: path.to_path_buf(), message: "no such file".to_string() });
-        }
-        let model = tract_onnx::onnx().model_for_path(path).map_err(file_err)?;
+        let model = open_model(path)?;
         let plan = optimize(model, &part.input_shape, path, self.threads, |shape| {
             let len: usize = shape.iter().product();
             (len == part.output_len).then_some(()).ok_or_else(|| format!("{}: output shape {shape:?}, expected {} values", part.label, part.output_len))
@@ -54,13 +50,20 @@ impl Engine for TractEngine {
     }
 }
 
-fn load_plan(manifest: &Manifest, path: &Path, threads: Threads) -> Result<Arc<TypedSimplePlan>, RuntimeError> {
-    let file_err = |e: TractError| RuntimeError::ModelFile { path: path.to_path_buf(), message: format!("{e:#}") };
-    let mismatch = |message: String| RuntimeError::ManifestMismatch { path: path.to_path_buf(), message };
+/// Reads an ONNX file into tract.
+fn open_model(path: &Path) -> Result<InferenceModel, RuntimeError> {
     if !path.is_file() {
         return Err(RuntimeError::ModelFile { path: path.to_path_buf(), message: "no such file".to_string() });
     }
-    let model = tract_onnx::onnx().model_for_path(path).map_err(file_err)?;
+    tract_onnx::onnx()
+        .model_for_path(path)
+        .map_err(|e| RuntimeError::ModelFile { path: path.to_path_buf(), message: format!("{e:#}") })
+}
+
+fn load_plan(manifest: &Manifest, path: &Path, threads: Threads) -> Result<Arc<TypedSimplePlan>, RuntimeError> {
+    let file_err = |e: TractError| RuntimeError::ModelFile { path: path.to_path_buf(), message: format!("{e:#}") };
+    let mismatch = |message: String| RuntimeError::ManifestMismatch { path: path.to_path_buf(), message };
+    let model = open_model(path)?;
 
     let inputs = model.input_outlets().map_err(file_err)?;
     if inputs.len() != 1 {

@@ -180,7 +180,7 @@ impl Daemon {
         accuracy::enforce(&mut decide_config, &store);
         accuracy::offer_forms(&mut decide_config, &store)
             .map_err(|message| StartError::Decide { path: board.path.display().to_string(), message })?;
-        let decider = Decider::new(&decide_config)
+        let mut decider = Decider::new(&decide_config)
             .map_err(|e| StartError::Decide { path: board.path.display().to_string(), message: e.to_string() })?;
         let device = DeviceId::new(&config.agent.device_id).map_err(|e| StartError::Mqtt {
             path: config.path.display().to_string(),
@@ -209,7 +209,6 @@ impl Daemon {
         .await
         .map_err(|e| StartError::Join(e.to_string()))??;
         let shaper = shaper::ManifestShaper::new(manifests.clone(), heads);
-        let mut decider = decider;
         for obs in shaper::measure_heads(&shaper, decider.targets()) {
             decider.observe(obs, 0);
         }

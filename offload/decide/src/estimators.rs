@@ -260,7 +260,7 @@ impl Estimators {
         usize::from(form.0)
             .checked_sub(1)
             .and_then(|k| self.forms.get(model.index())?.get(k))
-            .map_or(1.0, |f| f.edge_share.clamp(1e-3, 1.0))
+            .map_or(1.0, |f| f.edge_share)
     }
 
     /// Predicted local compute for a target under the current system state (mean, std), µs.

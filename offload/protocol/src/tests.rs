@@ -516,6 +516,19 @@ fn quantized() -> Quantized {
     Quantized::new(&[0.0078125, 0.0078125, 0.5], &[-1, -1, 3], t).unwrap()
 }
 
+/// Encodes `req`, checks it is written in `version` at its predicted length and decodes back to
+/// itself (borrowed and owned); returns the bytes.
+fn assert_round_trips_in(req: &RequestRef<'_>, version: u8) -> Vec<u8> {
+    let buf = encode_req(req);
+    assert_eq!(buf[3], version);
+    assert_eq!(buf.len(), encoded_request_len(req));
+    let back = decode_req(&buf).unwrap();
+    assert_eq!(&back, req);
+    assert_eq!(&back.to_request().as_ref(), req);
+    assert_eq!(back.identity().version, version);
+    buf
+}
+
 #[test]
 fn version_2_inputs_round_trip_and_originals_stay_version_1() {
     // An original image is written in version 1, byte for byte what a version-1 device sends.
@@ -526,13 +539,7 @@ fn version_2_inputs_round_trip_and_originals_stay_version_1() {
     let q = quantized();
     let quant = RequestRef { input: InputRef::Quantized(q.as_ref()), ..image_request(&[]) };
     for req in [shaped, quant] {
-        let buf = encode_req(&req);
-        assert_eq!(buf[3], 2);
-        assert_eq!(buf.len(), encoded_request_len(&req));
-        let back = decode_req(&buf).unwrap();
-        assert_eq!(back, req);
-        assert_eq!(back.to_request().as_ref(), req);
-        assert_eq!(back.identity().version, 2);
+        assert_round_trips_in(&req, 2);
     }
     let params: Vec<(f32, i32)> = q.as_ref().params().collect();
     assert_eq!(params, vec![(0.0078125, -1), (0.0078125, -1), (0.5, 3)]);
@@ -575,14 +582,8 @@ fn a_split_input_is_version_3_and_round_trips() {
     let t = Tensor::new(DType::U8, Shape::new(&[1, 4, 1, 1]).unwrap(), vec![0, 1, 2, 255]).unwrap();
     let q = Quantized::new(&[0.05], &[7], t).unwrap();
     let req = RequestRef { input: InputRef::Split { cut: "/blocks/blocks.3/Add_output_0", tensor: q.as_ref() }, ..image_request(&[]) };
-    let buf = encode_req(&req);
-    assert_eq!(buf[3], 3);
-    assert_eq!(buf.len(), encoded_request_len(&req));
-    let back = decode_req(&buf).unwrap();
-    assert_eq!(back, req);
-    assert_eq!(back.to_request().as_ref(), req);
-    assert_eq!(back.identity().version, 3);
-    assert_eq!(back.input.payload(), &[0, 1, 2, 255]);
+    let buf = assert_round_trips_in(&req, 3);
+    assert_eq!(decode_req(&buf).unwrap().input.payload(), &[0, 1, 2, 255]);
     // The same bytes claiming version 2: kind 5 does not exist there.
     let mut old = buf.clone();
     old[3] = 2;

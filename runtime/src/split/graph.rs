@@ -68,10 +68,10 @@ pub fn cut_points(graph: &GraphProto) -> Result<Vec<CutPoint>, Uncuttable> {
         for gone in expiring.remove(&i).unwrap_or_default() {
             live.remove(gone);
         }
-        if i + 1 == end || live.len() != 1 {
+        let (1, Some(&tensor)) = (live.len(), live.iter().next()) else { continue };
+        if i + 1 == end {
             continue;
         }
-        let tensor = *live.iter().next().expect("one live tensor");
         if tensor == source || outputs.contains(tensor) || !seen.insert(tensor) {
             continue;
         }

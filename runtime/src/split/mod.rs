@@ -163,7 +163,7 @@ impl Splitter {
         if path.is_file() {
             return Ok(path);
         }
-        let graph = self.proto.graph.as_ref().expect("checked at open");
+        let graph = self.proto.graph.as_ref().ok_or_else(|| split_err(format!("model `{}`: the model has no graph", self.manifest.name)))?;
         let point = graph::CutPoint { nodes: cut.nodes, tensor: cut.tensor.clone() };
         let typed = value_info(&cut.tensor, &cut.shape);
         let half = match which {
@@ -313,21 +313,29 @@ impl Tail {
 
     /// Runs the tail on a quantized crossing tensor of the cut's shape; top `k` classes.
     pub fn infer(&self, shape: &[usize], scale: f32, zero_point: i32, values: &[u8], k: usize) -> Result<Inference, RuntimeError> {
-        if shape != self.cut.shape.as_slice() || values.len() != self.cut.values() {
+        self.check(shape, scale, zero_point, values.len())?;
+        let x = activation::dequantize(scale, zero_point, values);
+        let out = self.session.run_batch(&[&x])?.pop().ok_or_else(|| split_err("the tail returned no result"))?;
+        Ok(finish(&self.manifest, &self.labels, out.scores, out.compute, k))
+    }
+
+    /// Whether a quantized crossing tensor of `shape` with `len` values, `scale` and
+    /// `zero_point` fits this tail (what [`Self::infer`] checks first; the edge checks it on
+    /// receipt, to refuse a bad request as the client's error).
+    pub fn check(&self, shape: &[usize], scale: f32, zero_point: i32, len: usize) -> Result<(), RuntimeError> {
+        if shape != self.cut.shape.as_slice() || len != self.cut.values() {
             return Err(split_err(format!(
                 "{} of `{}` takes a tensor of shape {:?} ({} values), got shape {shape:?} with {} values",
                 self.cut.name(),
                 self.manifest.name,
                 self.cut.shape,
                 self.cut.values(),
-                values.len()
+                len
             )));
         }
         if !(scale.is_finite() && scale > 0.0) || !(0..=255).contains(&zero_point) {
             return Err(split_err(format!("scale {scale} and zero point {zero_point}: expected a finite positive scale and a zero point in 0..=255")));
         }
-        let x = activation::dequantize(scale, zero_point, values);
-        let out = self.session.run_batch(&[&x])?.pop().ok_or_else(|| split_err("the tail returned no result"))?;
-        Ok(finish(&self.manifest, &self.labels, out.scores, out.compute, k))
+        Ok(())
     }
 }
