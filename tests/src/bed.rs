@@ -46,9 +46,13 @@ pub struct BedOptions {
     pub spool_tmpfs_kib: Option<u32>,
     /// The edge server's queue capacity.
     pub edge_queue: usize,
-    /// The shaped input forms the board config's edge target lists (`forms`); none: the
-    /// original only.
+    /// The shaped input forms and splits the board config's edge target lists (`forms`);
+    /// none: the original only. A `split@N` needs [`BedOptions::edge_splits`].
     pub edge_forms: &'static [&'static str],
+    /// The agent's `[decide] policy` (`adaptive`, `always-local`, `always-offload`).
+    pub policy: &'static str,
+    /// Whether the edge serves split requests (`splits = true`: it cuts and loads the tails).
+    pub edge_splits: bool,
 }
 
 impl Default for BedOptions {
@@ -62,6 +66,8 @@ impl Default for BedOptions {
             spool_tmpfs_kib: None,
             edge_queue: EdgeOptions::default().queue_capacity,
             edge_forms: &[],
+            policy: "adaptive",
+            edge_splits: false,
         }
     }
 }
@@ -119,6 +125,7 @@ pub struct Bed {
     agent_config: PathBuf,
     agent_log: &'static str,
     edge_options: EdgeOptions,
+    options: BedOptions,
     work: tempfile::TempDir,
     pki: tempfile::TempDir,
     /// The namespaces and the link.
@@ -130,7 +137,9 @@ pub fn is_root() -> bool {
     Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
 }
 
-fn write_configs(dir: &Path, certs: &Path, telemetry: bool, drain_ms: Option<u32>, edge_forms: &[&str]) -> PathBuf {
+/// The agent's config (and its board config) for the bed's options, written into `dir`.
+fn write_configs(dir: &Path, certs: &Path, options: &BedOptions) -> PathBuf {
+    let BedOptions { telemetry, drain_ms, edge_forms, policy, .. } = *options;
     let board = dir.join("board.toml");
     let forms: Vec<String> = edge_forms.iter().map(|f| format!("\"{f}\"")).collect();
     std::fs::write(
@@ -160,7 +169,7 @@ fn write_configs(dir: &Path, certs: &Path, telemetry: bool, drain_ms: Option<u32
             "[agent]\ndevice_id = \"dev-1\"\nboard = \"{}\"\nmodels = \"{}\"\nwarmup_runs = 2\nemulate_slowdown = 4.0\n\
              [api]\nunix = \"{}\"\n{drain}\
              [mqtt]\nbroker = \"mqtts://{EDGE_IP}:{PORT}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n\
-             [decide]\npolicy = \"adaptive\"\n{telemetry}",
+             [decide]\npolicy = \"{policy}\"\n{telemetry}",
             board.display(),
             repo_root().join("models").display(),
             dir.join("api.sock").display(),
@@ -194,7 +203,13 @@ impl Bed {
 
         // The edge server beside it (its own connection to the broker stays inside the edge
         // namespace; only the device's traffic crosses the shaped link).
-        let edge_options = EdgeOptions { models: vec![MODEL], workers: 1, queue_capacity: options.edge_queue, ..EdgeOptions::default() };
+        let edge_options = EdgeOptions {
+            models: vec![MODEL],
+            workers: 1,
+            queue_capacity: options.edge_queue,
+            splits: options.edge_splits,
+            ..EdgeOptions::default()
+        };
         let edge = start_edge_in(&tb, &certs, &edge_options, &broker);
 
         // The agent on the device side.
@@ -202,10 +217,24 @@ impl Bed {
         let spool_mount = options.spool_tmpfs_kib.map(|kib| {
             Tmpfs::mount(&work.path().join("spool"), kib).unwrap_or_else(|e| panic!("the spool's tmpfs: {e}"))
         });
-        let agent_config = write_configs(work.path(), &certs, options.telemetry, options.drain_ms, options.edge_forms);
+        let agent_config = write_configs(work.path(), &certs, options);
         let api = Endpoint::Unix(work.path().join("api.sock"));
         let agent = spawn_agent(&tb, &agent_config, options.log, work.path());
-        Bed { agent, api, edge, broker, spool_mount, broker_conf, agent_config, agent_log: options.log, edge_options, work, pki, tb }
+        Bed {
+            agent,
+            api,
+            edge,
+            broker,
+            spool_mount,
+            broker_conf,
+            agent_config,
+            agent_log: options.log,
+            edge_options,
+            options: options.clone(),
+            work,
+            pki,
+            tb,
+        }
     }
 
     /// The agent's work folder (its config, API socket and spool).
@@ -246,6 +275,17 @@ impl Bed {
         self.agent.kill();
         let agent = spawn_agent(&self.tb, &self.agent_config, self.agent_log, self.work.path());
         std::mem::replace(&mut self.agent, agent)
+    }
+
+    /// Stops the agent and starts it again with `policy` and the edge target offering
+    /// `edge_forms` (the bed's other options kept; its work folder, with the split cache,
+    /// too), and waits until it is connected and its API is open. The old process's log is
+    /// returned.
+    pub fn restart_agent_with(&mut self, policy: &'static str, edge_forms: &'static [&'static str]) -> Proc {
+        let options = BedOptions { policy, edge_forms, ..self.options.clone() };
+        self.agent_config = write_configs(self.work.path(), &self.certs(), &options);
+        self.options = options;
+        self.start_agent()
     }
 
     /// Kills the broker (SIGKILL) and reaps it.
@@ -322,7 +362,8 @@ fn spawn_agent(tb: &Testbed, config: &Path, log: &str, work: &Path) -> Proc {
     // A socket left by a killed agent must not pass for the new one's.
     let _ = std::fs::remove_file(&socket);
     let mut cmd = tb.command(Side::Device, workspace_binary("ferry"));
-    cmd.args(["run", "--config"]).arg(config).env("RUST_LOG", log);
+    // The split heads are cut into the work folder, not the user's cache.
+    cmd.args(["run", "--config"]).arg(config).env("RUST_LOG", log).env(ferry_runtime::split::CACHE_ENV, work.join("cache"));
     let mut agent = Proc::spawn(cmd, "ferry");
     let until = Instant::now() + Duration::from_secs(120);
     while agent.stderr.count(&["edge link ready"]) == 0 {

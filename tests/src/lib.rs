@@ -17,6 +17,8 @@
 //!   killed on drop.
 //! - [`netns`]: a device and an edge network namespace joined by a veth pair whose rate the
 //!   kernel's `tbf` shapes (root only): the testbed of `tests/testbed.rs`.
+//! - [`replay`]: a recorded link replayed on the testbed's uplink (`tbf` re-shaped every
+//!   second), and when the capacity had held on one side of a threshold.
 //! - [`raw`]: a bare rumqttc client (no Ferry envelope) for what a device must *not* be able
 //!   to do, and for the benchmark's baseline.
 //! - [`secrets`]: the private keys of every PKI the tests make, searched for in every output
@@ -54,6 +56,7 @@ pub mod fleet;
 pub mod harness;
 pub mod netns;
 pub mod raw;
+pub mod replay;
 pub mod secrets;
 pub mod systemd;
 pub mod telemetry;

@@ -25,10 +25,10 @@
 use std::time::{Duration, Instant};
 
 use ferry_agent::client::{infer, ClientError, Endpoint};
-use ferry_decide::sim::recorded;
 use ferry_tests::bed::{snapshot_field, Bed, BedOptions, MODEL};
 use ferry_tests::harness::{repo_root, Proc};
 use ferry_tests::netns::{Side, Testbed};
+use ferry_tests::replay::{held_for, replay, window};
 
 const FAST_KBIT: u32 = 100_000;
 const SLOW_KBIT: u32 = 400;
@@ -129,33 +129,6 @@ fn cpu_load(tb: &Testbed) -> Vec<Proc> {
         .collect()
 }
 
-/// Re-shapes the uplink to each capacity in turn, one a second from `start`; returns when
-/// each was applied (s since `t0`) with its capacity, Mbit/s.
-fn replay(tb: &Testbed, t0: Instant, start: Instant, mbps: &[f64]) -> Vec<(f64, f64)> {
-    let mut applied = Vec::with_capacity(mbps.len());
-    for (i, &m) in mbps.iter().enumerate() {
-        let at = start + Duration::from_secs(i as u64);
-        if let Some(wait) = at.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
-        let kbit = (m * 1000.0).round().max(8.0) as u32;
-        tb.shape(Side::Device, kbit).unwrap_or_else(|e| panic!("replay step {i}: {e}"));
-        applied.push((t0.elapsed().as_secs_f64(), m));
-    }
-    applied
-}
-
-/// How long before `t` the capacity has been on the same side of a threshold, judged with
-/// `side` (true for "on that side"), s; 0 if it is not at `t`.
-fn held_for(steps: &[(f64, f64)], t: f64, side: impl Fn(f64) -> bool) -> f64 {
-    let Some(now) = steps.iter().rposition(|&(at, _)| at <= t) else { return 0.0 };
-    if !side(steps[now].1) {
-        return 0.0;
-    }
-    let first = steps[..=now].iter().rposition(|&(_, m)| !side(m)).map_or(0, |i| i + 1);
-    t - steps[first].0
-}
-
 #[test]
 fn the_agent_moves_to_local_within_a_second_of_a_throttle_and_back_within_two_of_the_restore() {
     let mut bed = Bed::start(&BedOptions { kbit: FAST_KBIT, ..BedOptions::default() });
@@ -189,8 +162,7 @@ fn the_agent_moves_to_local_within_a_second_of_a_throttle_and_back_within_two_of
     estimates(&bed, "before the replay");
 
     // The recorded link, re-shaped every second while requests keep flowing.
-    let recording = recorded::load(&repo_root().join(REPLAY), None).unwrap_or_else(|e| panic!("{REPLAY}: {e}"));
-    let mbps: Vec<f64> = recording.sample(1_000_000, REPLAY_FROM_S + REPLAY_S)[REPLAY_FROM_S..].to_vec();
+    let mbps = window(REPLAY, REPLAY_FROM_S, REPLAY_S);
     eprintln!("testbed: replaying {REPLAY} from {REPLAY_FROM_S} s for {REPLAY_S} s (uplink; Mbit/s: {mbps:.1?})");
     let start = Instant::now();
     let steps = std::thread::scope(|s| {

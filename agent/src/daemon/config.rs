@@ -56,8 +56,9 @@ pub struct AgentSection {
     /// Deadline for requests that name none, ms; 0 = none. Default 0.
     #[serde(default)]
     pub default_deadline_ms: u32,
-    /// For demonstrations on a fast machine: local runs take this many times as long as they
-    /// really compute (the runner waits out the difference), to stand in for a slower board
+    /// For demonstrations on a fast machine: the board's compute — local runs and making an
+    /// offload's form (resizing, JPEG encoding, a split's head) — takes this many times as long
+    /// as it really computes (the difference is waited out), to stand in for a slower board
     /// (1.0..=50.0). Default 1.0 — leave it there on a real board.
     #[serde(default = "default_slowdown")]
     pub emulate_slowdown: f64,

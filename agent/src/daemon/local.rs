@@ -14,12 +14,14 @@ use ferry_exec::{LocalResult, LocalRunner};
 use ferry_protocol::{DType, EdgeTimings, Input, Request, Response, Status, TopK};
 use ferry_runtime::{forms, preprocess, Cancel, Engine, Inference, LocalModel, ModelStore, RuntimeError};
 
+use super::emulate::Slowdown;
+
 /// Every local variant the decider knows, loaded once.
 pub struct TractRunner {
     /// Indexed by `TargetId`; `None` for edge targets.
     variants: Vec<Option<Arc<LocalModel>>>,
     top_k: usize,
-    slowdown: f64,
+    slowdown: Slowdown,
     /// Images already decoded and preprocessed when their request was checked, by request id:
     /// the local run takes the tensor instead of decoding again.
     prepared: Mutex<HashMap<u64, Arc<Vec<f32>>>>,
@@ -27,7 +29,7 @@ pub struct TractRunner {
 
 impl TractRunner {
     /// Loads the variant of every local target from `store`.
-    pub fn load(store: &ModelStore, engine: &dyn Engine, targets: &Targets, top_k: usize, slowdown: f64) -> Result<Self, RuntimeError> {
+    pub fn load(store: &ModelStore, engine: &dyn Engine, targets: &Targets, top_k: usize, slowdown: Slowdown) -> Result<Self, RuntimeError> {
         let mut variants = Vec::with_capacity(targets.len());
         for t in targets.iter() {
             variants.push(match t.kind {
@@ -39,7 +41,7 @@ impl TractRunner {
                 TargetKind::Edge { .. } => None,
             });
         }
-        Ok(Self { variants, top_k: top_k.max(1), slowdown: slowdown.max(1.0), prepared: Mutex::default() })
+        Ok(Self { variants, top_k: top_k.max(1), slowdown, prepared: Mutex::default() })
     }
 
     /// The loaded variant of a local target.
@@ -80,10 +82,10 @@ impl LocalRunner for TractRunner {
             .await
             .map_err(|e| format!("local inference task: {e}"))??;
         let mut compute = inference.1.compute;
-        if self.slowdown > 1.0 {
+        if self.slowdown.is_on() {
             // Emulating a slower board: hold the engine for the time that board would take,
             // and stop holding it when cancelled, as the engine itself would stop.
-            let extra = compute.mul_f64(self.slowdown - 1.0);
+            let extra = self.slowdown.extra(compute);
             let until = Instant::now() + extra;
             while Instant::now() < until {
                 if cancel.load(Ordering::Acquire) {

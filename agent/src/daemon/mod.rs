@@ -16,6 +16,7 @@
 pub mod accuracy;
 pub mod config;
 pub mod edge;
+pub mod emulate;
 pub mod local;
 pub mod stats;
 pub mod system;
@@ -189,7 +190,7 @@ impl Daemon {
 
         let engine = TractEngine::new(Threads(config.agent.threads.into()));
         let targets = decider.targets().clone();
-        let (top_k, slowdown) = (usize::from(config.agent.top_k), config.agent.emulate_slowdown);
+        let (top_k, slowdown) = (usize::from(config.agent.top_k), emulate::Slowdown::new(config.agent.emulate_slowdown));
         let (runner, manifests, heads) = tokio::task::spawn_blocking(move || {
             let runner = TractRunner::load(&store, &engine, &targets, top_k, slowdown)?;
             // Models only an edge serves are checked against their manifest when the device
@@ -208,7 +209,7 @@ impl Daemon {
         })
         .await
         .map_err(|e| StartError::Join(e.to_string()))??;
-        let shaper = shaper::ManifestShaper::new(manifests.clone(), heads);
+        let shaper = shaper::ManifestShaper::new(manifests.clone(), heads, slowdown);
         for obs in shaper::measure_heads(&shaper, decider.targets()) {
             decider.observe(obs, 0);
         }
@@ -295,7 +296,7 @@ impl Daemon {
             .await
             .unwrap_or_default();
             for compute in measured {
-                let compute = compute.mul_f64(self.config.agent.emulate_slowdown.max(1.0));
+                let compute = emulate::Slowdown::new(self.config.agent.emulate_slowdown).stretch(compute);
                 let compute_us = u32::try_from(compute.as_micros()).unwrap_or(u32::MAX);
                 self.executor.observe(Observation::LocalFinished { target, compute_us, ok: true });
             }

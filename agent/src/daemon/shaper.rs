@@ -13,17 +13,21 @@ use ferry_runtime::forms::{self, Form, InputQuant, Made};
 use ferry_runtime::split::{Head, Splitter};
 use ferry_runtime::{preprocess, Cancel, Engine, Manifest, RuntimeError};
 
+use super::emulate::Slowdown;
+
 /// The manifests of the models the agent knows, by name, and the heads of the splits offered.
 pub struct ManifestShaper {
     manifests: HashMap<String, Arc<Manifest>>,
     /// By (model, `split@N`).
     heads: HashMap<(String, String), Head>,
+    /// Making a form is the board's compute too: an emulated board is slower at it.
+    slowdown: Slowdown,
 }
 
 impl ManifestShaper {
-    /// Over these manifests and heads.
-    pub fn new(manifests: HashMap<String, Arc<Manifest>>, heads: HashMap<(String, String), Head>) -> Self {
-        Self { manifests, heads }
+    /// Over these manifests and heads, on a board `slowdown` times slower than this machine.
+    pub fn new(manifests: HashMap<String, Arc<Manifest>>, heads: HashMap<(String, String), Head>, slowdown: Slowdown) -> Self {
+        Self { manifests, heads, slowdown }
     }
 }
 
@@ -57,7 +61,8 @@ pub fn load_heads(
     Ok(heads)
 }
 
-/// Times each loaded head at start-up (its second run on a blank input, the first warms it),
+/// Times each loaded head at start-up (its second run on a blank input, the first warms it;
+/// stretched by the emulated board's slowdown),
 /// as the observation that seeds the head's making time: the measured head, plus the part of
 /// the manifest's making time that is not the head (decoding and preprocessing) until the
 /// first real split offload measures it all.
@@ -75,7 +80,7 @@ pub fn measure_heads(shaper: &ManifestShaper, targets: &Targets) -> Vec<Observat
             }
             taken = Some(started.elapsed());
         }
-        let Some(taken) = taken else { continue };
+        let Some(taken) = taken.map(|t| shaper.slowdown.stretch(t)) else { continue };
         let figures = manifest.evaluation.as_ref().and_then(|e| e.cut(name));
         let rest_ms = figures.map_or(0.0, |c| (c.make_ms - c.head_ms).max(0.0));
         let encode_us = (taken.as_secs_f64() * 1e6 + rest_ms * 1e3) as u32;
@@ -119,6 +124,13 @@ pub fn input_of(manifest: &Manifest, made: Made) -> Result<Option<Input>, String
 
 impl ferry_exec::Shaper for ManifestShaper {
     fn shape(&self, request: &Request, form: &str) -> Result<Request, String> {
+        self.slowdown.run_blocking(|| self.make(request, form))
+    }
+}
+
+impl ManifestShaper {
+    /// [`ferry_exec::Shaper::shape`] at this machine's speed.
+    fn make(&self, request: &Request, form: &str) -> Result<Request, String> {
         let manifest = self.manifests.get(request.model.as_str()).ok_or_else(|| format!("no manifest for `{}`", request.model.as_str()))?;
         let form: Form = form.parse()?;
         let Input::Image { bytes, .. } = &request.input else {
@@ -168,7 +180,7 @@ mod tests {
             input: Input::Image { format: ImageFormat::Jpeg, bytes },
         };
         let manifests = HashMap::from([("efficientnet-lite0".to_string(), Arc::new(manifest))]);
-        (ManifestShaper::new(manifests, HashMap::new()), request)
+        (ManifestShaper::new(manifests, HashMap::new(), Slowdown::new(1.0)), request)
     }
 
     #[test]
@@ -222,7 +234,7 @@ mod tests {
         let engine = ferry_runtime::TractEngine::new(ferry_runtime::Threads(1));
         let heads = load_heads(&engine, &plain.manifests, &targets, cache.path()).unwrap();
         assert_eq!(heads.len(), 1);
-        let shaper = ManifestShaper::new(plain.manifests.clone(), heads);
+        let shaper = ManifestShaper::new(plain.manifests.clone(), heads, Slowdown::new(1.0));
         let split = shaper.shape(&request, "split@92").unwrap();
         assert_eq!((split.request_id, split.deadline_ms), (7, Some(500)));
         let Input::Split { cut, tensor } = &split.input else { panic!("not a split") };
