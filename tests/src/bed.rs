@@ -123,7 +123,6 @@ pub struct Bed {
     pub spool_mount: Option<Tmpfs>,
     broker_conf: PathBuf,
     agent_config: PathBuf,
-    agent_log: &'static str,
     edge_options: EdgeOptions,
     options: BedOptions,
     work: tempfile::TempDir,
@@ -228,7 +227,6 @@ impl Bed {
             spool_mount,
             broker_conf,
             agent_config,
-            agent_log: options.log,
             edge_options,
             options: options.clone(),
             work,
@@ -273,7 +271,7 @@ impl Bed {
     /// The old process's log is returned.
     pub fn start_agent(&mut self) -> Proc {
         self.agent.kill();
-        let agent = spawn_agent(&self.tb, &self.agent_config, self.agent_log, self.work.path());
+        let agent = spawn_agent(&self.tb, &self.agent_config, self.options.log, self.work.path());
         std::mem::replace(&mut self.agent, agent)
     }
 

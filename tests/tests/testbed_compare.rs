@@ -42,6 +42,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use ferry_agent::client::{infer_query, ClientError, Endpoint};
+use ferry_decide::sim::mean_p95;
 use ferry_tests::bed::{is_root, Bed, BedOptions, MODEL};
 use ferry_tests::harness::repo_root;
 use ferry_tests::netns::Side;
@@ -173,15 +174,10 @@ fn reference(api: &Endpoint, images: &[(String, Vec<u8>)]) -> Vec<(u32, f32)> {
         .collect()
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted.get(((sorted.len() as f64 * p).ceil() as usize).saturating_sub(1)).copied().unwrap_or(f64::NAN)
-}
-
 /// One table row: mean, p95, share within the deadline, on the edge, and the forms sent.
 fn summary(arm: &str, rows: &[Row]) -> String {
     let mut ms: Vec<f64> = rows.iter().map(|r| r.wall_ms).collect();
-    ms.sort_by(f64::total_cmp);
-    let mean = ms.iter().sum::<f64>() / ms.len().max(1) as f64;
+    let (mean, p95) = mean_p95(&mut ms);
     let met = rows.iter().filter(|r| r.request_id.is_some() && r.wall_ms <= f64::from(DEADLINE_MS)).count();
     let edge = rows.iter().filter(|r| r.on_edge()).count();
     let fell_back = rows.iter().filter(|r| r.fallback.is_some()).count();
@@ -198,9 +194,8 @@ fn summary(arm: &str, rows: &[Row]) -> String {
     };
     let pct = |k: usize| 100.0 * k as f64 / rows.len().max(1) as f64;
     format!(
-        "| {arm} | {} | {mean:.1} | {:.1} | {:.1} % | {:.1} % | {:.1} % | {forms} |",
+        "| {arm} | {} | {mean:.1} | {p95:.1} | {:.1} % | {:.1} % | {:.1} % | {forms} |",
         rows.len(),
-        percentile(&ms, 0.95),
         pct(met),
         pct(edge),
         pct(fell_back)

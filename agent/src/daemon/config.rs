@@ -64,6 +64,13 @@ pub struct AgentSection {
     pub emulate_slowdown: f64,
 }
 
+impl AgentSection {
+    /// The emulated board's slowdown ([`AgentSection::emulate_slowdown`]).
+    pub fn slowdown(&self) -> super::emulate::Slowdown {
+        super::emulate::Slowdown::new(self.emulate_slowdown)
+    }
+}
+
 fn default_slowdown() -> f64 {
     1.0
 }

@@ -190,7 +190,7 @@ impl Daemon {
 
         let engine = TractEngine::new(Threads(config.agent.threads.into()));
         let targets = decider.targets().clone();
-        let (top_k, slowdown) = (usize::from(config.agent.top_k), emulate::Slowdown::new(config.agent.emulate_slowdown));
+        let (top_k, slowdown) = (usize::from(config.agent.top_k), config.agent.slowdown());
         let (runner, manifests, heads) = tokio::task::spawn_blocking(move || {
             let runner = TractRunner::load(&store, &engine, &targets, top_k, slowdown)?;
             // Models only an edge serves are checked against their manifest when the device
@@ -296,7 +296,7 @@ impl Daemon {
             .await
             .unwrap_or_default();
             for compute in measured {
-                let compute = emulate::Slowdown::new(self.config.agent.emulate_slowdown).stretch(compute);
+                let compute = self.config.agent.slowdown().stretch(compute);
                 let compute_us = u32::try_from(compute.as_micros()).unwrap_or(u32::MAX);
                 self.executor.observe(Observation::LocalFinished { target, compute_us, ok: true });
             }

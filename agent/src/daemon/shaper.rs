@@ -29,6 +29,35 @@ impl ManifestShaper {
     pub fn new(manifests: HashMap<String, Arc<Manifest>>, heads: HashMap<(String, String), Head>, slowdown: Slowdown) -> Self {
         Self { manifests, heads, slowdown }
     }
+
+    /// [`ferry_exec::Shaper::shape`] at this machine's speed.
+    fn make(&self, request: &Request, form: &str) -> Result<Request, String> {
+        let manifest = self.manifests.get(request.model.as_str()).ok_or_else(|| format!("no manifest for `{}`", request.model.as_str()))?;
+        let form: Form = form.parse()?;
+        let Input::Image { bytes, .. } = &request.input else {
+            return Err("only an original image input can be shaped".to_string());
+        };
+        let input = if let Form::Split { .. } = form {
+            let key = (request.model.as_str().to_string(), form.to_string());
+            let head = self.heads.get(&key).ok_or_else(|| format!("no head loaded for {} of `{}`", key.1, key.0))?;
+            let image = preprocess::decode_image(bytes, "the request's image").map_err(|e| e.to_string())?;
+            let (q, _) = head.run_image(&image, &Cancel::new()).map_err(|e| e.to_string())?;
+            split_input(head, q)?
+        } else {
+            let made = forms::make(manifest, form, bytes).map_err(|e| e.to_string())?;
+            let Some(input) = input_of(manifest, made)? else { return Ok(request.clone()) };
+            input
+        };
+        Ok(Request {
+            request_id: request.request_id,
+            device_id: request.device_id,
+            model: request.model,
+            precision: request.precision,
+            deadline_ms: request.deadline_ms,
+            sent_at_us: request.sent_at_us,
+            input,
+        })
+    }
 }
 
 /// Loads the head of every split form the decision may choose (`targets`' forms named
@@ -128,36 +157,6 @@ impl ferry_exec::Shaper for ManifestShaper {
     }
 }
 
-impl ManifestShaper {
-    /// [`ferry_exec::Shaper::shape`] at this machine's speed.
-    fn make(&self, request: &Request, form: &str) -> Result<Request, String> {
-        let manifest = self.manifests.get(request.model.as_str()).ok_or_else(|| format!("no manifest for `{}`", request.model.as_str()))?;
-        let form: Form = form.parse()?;
-        let Input::Image { bytes, .. } = &request.input else {
-            return Err("only an original image input can be shaped".to_string());
-        };
-        let input = if let Form::Split { .. } = form {
-            let key = (request.model.as_str().to_string(), form.to_string());
-            let head = self.heads.get(&key).ok_or_else(|| format!("no head loaded for {} of `{}`", key.1, key.0))?;
-            let image = preprocess::decode_image(bytes, "the request's image").map_err(|e| e.to_string())?;
-            let (q, _) = head.run_image(&image, &Cancel::new()).map_err(|e| e.to_string())?;
-            split_input(head, q)?
-        } else {
-            let made = forms::make(manifest, form, bytes).map_err(|e| e.to_string())?;
-            let Some(input) = input_of(manifest, made)? else { return Ok(request.clone()) };
-            input
-        };
-        Ok(Request {
-            request_id: request.request_id,
-            device_id: request.device_id,
-            model: request.model,
-            precision: request.precision,
-            deadline_ms: request.deadline_ms,
-            sent_at_us: request.sent_at_us,
-            input,
-        })
-    }
-}
 
 #[cfg(test)]
 mod tests {

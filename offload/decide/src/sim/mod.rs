@@ -188,8 +188,9 @@ impl Answered {
     }
 }
 
-/// Mean and 95th percentile, sorting `ms` in place; zeros if empty.
-fn mean_p95(ms: &mut [f64]) -> (f64, f64) {
+/// Mean and 95th percentile, sorting `ms` in place; zeros if empty. The simulator's tables
+/// and the testbed's (`tests/testbed_compare.rs`) use this one rule.
+pub fn mean_p95(ms: &mut [f64]) -> (f64, f64) {
     let n = ms.len().max(1);
     ms.sort_by(f64::total_cmp);
     let p95 = ms.get(((n as f64 * 0.95).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0.0);
