@@ -37,11 +37,6 @@ fn start_agent(extra: &str) -> Agent {
 
 /// `extra` goes into `[agent]`, `api` into `[api]`.
 fn start_agent_with(extra: &str, api: &str) -> Agent {
-    start_agent_on("x86-dev", extra, api)
-}
-
-/// The agent on the shipped board config `firmware-configs/<board>.toml`.
-fn start_agent_on(board: &str, extra: &str, api: &str) -> Agent {
     let dir = tempfile::tempdir().unwrap();
     let unix = dir.path().join("api.sock");
     let config = dir.path().join("agent.toml");
@@ -49,7 +44,7 @@ fn start_agent_on(board: &str, extra: &str, api: &str) -> Agent {
         &config,
         format!(
             "[agent]\ndevice_id = \"dev-1\"\nboard = \"{}\"\nmodels = \"{}\"\nwarmup_runs = 1\n{extra}\n[api]\ntcp = \"127.0.0.1:0\"\nunix = \"{}\"\nmax_body_bytes = 4194304\n{api}\n",
-            repo().join(format!("firmware-configs/{board}.toml")).display(),
+            repo().join("firmware-configs/x86-dev.toml").display(),
             repo().join("models").display(),
             unix.display()
         ),
@@ -222,13 +217,12 @@ fn status_and_metrics_report_what_happened() {
     assert_eq!(v["device_id"], "dev-1");
     assert_eq!(v["answers"]["local"], 3, "{v}");
     assert!(v["targets"].as_array().is_some_and(|t| t.iter().any(|t| t["name"] == "local-fp32")), "{v}");
-    // The manifests' accuracy bounds: digits INT8 (99.78 vs 99.56 %, max drop 1) may run, and
-    // so may efficientnet-lite0 INT8 (its real top-1 drop on the evaluation split is within
-    // `[accuracy] max_drop` at the upper end of its interval), which the board lists as
-    // `local-int8`.
+    // The manifests' accuracy bounds: digits INT8 (99.78 vs 99.56 %, max drop 1) may run;
+    // efficientnet-lite0 INT8 (60 % top-1 agreement, max drop 10) may not, though the board
+    // lists it as `local-int8`.
     let names: Vec<&str> = v["targets"].as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
     assert!(names.contains(&"local-digits-int8"), "{names:?}");
-    assert!(names.contains(&"local-int8"), "{names:?}");
+    assert!(!names.contains(&"local-int8"), "{names:?}");
 
     let (status, body) = http(&mut unix(&agent), "GET", "/v1/metrics", "text/plain", b"");
     assert_eq!(status, 200);
@@ -423,43 +417,4 @@ fn an_edge_target_whose_endpoint_is_not_the_broker_is_refused_at_start() {
     ));
     assert!(!status.success());
     assert!(stderr.contains("x86-dev.toml") && stderr.contains("].endpoint") && stderr.contains("mqtt.broker"), "{stderr}");
-}
-
-/// `ferry run` on the Raspberry Pi 4 board config: efficientnet-lite0 INT8 (`local-int8`) is a
-/// target — the manifest's evaluation figures put its top-1 drop within the bound — beside the
-/// FP32 variant the agent adds, and once both are measured (warm-up, then every run) the
-/// requests go to the one measured faster on this machine.
-#[test]
-fn on_rpi4_efficientnet_int8_is_allowed_and_runs_where_it_is_the_faster_variant() {
-    let agent = start_agent_on("rpi4", "", "");
-    let image = std::fs::read(repo().join("models/images/espresso.jpg")).unwrap();
-    let mut answered = Vec::new();
-    for _ in 0..8 {
-        let (status, body) = http(&mut tcp(&agent), "POST", "/v1/infer/efficientnet-lite0?placement=local-only", "image/jpeg", &image);
-        assert_eq!(status, 200, "{body}");
-        let v = json(&body);
-        answered.push(v["target"].as_str().unwrap_or_default().to_string());
-        assert_eq!(v["top"][0]["index"], 967, "espresso.jpg is an espresso (p 0.95 in both variants): {v}");
-    }
-    let (status, body) = http(&mut tcp(&agent), "GET", "/v1/status", "text/plain", b"");
-    assert_eq!(status, 200);
-    let v = json(&body);
-    let compute = |name: &str| {
-        v["targets"].as_array().unwrap().iter().find(|t| t["name"] == name).and_then(|t| t["compute_ms"].as_f64())
-    };
-    let int8 = compute("local-int8").unwrap_or_else(|| panic!("local-int8 is not a target: {v}"));
-    let fp32 = compute("local-efficientnet-lite0-fp32").unwrap_or_else(|| panic!("no fp32 target: {v}"));
-    eprintln!("measured: int8 {int8:.1} ms, fp32 {fp32:.1} ms; answered by {answered:?}");
-    // Where one is clearly faster (1.5x), the last requests ran on it.
-    let faster = if int8 * 1.5 < fp32 {
-        Some("local-int8")
-    } else if fp32 * 1.5 < int8 {
-        Some("local-efficientnet-lite0-fp32")
-    } else {
-        None
-    };
-    if let Some(faster) = faster {
-        assert!(answered[answered.len() - 3..].iter().all(|t| t == faster), "int8 {int8:.1} ms, fp32 {fp32:.1} ms: {answered:?}");
-    }
-    assert!(answered.iter().all(|t| t == "local-int8" || t == "local-efficientnet-lite0-fp32"), "{answered:?}");
 }

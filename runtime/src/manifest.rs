@@ -144,41 +144,12 @@ pub struct Evaluation {
     pub top1: f32,
     /// Its 95 % interval (Wilson), %.
     pub top1_interval: [f32; 2],
-    /// `[[evaluation.variant]]`: per precision other than FP32, its real accuracy and its
-    /// drop against FP32 on the same images (what the accuracy gate reads).
-    #[serde(default, rename = "variant")]
-    pub variants: Vec<VariantFigures>,
     /// `[[evaluation.form]]`: per shaped input form.
     #[serde(default, rename = "form")]
     pub forms: Vec<FormFigures>,
     /// `[[evaluation.cut]]`: per candidate cut of split inference.
     #[serde(default, rename = "cut")]
     pub cuts: Vec<CutFigures>,
-}
-
-/// `[[evaluation.variant]]`: one precision's figures on the evaluation images, against the labels
-/// and against the FP32 variant on the same images.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VariantFigures {
-    /// The precision (a `[[variant]]` of this manifest, not FP32).
-    pub precision: Precision,
-    /// Top-1 against the labels, %.
-    pub top1: f32,
-    /// Its 95 % interval (Wilson), %.
-    pub top1_interval: [f32; 2],
-    /// Top-5 against the labels, %.
-    pub top5: f32,
-    /// Its 95 % interval (Wilson), %.
-    pub top5_interval: [f32; 2],
-    /// Top-1 agreement with the FP32 variant, %.
-    pub agreement: f32,
-    /// Its 95 % interval (Wilson), %.
-    pub agreement_interval: [f32; 2],
-    /// Real top-1 points below FP32 on the same images (negative: better).
-    pub top1_drop: f32,
-    /// Its 95 % interval (paired, [`crate::eval::Tally::top1_drop`]), points.
-    pub top1_drop_interval: [f32; 2],
 }
 
 /// `[[evaluation.cut]]`: split inference at one cut, FP32 halves, the crossing tensor as u8.
@@ -227,11 +198,6 @@ pub struct FormFigures {
 }
 
 impl Evaluation {
-    /// The figures of one precision.
-    pub fn variant(&self, precision: Precision) -> Option<&VariantFigures> {
-        self.variants.iter().find(|v| v.precision == precision)
-    }
-
     /// The figures of one form.
     pub fn form(&self, name: &str) -> Option<&FormFigures> {
         self.forms.iter().find(|f| f.form == name)
@@ -346,25 +312,6 @@ impl Manifest {
             let interval = |i: [f32; 2], x: f32| percent(i[0]) && percent(i[1]) && i[0] <= x && x <= i[1];
             if !percent(e.top1) || !interval(e.top1_interval, e.top1) {
                 return Err(self.invalid("evaluation.top1", "a percentage inside its top1_interval [low, high]"));
-            }
-            for (i, v) in e.variants.iter().enumerate() {
-                let key = |k: &str| format!("evaluation.variant[{i}].{k}");
-                if v.precision == Precision::Fp32 || !self.variants.iter().any(|w| w.precision == v.precision) {
-                    return Err(self.invalid(&key("precision"), "a precision of a [[variant]] other than fp32 (fp32's figures are [evaluation] top1)"));
-                }
-                if e.variants[..i].iter().any(|w| w.precision == v.precision) {
-                    return Err(self.invalid(&key("precision"), "each precision at most once"));
-                }
-                for (k, x, i) in [("top1", v.top1, v.top1_interval), ("top5", v.top5, v.top5_interval), ("agreement", v.agreement, v.agreement_interval)] {
-                    if !percent(x) || !interval(i, x) {
-                        return Err(self.invalid(&key(k), format!("a percentage inside its {k}_interval [low, high]")));
-                    }
-                }
-                let points = |x: f32| x.is_finite() && (-100.0..=100.0).contains(&x);
-                let [lo, hi] = v.top1_drop_interval;
-                if !(points(v.top1_drop) && points(lo) && points(hi) && lo <= v.top1_drop && v.top1_drop <= hi) {
-                    return Err(self.invalid(&key("top1_drop"), "points in -100..=100 inside its top1_drop_interval [low, high]"));
-                }
             }
             for (i, f) in e.forms.iter().enumerate() {
                 let key = |k: &str| format!("evaluation.form[{i}].{k}");

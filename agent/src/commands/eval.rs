@@ -281,8 +281,6 @@ pub fn to_json(model: &str, e: &Evaluation) -> serde_json::Value {
             if v.precision != Precision::Fp32 {
                 o["agreement_with_fp32"] = proportion_json(&v.tally.agreement);
                 o["agreement_where_fp32_confident"] = proportion_json(&v.tally.confident_agreement);
-                let (points, low, high) = v.tally.top1_drop();
-                o["top1_drop"] = serde_json::json!({"points": points, "low": low, "high": high, "lost": v.tally.lost, "gained": v.tally.gained});
             }
             (v.precision.to_string(), o)
         })
@@ -349,13 +347,6 @@ fn print_table(model: &str, e: &Evaluation) {
             v.tally.top5.describe(),
             agreement,
             v.mean_ms
-        );
-    }
-    for v in e.variants.iter().filter(|v| v.precision != Precision::Fp32) {
-        let (points, low, high) = v.tally.top1_drop();
-        println!(
-            "{} real top-1 drop against fp32 on the same images: {points:.1} points, 95 % interval [{low:.1}, {high:.1}] ({} lost, {} gained)",
-            v.precision, v.tally.lost, v.tally.gained
         );
     }
     if !e.splits.is_empty() {

@@ -1,9 +1,5 @@
 //! Which local variants may run at all: a variant other than FP32 is used only if its model's
-//! manifest shows it within `[accuracy] max_drop` of the FP32 variant. Where the manifest has
-//! figures from labelled images (`[[evaluation.variant]]`, `ferry eval`), the bound applies to
-//! the *upper end* of the 95 % interval of the variant's real top-1 drop against FP32 on the
-//! same images: the variant is used only when the data rule out a larger drop. Without them,
-//! the `accuracy` figures under `[[variant]]` are compared. Among the variants that
+//! manifest shows it within `[accuracy] max_drop` of the FP32 variant. Among the variants that
 //! pass, the decider then picks the fastest by measurement (warm-up runs at start-up, every
 //! completed run after), so an INT8 that is slower on this board is not taken, and an INT8 that
 //! is faster but too inaccurate is never a candidate.
@@ -24,8 +20,7 @@ pub enum Verdict {
     Reference,
     /// Within the bound.
     Within {
-        /// Points below FP32 in the manifest's metric (negative: better than FP32); from
-        /// `[[evaluation.variant]]`, the upper end of the drop's 95 % interval.
+        /// Points below FP32 in the manifest's metric (negative: better than FP32).
         drop: f32,
         /// The manifest's bound.
         max_drop: f32,
@@ -53,13 +48,11 @@ pub fn verdict(manifest: &Manifest, precision: Precision) -> Verdict {
     if precision == Precision::Fp32 {
         return Verdict::Reference;
     }
-    let measured = manifest.evaluation.as_ref().and_then(|e| e.variant(precision)).map(|v| v.top1_drop_interval[1]);
     let figure = |p: Precision| manifest.variants.iter().find(|v| v.precision == p).and_then(|v| v.accuracy);
-    let listed = figure(Precision::Fp32).zip(figure(precision)).map(|(reference, this)| reference - this);
-    let Some(drop) = measured.or(listed) else {
+    let (Some(reference), Some(this)) = (figure(Precision::Fp32), figure(precision)) else {
         return Verdict::Unmeasured;
     };
-    let max_drop = manifest.accuracy.max_drop;
+    let (drop, max_drop) = (reference - this, manifest.accuracy.max_drop);
     if drop <= max_drop {
         Verdict::Within { drop, max_drop }
     } else {
@@ -89,7 +82,7 @@ pub fn enforce(config: &mut Config, store: &ModelStore) -> Vec<String> {
             Verdict::Unmeasured => tracing::warn!(
                 target = %l.name,
                 manifest = %manifest.path.display(),
-                "local variant not used: the manifest gives no measured accuracy for it ([[evaluation.variant]] from `ferry eval`, or `accuracy` under [[variant]] for it and for fp32)"
+                "local variant not used: the manifest gives no measured accuracy for it or for fp32 (`accuracy` under [[variant]])"
             ),
         }
         if !v.allowed() {
@@ -257,35 +250,6 @@ mod tests {
         let v = verdict(&manifest(Some(100.0), Some(70.0), 10.0), Precision::Int8);
         assert_eq!(v, Verdict::TooInaccurate { drop: 30.0, max_drop: 10.0 });
         assert!(!v.allowed());
-    }
-
-    /// A manifest whose INT8 has evaluation figures: a drop of `drop` points, interval
-    /// [`low`, `high`], and (to show they are not read) a 10-image agreement far off.
-    fn evaluated(drop: f32, low: f32, high: f32, max_drop: f32) -> Manifest {
-        let eval = format!(
-            "[evaluation]\ndata = \"d\"\ncommand = \"c\"\nimages = 500\ntop1 = 80.0\ntop1_interval = [76.0, 83.0]\n\
-             [[evaluation.variant]]\nprecision = \"int8\"\ntop1 = 79.0\ntop1_interval = [75.0, 82.0]\ntop5 = 95.0\ntop5_interval = [93.0, 96.5]\n\
-             agreement = 95.0\nagreement_interval = [92.7, 96.6]\ntop1_drop = {drop}\ntop1_drop_interval = [{low}, {high}]\n"
-        );
-        let fig = "accuracy = 60.0\n";
-        let text = format!(
-            "name = \"m\"\nlabels = \"labels.txt\"\nsource = \"test\"\nlicence = \"test\"\n[input]\nname = \"x\"\nshape = [1, 3, 4, 4]\n\
-             [preprocess]\ncolor = \"rgb\"\nresize_shorter = 4\nmean = [0.0, 0.0, 0.0]\nstd = [1.0, 1.0, 1.0]\n[output]\nname = \"y\"\nscores = \"logits\"\nclasses = 2\n\
-             [accuracy]\nmax_drop = {max_drop}\n\
-             [[variant]]\nprecision = \"fp32\"\nfile = \"m.fp32.onnx\"\naccuracy = 100.0\n\
-             [[variant]]\nprecision = \"int8\"\nfile = \"m.int8.onnx\"\n{fig}{eval}"
-        );
-        Manifest::parse(&text, std::path::Path::new("/models/m/manifest.toml")).expect("test manifest")
-    }
-
-    #[test]
-    fn with_evaluation_figures_the_gate_reads_the_upper_end_of_the_drop_interval() {
-        // The 10-image agreement (40 points below) is not what decides.
-        let v = verdict(&evaluated(1.0, -0.3, 2.4, 3.0), Precision::Int8);
-        assert_eq!(v, Verdict::Within { drop: 2.4, max_drop: 3.0 });
-        // The same point estimate, but too few images to rule out a 3-point drop: not used.
-        let v = verdict(&evaluated(1.0, -1.5, 3.5, 3.0), Precision::Int8);
-        assert_eq!(v, Verdict::TooInaccurate { drop: 3.5, max_drop: 3.0 });
     }
 
     #[test]

@@ -333,25 +333,3 @@ pub fn choose(model: &TypedModel, cache: Option<&Cache>) -> TractResult<Vec<Choi
     }
     Ok(measured)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_damaged_cache_costs_its_bad_lines_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::in_dir(dir.path());
-        assert!(cache.read().is_empty(), "no file: nothing known");
-        let good = Choice { shape: Shape { m: 12544, k: 16, n: 96 }, default: "a".into(), chosen: "avx512vnni_mmm_i32_16x16".into(), timings: vec![] };
-        cache.write(&BTreeMap::new(), std::slice::from_ref(&good)).unwrap();
-        let mut text = std::fs::read_to_string(cache.path()).unwrap();
-        text.push_str("1 2\nx y z k\n3 4 5 k extra\n\u{0}\u{ff}\n7 8 9 avx2_mmm_i32_8x8\n");
-        std::fs::write(cache.path(), text).unwrap();
-        let known = cache.read();
-        assert_eq!(known.len(), 2, "{known:?}");
-        assert_eq!(known[&good.shape], good.chosen);
-        assert_eq!(known[&Shape { m: 7, k: 8, n: 9 }], "avx2_mmm_i32_8x8");
-        assert!(cache.path().file_name().unwrap().to_string_lossy().starts_with("tract-0.23.9-"));
-    }
-}
