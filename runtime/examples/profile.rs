@@ -6,9 +6,7 @@
 //! ```
 //!
 //! The model goes through the same load path as the runtime (`ferry_runtime::quant` integer
-//! rewrite included); `--float-qdq` skips the rewrite to show tract's own plan of a QDQ model;
-//! `--tract-kernels` keeps tract-linalg's own pick of integer kernels instead of the ones
-//! measured on this host (`ferry_runtime::quant::kernels`, measured afresh here, not cached).
+//! rewrite included); `--float-qdq` skips the rewrite to show tract's own plan of a QDQ model.
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -32,19 +30,6 @@ fn main() -> TractResult<()> {
             println!("  kept float: {why}");
         }
         typed = rewritten;
-        if rest.iter().any(|a| a == "--tract-kernels") {
-            ferry_runtime::quant::kernels::uninstall();
-            println!("integer kernels: tract-linalg's own pick");
-        } else {
-            let choices = ferry_runtime::quant::kernels::choose(&typed, None)?;
-            println!("integer kernels measured on this host ({} shapes; m×k×n as tract's selection sees them):\n", choices.len());
-            println!("| m×k×n | tract's pick | chosen | candidates (median µs) |\n|---|---|---|---|");
-            for c in &choices {
-                let t: Vec<String> = c.timings.iter().map(|t| format!("{} {:.0}", t.kernel, t.median.as_secs_f64() * 1e6)).collect();
-                println!("| {} | {} | {} | {} |", c.shape, c.default, c.chosen, t.join(", "));
-            }
-            println!();
-        }
     }
     let optimized = typed.into_optimized()?;
     if rest.iter().any(|a| a == "--nodes") {
@@ -93,15 +78,13 @@ fn main() -> TractResult<()> {
     for (name, (n, d)) in &by_op {
         println!("| {name} | {n} | {:.2} | {:.1} % |", ms(*d), 100.0 * d.as_secs_f64() / sum.as_secs_f64());
     }
-    let kernels: BTreeMap<String, String> = ferry_runtime::quant::kernels::kernels_of(model).into_iter().collect();
     println!("\nslowest nodes:\n\n| node | op | ms | detail |\n|---|---|---:|---|");
     let mut nodes: Vec<_> = per_node.iter().map(|(id, d)| (*id, *d / runs as u32)).collect();
     nodes.sort_by_key(|(_, d)| std::cmp::Reverse(*d));
     for (id, d) in nodes.iter().take(25) {
         let node = model.node(*id);
         let info = node.op.info().unwrap_or_default().join("; ");
-        let kernel = kernels.get(&node.name).map(|k| format!("kernel {k}; ")).unwrap_or_default();
-        println!("| {} | {} | {:.3} | {kernel}{} |", node.name, node.op.name(), ms(*d), info.replace('|', "/"));
+        println!("| {} | {} | {:.3} | {} |", node.name, node.op.name(), ms(*d), info.replace('|', "/"));
     }
     Ok(())
 }

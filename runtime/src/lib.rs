@@ -51,4 +51,4 @@ pub use manifest::Manifest;
 pub use model::{Inference, LocalModel};
 pub use store::ModelStore;
 pub use topk::Class;
-pub use tract_engine::{Kernels, TractEngine};
+pub use tract_engine::TractEngine;

@@ -2,7 +2,7 @@
 //! spawned state across requests, since a plain `run()` re-plans on every call. Quantized (QDQ)
 //! models go through [`crate::quant`] first, so that their quantized ops run on integer kernels.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -19,38 +19,12 @@ use crate::quant;
 #[derive(Debug, Clone, Default)]
 pub struct TractEngine {
     threads: Threads,
-    kernels: Kernels,
-}
-
-/// How the integer matrix kernels of a quantized model are picked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Kernels {
-    /// The fastest candidate measured on this host for each product's shape
-    /// ([`quant::kernels`]), the measurements cached in this folder (`None`: measured on
-    /// every load).
-    Measured(Option<PathBuf>),
-    /// tract-linalg's own rules (for comparison). The choice is process-wide while a model is
-    /// optimized: an engine of this kind clears the measured table before it loads.
-    Tract,
-}
-
-impl Default for Kernels {
-    fn default() -> Self {
-        Kernels::Measured(Some(crate::split::cache_dir()))
-    }
 }
 
 impl TractEngine {
-    /// An engine whose matrix products use `threads` threads (1 = the calling thread only), its
-    /// integer kernels measured on this host and cached in [`crate::split::cache_dir`].
+    /// An engine whose matrix products use `threads` threads (1 = the calling thread only).
     pub fn new(threads: Threads) -> Self {
-        Self { threads: Threads(threads.0.max(1)), kernels: Kernels::default() }
-    }
-
-    /// The same engine with another way of picking integer kernels.
-    pub fn with_kernels(mut self, kernels: Kernels) -> Self {
-        self.kernels = kernels;
-        self
+        Self { threads: Threads(threads.0.max(1)) }
     }
 }
 
@@ -61,14 +35,14 @@ impl Engine for TractEngine {
 
     fn load(&self, manifest: &Manifest, precision: Precision) -> Result<Box<dyn Session>, RuntimeError> {
         let path = manifest.model_path(precision)?;
-        let plan = load_plan(manifest, &path, self)?;
+        let plan = load_plan(manifest, &path, self.threads)?;
         Ok(Box::new(TractSession::new(plan, manifest.input.shape.clone(), manifest.name.clone(), precision)))
     }
 
     fn load_part(&self, part: &Part) -> Result<Box<dyn Session>, RuntimeError> {
         let path = &part.path;
         let model = open_model(path)?;
-        let plan = optimize(model, &part.input_shape, path, self, |shape| {
+        let plan = optimize(model, &part.input_shape, path, self.threads, |shape| {
             let len: usize = shape.iter().product();
             (len == part.output_len).then_some(()).ok_or_else(|| format!("{}: output shape {shape:?}, expected {} values", part.label, part.output_len))
         })?;
@@ -86,7 +60,7 @@ fn open_model(path: &Path) -> Result<InferenceModel, RuntimeError> {
         .map_err(|e| RuntimeError::ModelFile { path: path.to_path_buf(), message: format!("{e:#}") })
 }
 
-fn load_plan(manifest: &Manifest, path: &Path, engine: &TractEngine) -> Result<Arc<TypedSimplePlan>, RuntimeError> {
+fn load_plan(manifest: &Manifest, path: &Path, threads: Threads) -> Result<Arc<TypedSimplePlan>, RuntimeError> {
     let file_err = |e: TractError| RuntimeError::ModelFile { path: path.to_path_buf(), message: format!("{e:#}") };
     let mismatch = |message: String| RuntimeError::ManifestMismatch { path: path.to_path_buf(), message };
     let model = open_model(path)?;
@@ -101,7 +75,7 @@ fn load_plan(manifest: &Manifest, path: &Path, engine: &TractEngine) -> Result<A
     }
     check_declared_shape(&model, &manifest.input.shape).map_err(mismatch)?;
     let classes = manifest.output.classes;
-    optimize(model, &manifest.input.shape, path, engine, |shape| {
+    optimize(model, &manifest.input.shape, path, threads, |shape| {
         (shape.iter().product::<usize>() == classes).then_some(()).ok_or_else(|| format!("output shape {shape:?}, the manifest says {classes} classes"))
     })
 }
@@ -112,7 +86,7 @@ fn optimize(
     model: InferenceModel,
     input_shape: &[usize],
     path: &Path,
-    engine: &TractEngine,
+    threads: Threads,
     check_output: impl Fn(&[usize]) -> Result<(), String>,
 ) -> Result<Arc<TypedSimplePlan>, RuntimeError> {
     let file_err = |e: TractError| RuntimeError::ModelFile { path: path.to_path_buf(), message: format!("{e:#}") };
@@ -121,17 +95,15 @@ fn optimize(
         .with_input_fact(0, f32::fact(input_shape.to_vec()).into())
         .and_then(|m| m.into_typed())
         .map_err(|e| mismatch(format!("{e:#}")))?;
-    let model = integer_kernels(model, path);
-    pick_kernels(&model, path, &engine.kernels);
-    let model = model.into_optimized().map_err(|e| mismatch(format!("{e:#}")))?;
+    let model = integer_kernels(model, path).into_optimized().map_err(|e| mismatch(format!("{e:#}")))?;
     let out_shape = model.output_fact(0).ok().and_then(|f| f.shape.as_concrete().map(<[usize]>::to_vec));
     match out_shape {
         Some(s) => check_output(&s).map_err(mismatch)?,
         None => return Err(mismatch("the output shape is not fixed at this input shape".to_string())),
     }
     let mut options = RunOptions::default();
-    if engine.threads.0 > 1 {
-        options.executor = Some(tract_linalg::multithread::Executor::multithread(engine.threads.0));
+    if threads.0 > 1 {
+        options.executor = Some(tract_linalg::multithread::Executor::multithread(threads.0));
     }
     model.into_runnable_with_options(&options).map_err(file_err)
 }
@@ -158,34 +130,6 @@ fn integer_kernels(model: TypedModel, path: &Path) -> TypedModel {
             tracing::warn!(model = %path.display(), "integer rewrite failed, running the QDQ graph in floating point: {e}");
             model
         }
-    }
-}
-
-/// Picks the integer matrix kernels `model` will be optimized with: measured on this host
-/// (cached) or tract's own. A measurement that fails leaves tract's pick, with a warning.
-fn pick_kernels(model: &TypedModel, path: &Path, kernels: &Kernels) {
-    let cache = match kernels {
-        Kernels::Tract => return quant::kernels::uninstall(),
-        Kernels::Measured(dir) => dir.as_deref().map(quant::kernels::Cache::in_dir),
-    };
-    let start = Instant::now();
-    match quant::kernels::choose(model, cache.as_ref()) {
-        Ok(measured) if measured.is_empty() => {}
-        Ok(measured) => {
-            let replaced = measured.iter().filter(|c| c.chosen != c.default).count();
-            tracing::info!(
-                model = %path.display(),
-                shapes = measured.len(),
-                replaced,
-                ms = start.elapsed().as_millis() as u64,
-                cache = ?cache.as_ref().map(|c| c.path().display().to_string()),
-                "integer kernels measured on this host"
-            );
-            for c in &measured {
-                tracing::debug!(model = %path.display(), shape = %c.shape, default = %c.default, chosen = %c.chosen, "integer kernel");
-            }
-        }
-        Err(e) => tracing::warn!(model = %path.display(), "could not measure integer kernels, tract's own are used: {e:#}"),
     }
 }
 

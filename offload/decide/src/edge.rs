@@ -391,7 +391,7 @@ impl EdgeEstimator {
         }
         let queued = backlog && rtt_us > crate::link::CHANGE_FACTOR * before.rtt().mean() + crate::link::CHANGE_MIN_US;
         if !queued {
-            self.link.on_probe_rtt(rtt_us, STATE_REPORT_WEIGHT);
+            self.link.on_rtt_weighted(rtt_us, STATE_REPORT_WEIGHT);
         }
         // An answered probe is the edge saying it is up now: the failure memory follows it.
         self.fail_rate.update_weighted(0.0, STATE_REPORT_WEIGHT);

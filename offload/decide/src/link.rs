@@ -82,28 +82,6 @@ impl LinkEstimator {
         self.rtt_us.update_weighted(rtt_us, w);
     }
 
-    /// A probe's ping, on a path that was idle: weighted `w` like [`Self::on_rtt_weighted`],
-    /// unless it is [`CHANGE_FACTOR`] or more *below* the estimate and by more than
-    /// [`CHANGE_MIN_US`] — then the link has recovered since it was last used and the RTT
-    /// estimate restarts from the sample. Averaged, a 0.6-weighted step from 687 ms (pings that
-    /// waited behind a throttled uplink) to 0.8 ms leaves a mean of 275 ms and a σ of 336 ms,
-    /// and the recovered edge's planning quantile misses a 1.5 s deadline for seconds. A ping
-    /// far *above* is averaged: it may have waited behind bytes still queued. Returns whether
-    /// it restarted.
-    pub fn on_probe_rtt(&mut self, rtt_us: f64, w: f64) -> bool {
-        if !(rtt_us.is_finite() && rtt_us >= 0.0) {
-            return false;
-        }
-        let mean = self.rtt_us.mean();
-        let recovered = rtt_us * CHANGE_FACTOR <= mean && mean - rtt_us > CHANGE_MIN_US;
-        if recovered {
-            self.rtt_us.restart(rtt_us, RESTART_REL_STD * rtt_us);
-        } else {
-            self.rtt_us.update_weighted(rtt_us, w);
-        }
-        recovered
-    }
-
     /// [`Self::on_transfer`] with the sample weighted `w` (at least the usual alpha).
     pub fn on_transfer_weighted(&mut self, up_bytes: u32, down_bytes: u32, net_us: f64, w: f64) {
         if let Some(f) = self.ratio(up_bytes, down_bytes, net_us) {
@@ -354,24 +332,6 @@ mod tests {
         // 16 KiB predicted at 1.3 ms arrives in 6 ms: 4.6 times slower, but within the RTT's
         // ±5 ms jitter.
         assert!(!l.on_probe_transfer(16_384, 64, 7_000.0 + 6_000.0, 0.6));
-    }
-
-    #[test]
-    fn a_probe_ping_far_below_the_estimate_restarts_it_and_one_far_above_is_averaged() {
-        let mut l = LinkEstimator::new(0.2);
-        for _ in 0..10 {
-            l.on_rtt(687_000.0);
-        }
-        assert!(l.on_probe_rtt(800.0, 0.6));
-        assert!((l.rtt().mean() - 800.0).abs() < 1e-6 && l.rtt().std() <= 400.0 + 1e-6, "{:?}", l.rtt());
-        // Far above: averaged, not restarted.
-        assert!(!l.on_probe_rtt(400_000.0, 0.6));
-        assert!(l.rtt().mean() > 800.0 && l.rtt().mean() < 400_000.0);
-        // Within the jitter floor: averaged even at a large ratio.
-        let mut l = LinkEstimator::new(0.2);
-        l.on_rtt(1_500.0);
-        assert!(!l.on_probe_rtt(100.0, 0.6));
-        assert!(!l.on_probe_rtt(f64::NAN, 0.6) && l.rtt().mean().is_finite());
     }
 
     #[test]

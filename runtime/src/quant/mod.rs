@@ -34,13 +34,9 @@
 //! most one quantization step where rounding ties fall differently (tested per node on the
 //! shipped model).
 //!
-//! Each integer matrix product then runs on the kernel measured fastest for its shape on this
-//! host ([`kernels`]), not on tract's rule-of-thumb pick.
-//!
 //! The module depends on tract only through public APIs and holds no Ferry types, so that it could
 //! be offered to tract as a declutter pass.
 
-pub mod kernels;
 pub mod ops;
 pub mod params;
 pub mod pattern;
